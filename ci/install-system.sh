@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install the system packages the PC/SC path needs, only when one is missing.
+#
+# pcscd + vsmartcard-vpcd give the virtual reader ("Virtual PCD 00 00/01"), libpcsclite-dev +
+# swig let pip build pyscard when no wheel fits, pcsc-tools and opensc are the real clients
+# the end-to-end tests drive. Idempotent: a second run does nothing and needs no network.
+# CI runs as root; elsewhere run it with sudo.
+set -euo pipefail
+
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools opensc)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$pkg")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "install-system: all packages present (${PACKAGES[*]})"
+    exit 0
+fi
+
+if ((EUID != 0)); then
+    echo "install-system: missing ${missing[*]}; run as root (or with sudo)" >&2
+    exit 1
+fi
+
+echo "install-system: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
