@@ -1,0 +1,316 @@
+"""The card side of vsmartcard's vpcd protocol: puts a virtual card into a PC/SC reader.
+
+pcscd's vpcd driver listens on TCP port ``35963 + slot``; the card connects to it and then
+only answers. Every message is a 2-byte big-endian length followed by the payload. A 1-byte
+payload is a control code (power off / on, reset, get ATR -- only get-ATR is answered);
+anything longer is a command APDU, answered with the response APDU.
+
+Speed: Debian's vpcd writes length and body in two ``send()`` calls with Nagle on, so a card
+that lets the kernel delay its ACKs stalls ~40 ms per exchange (21 APDU/s). This side sets
+``TCP_NODELAY``, re-arms ``TCP_QUICKACK`` before every receive and writes each answer in one
+``sendall`` (~12,000 APDU/s). See ``../shared/reference/vpcd.md``.
+
+Robustness: the socket is read as a byte stream (several messages per segment, one message
+over several segments); bad frames are logged and dropped; a connection that breaks -- pcscd
+restarting, vpcd not listening yet -- is retried with a short backoff. The card only ever sees
+complete frames, so a broken connection cannot leave it half-way through a command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from harness.redact import redact_command
+from harness.transport import TRAFFIC
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_HOST",
+    "VPCD_BASE_PORT",
+    "VirtualCard",
+    "VpcdServer",
+    "encode_frame",
+    "slot_port",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+#: vpcd's first port (the CHANNELID 0x8C7B of Debian's reader.conf entry); slot n = base + n.
+VPCD_BASE_PORT = 35963
+
+CTRL_POWER_OFF = 0x00
+CTRL_POWER_ON = 0x01
+CTRL_RESET = 0x02
+CTRL_GET_ATR = 0x04
+
+#: Largest payload the 2-byte length can frame.
+MAX_PAYLOAD = 0xFFFF
+#: Answer when the card fails unexpectedly or its response cannot be framed.
+SW_NO_DIAGNOSIS = b"\x6f\x00"
+
+_RECV_SIZE = 65536
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+
+class VirtualCard(Protocol):
+    """What the server needs from a card (``emulator.card.Card`` and ``EchoCard`` fit)."""
+
+    @property
+    def atr(self) -> bytes: ...
+
+    def power_on(self) -> bytes: ...
+
+    def power_off(self) -> None: ...
+
+    def reset(self) -> bytes: ...
+
+    def transmit(self, apdu: bytes) -> bytes: ...
+
+
+def slot_port(slot: int, base: int = VPCD_BASE_PORT) -> int:
+    """TCP port of vpcd slot ``slot`` (two slots per reader.conf entry)."""
+    if slot < 0:
+        raise ValueError(f"slot must be >= 0, not {slot}")
+    return base + slot
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """Length-prefix ``payload`` for the vpcd stream (one buffer, for one ``sendall``)."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes cannot be framed (max {MAX_PAYLOAD})")
+    return len(payload).to_bytes(2, "big") + payload
+
+
+class TruncatedFrameError(Exception):
+    """The stream ended inside a frame."""
+
+
+class _FrameReader:
+    """Exact reads of length-prefixed frames from a stream socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = bytearray()
+
+    def _fill(self, n: int) -> bool:
+        """Buffer at least ``n`` bytes; False when the stream ends first."""
+        while len(self._buf) < n:
+            if _TCP_QUICKACK is not None:
+                # The kernel falls back to delayed ACKs after a while: re-arm every time.
+                self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            chunk = self._sock.recv(_RECV_SIZE)
+            if not chunk:
+                return False
+            self._buf += chunk
+        return True
+
+    def read_frame(self) -> bytes | None:
+        """The next payload; None on a clean end of stream; TruncatedFrameError mid-frame."""
+        if not self._fill(2):
+            if self._buf:
+                raise TruncatedFrameError(f"stream ended after {len(self._buf)} of 2 length bytes")
+            return None
+        length = int.from_bytes(self._buf[:2], "big")
+        if not self._fill(2 + length):
+            raise TruncatedFrameError(
+                f"stream ended after {len(self._buf) - 2} of {length} payload bytes"
+            )
+        payload = bytes(self._buf[2 : 2 + length])
+        del self._buf[: 2 + length]
+        return payload
+
+
+class VpcdServer:
+    """Keeps one card in one vpcd slot: connect, answer, reconnect, until :meth:`stop`.
+
+    Run :meth:`serve` in a thread of its own (one per slot, each with its own card);
+    :meth:`stop` may be called from any thread or a signal handler. The card is powered off
+    whenever the connection ends, as a card pulled from a reader loses power.
+    """
+
+    def __init__(
+        self,
+        card: VirtualCard,
+        host: str = DEFAULT_HOST,
+        port: int = VPCD_BASE_PORT,
+        *,
+        backoff_min: float = 0.05,
+        backoff_max: float = 1.0,
+        connect_timeout: float = 2.0,
+    ) -> None:
+        self.card = card
+        self.host = host
+        self.port = port
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.connect_timeout = connect_timeout
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._powered = False
+        #: Set while a vpcd connection is up (tests wait on it).
+        self.connected = threading.Event()
+        #: Number of vpcd connections made so far.
+        self.connections = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask :meth:`serve` to return after the exchange in hand. Safe from any thread.
+
+        Only the receiving half of the socket is shut down: an answer being computed is
+        still sent, then the next read sees the end of the stream.
+        """
+        self._stop.set()
+        with self._lock:
+            if self._sock is not None:
+                with contextlib.suppress(OSError):  # already disconnected
+                    self._sock.shutdown(socket.SHUT_RD)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def serve(self) -> None:
+        """Connect to vpcd and serve the card until :meth:`stop`; retry when vpcd is gone."""
+        delay = self.backoff_min
+        waiting_logged = False
+        while not self._stop.is_set():
+            sock = self._connect()
+            if sock is None:
+                if not waiting_logged:
+                    logger.info("waiting for vpcd at %s (is pcscd running?)", self.address)
+                    waiting_logged = True
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            delay = self.backoff_min
+            waiting_logged = False
+            try:
+                self._run_connection(sock)
+            finally:
+                with self._lock:
+                    self._sock = None
+                sock.close()
+                self.connected.clear()
+                self._power_off()
+                logger.info("card removed from vpcd at %s", self.address)
+
+    def _connect(self) -> socket.socket | None:
+        """A connected socket, or None when vpcd does not accept (yet)."""
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except OSError as exc:
+            logger.debug("connect to vpcd at %s failed: %s", self.address, exc)
+            return None
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            if self._stop.is_set():
+                sock.close()
+                return None
+            self._sock = sock
+        self.connections += 1
+        self.connected.set()
+        logger.info("card inserted into vpcd at %s", self.address)
+        return sock
+
+    def _run_connection(self, sock: socket.socket) -> None:
+        reader = _FrameReader(sock)
+        while True:
+            try:
+                payload = reader.read_frame()
+            except TruncatedFrameError as exc:
+                logger.info("vpcd at %s: %s; frame dropped", self.address, exc)
+                return
+            except OSError as exc:
+                logger.info("vpcd at %s: connection lost: %s", self.address, exc)
+                return
+            if payload is None:
+                if not self._stop.is_set():
+                    logger.info("vpcd at %s closed the connection", self.address)
+                return
+            if self._stop.is_set():
+                return  # a frame read after stop() is not started
+            answer = self.handle(payload)
+            if answer is None:
+                continue
+            try:
+                sock.sendall(answer)
+            except OSError as exc:
+                logger.info("vpcd at %s: answer not delivered: %s", self.address, exc)
+                return
+
+    # -- protocol -------------------------------------------------------------------------
+
+    def handle(self, payload: bytes) -> bytes | None:
+        """The framed answer to one payload, or None when none is due."""
+        if len(payload) == 0:
+            logger.info("vpcd at %s: empty frame dropped", self.address)
+            return None
+        if len(payload) == 1:
+            return self._control(payload[0])
+        return encode_frame(self._transmit(payload))
+
+    def _control(self, code: int) -> bytes | None:
+        if code == CTRL_GET_ATR:
+            return encode_frame(self.card.atr)
+        if code == CTRL_POWER_ON:
+            logger.debug("vpcd at %s: power on", self.address)
+            self._call_power(self.card.power_on)
+            self._powered = True
+        elif code == CTRL_POWER_OFF:
+            logger.debug("vpcd at %s: power off", self.address)
+            self._power_off()
+        elif code == CTRL_RESET:
+            logger.debug("vpcd at %s: reset", self.address)
+            self._call_power(self.card.reset)
+            self._powered = True
+        else:
+            logger.info("vpcd at %s: unknown control code %02X dropped", self.address, code)
+        return None
+
+    def _call_power(self, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception:
+            logger.exception("vpcd at %s: card power operation failed", self.address)
+
+    def _power_off(self) -> None:
+        if self._powered:
+            self._powered = False
+            self._call_power(self.card.power_off)
+
+    def _transmit(self, apdu: bytes) -> bytes:
+        if not self._powered:
+            # vpcd powers the card before use; a card not seen powered up gets powered now
+            # rather than refusing the APDU.
+            self._call_power(self.card.power_on)
+            self._powered = True
+        traffic = logger.isEnabledFor(TRAFFIC)
+        if traffic:
+            logger.log(TRAFFIC, "%s > %s", self.address, redact_command(apdu))
+        try:
+            response = self.card.transmit(apdu)
+        except Exception:
+            logger.exception("vpcd at %s: card failed on an APDU; answering 6F00", self.address)
+            return SW_NO_DIAGNOSIS
+        if len(response) > MAX_PAYLOAD:
+            logger.error(
+                "vpcd at %s: %d-byte response cannot be framed; answering 6F00",
+                self.address,
+                len(response),
+            )
+            return SW_NO_DIAGNOSIS
+        if traffic:
+            logger.log(TRAFFIC, "%s < %s", self.address, response.hex().upper())
+        return response

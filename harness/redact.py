@@ -1,0 +1,77 @@
+"""Hex dumps of command APDUs with the secrets taken out.
+
+PINs and passwords travel in the data field of a few commands. Traces and logs must never
+carry them (STYLE.md), but the header, Lc and Le stay useful for debugging, so only the
+data field is replaced by ``<redacted N bytes>``. Used by the vpcd server's TRAFFIC log and
+the harness's traces.
+"""
+
+from __future__ import annotations
+
+__all__ = ["is_secret_command", "redact_command"]
+
+#: ISO 7816-4 instructions whose data field is a PIN / password (any class byte):
+#: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER.
+_SECRET_INS = frozenset({0x20, 0x24, 0x2C})
+#: JICSAP CHANGE KEY (CLA 80 INS 32): the new Juki PIN, in a proprietary class.
+_INS_JICSAP_CHANGE_KEY = 0x32
+
+
+def is_secret_command(apdu: bytes) -> bool:
+    """True when the command's data field carries a PIN or password."""
+    if len(apdu) < 4:
+        return False
+    cla, ins = apdu[0], apdu[1]
+    if ins in _SECRET_INS:
+        return True
+    # Bit 8 of CLA set (and not the invalid FF) = proprietary class, where 32 is CHANGE KEY.
+    return ins == _INS_JICSAP_CHANGE_KEY and cla & 0x80 != 0 and cla != 0xFF
+
+
+def _split_lc(body: bytes) -> tuple[bytes, int, bytes] | None:
+    """Split the bytes after the header into (Lc field, data length, Le field).
+
+    Returns None for a case 1 or case 2 command (no data) and for a body that fits no
+    ISO 7816-4 case (then the caller redacts all of it).
+    """
+    n = len(body)
+    if n == 0 or n == 1:
+        return None  # case 1, case 2 short
+    if body[0] != 0:
+        lc = body[0]
+        if n == 1 + lc:
+            return body[:1], lc, b""  # case 3 short
+        if n == 2 + lc:
+            return body[:1], lc, body[-1:]  # case 4 short
+        raise ValueError("malformed")
+    if n == 3:
+        return None  # case 2 extended
+    lc = int.from_bytes(body[1:3], "big")
+    if lc and n == 3 + lc:
+        return body[:3], lc, b""  # case 3 extended
+    if lc and n == 5 + lc:
+        return body[:3], lc, body[-2:]  # case 4 extended
+    raise ValueError("malformed")
+
+
+def redact_command(apdu: bytes) -> str:
+    """Upper-case hex of a command APDU, with any PIN / password data replaced.
+
+    ``00 20 00 80 04 31 32 33 34`` becomes ``"00200080 04 <redacted 4 bytes>"``; a command
+    without secrets is returned as plain hex. A secret-bearing command whose length fits no
+    ISO case has everything after its header redacted, since the data cannot be located.
+    """
+    if not is_secret_command(apdu):
+        return apdu.hex().upper()
+    header, body = apdu[:4], apdu[4:]
+    try:
+        split = _split_lc(body)
+    except ValueError:
+        return f"{header.hex().upper()} <redacted {len(body)} bytes>"
+    if split is None:
+        return apdu.hex().upper()  # no data field: nothing secret (e.g. an empty VERIFY)
+    lc_field, n_data, le_field = split
+    text = f"{header.hex().upper()} {lc_field.hex().upper()} <redacted {n_data} bytes>"
+    if le_field:
+        text += f" {le_field.hex().upper()}"
+    return text
