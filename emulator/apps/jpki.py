@@ -1,0 +1,84 @@
+"""The JPKI application (公的個人認証): two PINs, two RSA keys, their certificates.
+
+Files per card.md §3; face-authentication cards per §8 ([model]).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emulator.apps.rsa_sign import SigningKey
+from emulator.commands import key_ef
+from emulator.errors import SwError
+from emulator.files import Application, BinaryEf, Ef, KeyEf, PinEf
+from emulator.grammar import SW, TokenInfo
+from emulator.profiles import FACE_AUTH
+from emulator.state import CardState
+
+if TYPE_CHECKING:
+    from emulator.card import Card
+    from emulator.grammar import CommandApdu
+
+AID = bytes.fromhex("D392F000260100000001")
+
+EF_SIGN_CERT = 0x0001
+EF_SIGN_CA_CERT = 0x0002
+EF_TOKEN_INFO = 0x0006
+EF_CERT_AVAILABILITY = 0x0008
+EF_AUTH_CERT = 0x000A
+EF_AUTH_CA_CERT = 0x000B
+EF_AUTH_KEY = 0x0017
+EF_AUTH_PIN = 0x0018
+EF_SIGN_KEY = 0x001A
+EF_SIGN_PIN = 0x001B
+
+INS_COMPUTE_DIGITAL_SIGNATURE = 0x2A
+
+TOKEN_LABEL = "JPKIAPICCTOKEN2"
+
+
+def build(state: CardState) -> Application:
+    pki = state.pki
+    face_auth = state.profile == FACE_AUTH
+    keys = {"auth": SigningKey(pki.auth_key)}
+    files: list[Ef] = [
+        BinaryEf(EF_SIGN_CA_CERT, pki.sign_ca_cert),
+        BinaryEf(EF_AUTH_CERT, pki.auth_cert),
+        BinaryEf(EF_AUTH_CA_CERT, pki.auth_ca_cert),
+        BinaryEf(EF_TOKEN_INFO, TokenInfo(TOKEN_LABEL, "myna-hil TEST", "virtual card").to_bytes()),
+    ]
+    if face_auth:
+        # [model] no signing key, certificate or password; the auth PIN answers 6984 and the
+        # auth key is used through face recognition, which this emulator does not model.
+        files += [
+            BinaryEf(EF_CERT_AVAILABILITY, bytes.fromhex("008F00")),
+            PinEf(EF_AUTH_PIN, "auth", disabled=True),
+            KeyEf(EF_AUTH_KEY, "auth", None),
+        ]
+    else:
+        assert pki.sign_key is not None and pki.sign_cert is not None
+        keys["sign"] = SigningKey(pki.sign_key)
+        files += [
+            BinaryEf(EF_SIGN_CERT, pki.sign_cert, read_pin="sign"),
+            BinaryEf(EF_CERT_AVAILABILITY, bytes.fromhex("8F8F00")),
+            PinEf(EF_AUTH_PIN, "auth"),
+            PinEf(EF_SIGN_PIN, "sign"),
+            KeyEf(EF_AUTH_KEY, "auth", "auth"),
+            KeyEf(EF_SIGN_KEY, "sign", "sign"),
+        ]
+
+    def compute_digital_signature(card: Card, apdu: CommandApdu) -> bytes:
+        """``80 2A P1 P2 Lc data Le``; P2 ``80`` current key EF, ``97``/``9A`` by SFI [client]."""
+        if not apdu.data:
+            raise SwError(SW.WRONG_LENGTH)
+        if apdu.p1 > 0x05:
+            raise SwError(SW.INCORRECT_P1P2)
+        ef = key_ef(card, apdu.p2)
+        return keys[ef.key].sign(apdu.p1, apdu.data) + b"\x90\x00"
+
+    return Application(
+        name="jpki",
+        aid=AID,
+        files={ef.fid: ef for ef in files},
+        commands={(0x80, INS_COMPUTE_DIGITAL_SIGNATURE): compute_digital_signature},
+    )

@@ -1,0 +1,277 @@
+"""The interindustry commands (ISO 7816-4) as the My Number Card implements them.
+
+Each handler takes the card and a parsed command and returns the whole response, or raises
+``SwError``. Facts tagged [card]/[client] follow ``shared/reference/card.md``; [model] marks
+behaviour that is not public and is this project's choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import TYPE_CHECKING
+
+from emulator import pins
+from emulator.errors import PowerLost, SwError
+from emulator.files import BinaryEf, Ef, KeyEf, PinEf
+from emulator.grammar import SW, CommandApdu, verify_failed
+from emulator.profiles import contact_atr
+
+if TYPE_CHECKING:
+    from emulator.card import Card
+    from emulator.state import PinRecord
+
+OK = b"\x90\x00"
+
+#: [model] The issuer key of the municipal-counter procedure. A TEST key, published on
+#: purpose: real cards use J-LIS keys this project has never seen.
+TEST_ISSUER_KEY = hashlib.sha256(b"myna-hil TEST issuer key - not a production secret").digest()
+CHALLENGE_LENGTH = 8
+CRYPTOGRAM_LENGTH = 16
+
+
+def issuer_cryptogram(challenge: bytes, key: bytes = TEST_ISSUER_KEY) -> bytes:
+    """[model] EXTERNAL AUTHENTICATE data: HMAC-SHA-256(key, challenge), first 16 bytes."""
+    return hmac.new(key, challenge, hashlib.sha256).digest()[:CRYPTOGRAM_LENGTH]
+
+
+# --- addressing -------------------------------------------------------------------------------
+
+
+def _current_app(card: Card) -> None:
+    if card.session.app is None:
+        raise SwError(SW.FILE_NOT_FOUND)  # nothing is selected after power-on [card]
+
+
+def _reference(card: Card, p2: int) -> Ef:
+    """The EF that P2 names: ``80`` the current EF, ``80 | SFI`` by short identifier."""
+    if p2 & 0xE0 != 0x80:
+        raise SwError(SW.INCORRECT_P1P2)
+    sfi = p2 & 0x1F
+    if sfi == 0:
+        ef = card.session.ef
+        if ef is None:
+            raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
+        return ef
+    _current_app(card)
+    assert card.session.app is not None
+    ef = card.session.app.by_sfi(sfi)
+    if ef is None:
+        raise SwError(SW.REFERENCE_DATA_NOT_FOUND)  # [model]
+    return ef
+
+
+def _pin_ef(card: Card, p2: int) -> PinEf:
+    ef = _reference(card, p2)
+    if not isinstance(ef, PinEf):
+        raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] not reference data
+    return ef
+
+
+def _record(card: Card, ef: PinEf) -> PinRecord:
+    """The PIN record behind *ef*; permanently blocked or disabled references answer 6984."""
+    if ef.disabled or ef.pin is None or ef.pin not in card.state.pins:
+        raise SwError(SW.REFERENCE_DATA_NOT_USABLE)
+    return card.state.pins[ef.pin]
+
+
+# --- SELECT ------------------------------------------------------------------------------------
+
+
+def select(card: Card, apdu: CommandApdu) -> bytes:
+    """SELECT by DF name (P1 04) or by FID (P1 00 / 02). No FCI is returned [model]."""
+    if apdu.p2 not in (0x00, 0x0C):
+        raise SwError(SW.INCORRECT_P1P2)
+    if apdu.p1 == 0x04:
+        app = card.applications.get(apdu.data)
+        if app is None:
+            raise SwError(SW.FILE_NOT_FOUND)
+        # Selecting an application clears its security state [card][client].
+        session = card.session
+        session.app = app
+        session.ef = None
+        session.verified.clear()
+        session.issuer_authenticated = False
+        session.challenge = None
+        return OK
+    if apdu.p1 in (0x00, 0x02):
+        if len(apdu.data) != 2:
+            raise SwError(SW.WRONG_LENGTH)
+        app = card.session.app
+        fid = apdu.data[0] << 8 | apdu.data[1]
+        ef = app.files.get(fid) if app is not None else None
+        if ef is None:
+            raise SwError(SW.FILE_NOT_FOUND)  # includes 3F00 [card]
+        card.session.ef = ef
+        return OK
+    raise SwError(SW.INCORRECT_P1P2)
+
+
+# --- VERIFY and the retry counter -----------------------------------------------------------
+
+
+def verify(card: Card, apdu: CommandApdu) -> bytes:
+    """VERIFY: empty data queries the counter; with data the counter is spent first."""
+    if apdu.p1 != 0x00:
+        raise SwError(SW.INCORRECT_P1P2)
+    ef = _pin_ef(card, apdu.p2)
+    if ef.pin is None and not ef.disabled:
+        # Text AP 0012, blocked on every card examined [card].
+        raise SwError(SW.VERIFY_FAILED if not apdu.data else SW.REFERENCE_DATA_NOT_USABLE)
+    record = _record(card, ef)
+    name = ef.pin
+    assert name is not None
+    if not apdu.data:
+        if card.state.quirks.status_9000_after_verify and name in card.session.verified:
+            return OK  # the quirk some cards show [card]; off by default
+        raise SwError(verify_failed(record.tries_left))
+    if record.blocked:
+        raise SwError(SW.REFERENCE_DATA_NOT_USABLE)
+    spec = pins.SPECS[name]
+    if not spec.length_ok(apdu.data):
+        raise SwError(SW.WRONG_LENGTH)  # [model] no try spent for an impossible length
+    # Decrement before compare, durable before the comparison (anti-tearing) [card].
+    record.tries_left -= 1
+    card.commit()
+    if card.faults.tear_after_decrement:
+        card.faults.tear_after_decrement -= 1
+        card.power_off()
+        raise PowerLost("power lost after the counter decrement")
+    if pins.matches(record, apdu.data):
+        record.tries_left = record.max_tries
+        card.commit()
+        card.session.verified.add(name)
+        return OK
+    card.session.verified.discard(name)
+    raise SwError(verify_failed(record.tries_left))
+
+
+def _change(card: Card, apdu: CommandApdu, family: str) -> bytes:
+    ef = _pin_ef(card, apdu.p2)
+    if ef.change != family:
+        raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] the other INS family
+    record = _record(card, ef)
+    assert ef.pin is not None
+    if ef.pin not in card.session.verified:
+        raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
+    if pins.SPECS[ef.pin].violation(apdu.data):
+        raise SwError(SW.INCORRECT_DATA)  # [model]
+    pins.set_value(record, apdu.data)
+    card.commit()
+    return OK
+
+
+def change_reference_data(card: Card, apdu: CommandApdu) -> bytes:
+    """CHANGE REFERENCE DATA ``00 24 01 P2 Lc new``, after VERIFY of the old value [client]."""
+    if apdu.p1 != 0x01:
+        raise SwError(SW.INCORRECT_P1P2)  # [model] P1 00 (old + new) is not used by clients
+    return _change(card, apdu, "iso")
+
+
+def jicsap_change_key(card: Card, apdu: CommandApdu) -> bytes:
+    """JICSAP CHANGE KEY ``80 32 00 P2 Lc new`` for the Juki PIN [card]."""
+    if apdu.p1 != 0x00:
+        raise SwError(SW.INCORRECT_P1P2)
+    return _change(card, apdu, "jicsap")
+
+
+# --- READ BINARY and GET DATA ---------------------------------------------------------------
+
+
+def read_binary(card: Card, apdu: CommandApdu) -> bytes:
+    """READ BINARY by current EF (15-bit offset) or by SFI (P1 = 80|SFI, P2 = offset)."""
+    if apdu.p1 & 0x80:
+        if apdu.p1 & 0x60:
+            raise SwError(SW.INCORRECT_P1P2)
+        _current_app(card)
+        assert card.session.app is not None
+        ef = card.session.app.by_sfi(apdu.p1 & 0x1F)
+        if ef is None:
+            raise SwError(SW.FILE_NOT_FOUND)
+        card.session.ef = ef  # an SFI reference makes the EF current (ISO 7816-4)
+        offset = apdu.p2
+    else:
+        ef = card.session.ef
+        if ef is None:
+            raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
+        offset = apdu.p1 << 8 | apdu.p2
+    if not isinstance(ef, BinaryEf):
+        raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] PIN and key EFs are not readable
+    if apdu.le is None or apdu.data:
+        raise SwError(SW.WRONG_LENGTH)
+    if ef.read_pin is not None and ef.read_pin not in card.session.verified:
+        raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
+    content = ef.content
+    if offset >= len(content):
+        raise SwError(SW.WRONG_P1P2)  # [model] offset beyond the file
+    chunk = content[offset : offset + apdu.le]
+    if len(chunk) < apdu.le:
+        raise SwError(SW.END_OF_FILE, chunk)  # [model] short final read
+    return chunk + OK
+
+
+def get_data(card: Card, apdu: CommandApdu) -> bytes:
+    """GET DATA ``5F51``: the contact ATR without its leading 3B [card]."""
+    if (apdu.p1, apdu.p2) != (0x5F, 0x51):
+        raise SwError(SW.REFERENCE_DATA_NOT_FOUND)
+    return contact_atr(card.state.atr_form)[1:] + OK
+
+
+# --- issuer authentication and re-set ([model], card.md §7) ---------------------------------
+
+
+def get_challenge(card: Card, apdu: CommandApdu) -> bytes:
+    if apdu.p1 or apdu.p2:
+        raise SwError(SW.INCORRECT_P1P2)
+    if apdu.le != CHALLENGE_LENGTH or apdu.data:
+        raise SwError(SW.WRONG_LENGTH)
+    card.session.challenge = os.urandom(CHALLENGE_LENGTH)
+    return card.session.challenge + OK
+
+
+def external_authenticate(card: Card, apdu: CommandApdu) -> bytes:
+    """[model] Issuer authentication: the cryptogram over the last challenge, used once."""
+    if apdu.p1 or apdu.p2:
+        raise SwError(SW.INCORRECT_P1P2)
+    if len(apdu.data) != CRYPTOGRAM_LENGTH:
+        raise SwError(SW.WRONG_LENGTH)
+    challenge, card.session.challenge = card.session.challenge, None
+    if challenge is None:
+        raise SwError(SW.CONDITIONS_NOT_SATISFIED)
+    if not hmac.compare_digest(issuer_cryptogram(challenge), apdu.data):
+        card.session.issuer_authenticated = False
+        raise SwError(SW.AUTHENTICATION_FAILED)
+    card.session.issuer_authenticated = True
+    return OK
+
+
+def reset_retry_counter(card: Card, apdu: CommandApdu) -> bytes:
+    """[model] RESET RETRY COUNTER: P1 02 sets a new value, P1 03 unblocks keeping it."""
+    if apdu.p1 not in (0x02, 0x03):
+        raise SwError(SW.INCORRECT_P1P2)
+    ef = _pin_ef(card, apdu.p2)
+    record = _record(card, ef)
+    assert ef.pin is not None
+    if not card.session.issuer_authenticated:
+        raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
+    if apdu.p1 == 0x02:
+        if pins.SPECS[ef.pin].violation(apdu.data):
+            raise SwError(SW.INCORRECT_DATA)
+        pins.set_value(record, apdu.data)
+    else:
+        if apdu.data:
+            raise SwError(SW.WRONG_LENGTH)
+        record.tries_left = record.max_tries
+    card.commit()
+    return OK
+
+
+def key_ef(card: Card, p2: int) -> KeyEf:
+    """The key EF named by P2 of COMPUTE DIGITAL SIGNATURE, usable in this session."""
+    ef = _reference(card, p2)
+    if not isinstance(ef, KeyEf):
+        raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
+    if ef.pin is None or ef.pin not in card.session.verified:
+        raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
+    return ef

@@ -1,0 +1,93 @@
+"""Personalisation: a new card state (holder, keys, PINs) and the counter's profile change."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+from emulator import pins
+from emulator.identity import generate_holder, generate_pki, issue_signing, revoke_signing
+from emulator.profiles import ATRS, DEFAULT_ATR_FORM, FACE_AUTH, PROFILES, STANDARD
+from emulator.state import CardState, Holder, Pki, Quirks
+
+
+def pin_values(overrides: Mapping[str, str] | None, profile: str) -> dict[str, bytes]:
+    """The PIN values a new card gets, validated; raises ``ValueError`` with the rule broken."""
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(pins.SPECS)
+    if unknown:
+        raise ValueError(
+            f"unknown PIN name {sorted(unknown)[0]!r}; known: {', '.join(pins.SPECS)}"
+        )
+    names = _pin_names(profile)
+    if profile == FACE_AUTH and {"auth", "sign"} & set(overrides):
+        raise ValueError("a face-authentication card has no JPKI PIN or signing password")
+    values = {}
+    for name in names:
+        raw = overrides.get(name, pins.DEFAULT_PINS[name]).encode("ascii", "replace")
+        problem = pins.SPECS[name].violation(raw)
+        if problem:
+            raise ValueError(problem)
+        values[name] = raw
+    return values
+
+
+def _pin_names(profile: str) -> tuple[str, ...]:
+    # [model] a face-authentication card keeps the Juki and input-helper PINs only.
+    return ("juki", "helper") if profile == FACE_AUTH else ("auth", "sign", "juki", "helper")
+
+
+def new_state(
+    *,
+    profile: str = STANDARD,
+    pin_overrides: Mapping[str, str] | None = None,
+    atr_form: str = DEFAULT_ATR_FORM,
+    quirks: Quirks | None = None,
+    holder: Holder | None = None,
+    pki: Pki | None = None,
+) -> CardState:
+    """A freshly issued card. Pass *pki* to reuse keys (tests); else four RSA keys are made."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if atr_form not in ATRS:
+        raise ValueError(f"unknown ATR form {atr_form!r}; known: {', '.join(ATRS)}")
+    values = pin_values(pin_overrides, profile)
+    if pki is None:
+        pki = generate_pki(with_signing=profile == STANDARD)
+    else:
+        pki = copy.deepcopy(pki)
+        if profile == FACE_AUTH:
+            revoke_signing(pki)
+        elif pki.sign_key is None:
+            issue_signing(pki)
+    return CardState(
+        profile=profile,
+        atr_form=atr_form,
+        holder=holder or generate_holder(),
+        pki=pki,
+        pins={n: pins.new_record(pins.SPECS[n], v) for n, v in values.items()},
+        quirks=quirks or Quirks(),
+    )
+
+
+def apply_profile(
+    state: CardState, profile: str, *, auth: str | None = None, sign: str | None = None
+) -> None:
+    """[model] The counter switches a card's profile, re-issuing or revoking the signing key.
+
+    To a PIN card the holder chooses the two JPKI secrets (*auth*, *sign*); to a
+    face-authentication card both are removed with the signing key and certificate.
+    """
+    if profile == FACE_AUTH:
+        revoke_signing(state.pki)
+        state.pins.pop("auth", None)
+        state.pins.pop("sign", None)
+    else:
+        chosen = {k: v for k, v in (("auth", auth), ("sign", sign)) if v is not None}
+        values = pin_values(chosen, STANDARD)
+        if state.pki.sign_key is None:
+            issue_signing(state.pki)
+        for name in ("auth", "sign"):
+            if name in chosen or name not in state.pins:
+                state.pins[name] = pins.new_record(pins.SPECS[name], values[name])
+    state.profile = profile

@@ -1,0 +1,89 @@
+"""The four secrets of the card: their formats, retry limits and salted-hash reference data.
+
+PIN values never leave this module except as a yes/no comparison: records hold a salted
+PBKDF2 hash, comparison is constant-time, and nothing here logs or formats a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+
+from emulator.state import PinRecord
+
+#: PBKDF2 rounds. Low on purpose: a 4-digit PIN is not protected by stretching anyway, and a
+#: VERIFY must stay fast. The hash only keeps values out of state files and memory dumps.
+PBKDF2_ITERATIONS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PinSpec:
+    """Format and retry limit of one secret (reference: card.md §4)."""
+
+    name: str  # "auth" | "sign" | "juki" | "helper"
+    label: str
+    min_len: int
+    max_len: int
+    charset: str  # regular-expression character class
+    charset_text: str
+    max_tries: int
+
+    def length_ok(self, value: bytes) -> bool:
+        return self.min_len <= len(value) <= self.max_len
+
+    def violation(self, value: bytes) -> str | None:
+        """The rule *value* breaks, or ``None`` if it is a valid value for this secret."""
+        size = (
+            f"{self.min_len}" if self.min_len == self.max_len else f"{self.min_len}-{self.max_len}"
+        )
+        rule = f"the {self.label} must be {size} {self.charset_text}"
+        if not self.length_ok(value):
+            return f"{rule} (got {len(value)} characters)"
+        if not re.fullmatch(rb"[" + self.charset.encode() + rb"]+", value):
+            return f"{rule} (found another character)"
+        return None
+
+
+AUTH = PinSpec("auth", "JPKI user-authentication PIN", 4, 4, "0-9", "digits", 3)
+SIGN = PinSpec(
+    "sign", "JPKI signing password", 6, 16, "A-Z0-9", "characters of A-Z and 0-9", 5
+)
+JUKI = PinSpec("juki", "Juki (residence registry) PIN", 4, 4, "0-9", "digits", 3)
+HELPER = PinSpec("helper", "card-info input-helper PIN", 4, 4, "0-9", "digits", 3)
+
+SPECS: dict[str, PinSpec] = {s.name: s for s in (AUTH, SIGN, JUKI, HELPER)}
+
+#: Values a freshly initialised test card gets (documented in the README).
+DEFAULT_PINS: dict[str, str] = {"auth": "1234", "sign": "ABC123", "juki": "3456", "helper": "2345"}
+
+
+def _digest(value: bytes, salt: bytes, iterations: int) -> bytes:
+    return hashlib.pbkdf2_hmac("sha256", value, salt, iterations)
+
+
+def new_record(spec: PinSpec, value: bytes) -> PinRecord:
+    """Reference data for *value* with a fresh salt and a full counter."""
+    salt = os.urandom(16)
+    return PinRecord(
+        salt=salt,
+        digest=_digest(value, salt, PBKDF2_ITERATIONS),
+        iterations=PBKDF2_ITERATIONS,
+        tries_left=spec.max_tries,
+        max_tries=spec.max_tries,
+    )
+
+
+def set_value(record: PinRecord, value: bytes) -> None:
+    """Replace the value (new salt) and restore the counter: one change of reference data."""
+    record.salt = os.urandom(16)
+    record.iterations = PBKDF2_ITERATIONS
+    record.digest = _digest(value, record.salt, record.iterations)
+    record.tries_left = record.max_tries
+
+
+def matches(record: PinRecord, value: bytes) -> bool:
+    """Constant-time comparison of *value* with the reference data."""
+    return hmac.compare_digest(_digest(value, record.salt, record.iterations), record.digest)

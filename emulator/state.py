@@ -1,0 +1,217 @@
+"""Card state as data, and its durable, versioned on-disk form.
+
+Everything that survives a power cycle lives in :class:`CardState`: profile, quirks, PIN
+records (salted hashes and counters, never the values), keys, certificates and holder data.
+A :class:`Store` makes it durable. :class:`FileStore` writes atomically (temp file, fsync,
+rename, fsync of the directory), so a kill at any moment leaves either the old or the new
+state; :class:`MemoryStore` keeps nothing, for fast tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Version of the on-disk form. Bump on any incompatible change; older files are migrated,
+#: newer ones refused.
+STATE_VERSION = 1
+STATE_FORMAT = "myna-hil-card-state"
+
+
+class StateError(Exception):
+    """The state file cannot be used; the message says why and what to do."""
+
+
+@dataclass
+class PinRecord:
+    """One secret's reference data: a salted PBKDF2 hash and its retry counter."""
+
+    salt: bytes
+    digest: bytes
+    iterations: int
+    tries_left: int
+    max_tries: int
+
+    @property
+    def blocked(self) -> bool:
+        return self.tries_left == 0
+
+
+@dataclass
+class Holder:
+    """The (generated, fictitious) card holder printed on the card and stored in the text AP."""
+
+    name: str
+    address: str
+    birth_date: str  # YYYYMMDD
+    sex: str  # ISO 5218: "1" male, "2" female, "9" not applicable
+    my_number: str  # 12 digits, the last one a check digit
+
+
+@dataclass
+class Pki:
+    """Keys (PKCS#8 DER) and certificates (X.509 DER) of the card and of its TEST CAs."""
+
+    auth_ca_key: bytes
+    auth_ca_cert: bytes
+    sign_ca_key: bytes
+    sign_ca_cert: bytes
+    auth_key: bytes
+    auth_cert: bytes
+    sign_key: bytes | None = None  # absent on face-authentication cards
+    sign_cert: bytes | None = None
+
+
+@dataclass
+class Quirks:
+    """Behaviours seen on some real cards only; all off by default."""
+
+    #: Answer 9000 (not 63Cx) to an empty VERIFY after a successful VERIFY in the session.
+    status_9000_after_verify: bool = False
+
+
+@dataclass
+class CardState:
+    profile: str  # "standard" | "face-auth"
+    atr_form: str
+    holder: Holder
+    pki: Pki
+    pins: dict[str, PinRecord]
+    quirks: Quirks = field(default_factory=Quirks)
+    version: int = STATE_VERSION
+
+    # --- on-disk form ---------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "version": self.version,
+            "profile": self.profile,
+            "atr_form": self.atr_form,
+            "quirks": asdict(self.quirks),
+            "holder": asdict(self.holder),
+            "pins": {name: _encode_bytes(asdict(rec)) for name, rec in self.pins.items()},
+            "pki": _encode_bytes(asdict(self.pki)),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> CardState:
+        if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+            raise StateError("not a myna-hil card state (missing or wrong 'format')")
+        version = doc.get("version")
+        if not isinstance(version, int):
+            raise StateError("card state has no integer 'version'")
+        if version > STATE_VERSION:
+            raise StateError(
+                f"card state version {version} is newer than this myna-hil understands"
+                f" ({STATE_VERSION}); upgrade myna-hil"
+            )
+        try:
+            return cls(
+                profile=str(doc["profile"]),
+                atr_form=str(doc["atr_form"]),
+                quirks=Quirks(**doc.get("quirks", {})),
+                holder=Holder(**doc["holder"]),
+                pins={n: PinRecord(**_decode_bytes(r, PinRecord)) for n, r in doc["pins"].items()},
+                pki=Pki(**_decode_bytes(doc["pki"], Pki)),
+                version=STATE_VERSION,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"card state is incomplete or malformed: {exc!r}") from None
+
+
+_BYTES_FIELDS = {
+    "PinRecord": ("salt", "digest"),
+    "Pki": tuple(Pki.__dataclass_fields__),
+}
+
+
+def _encode_bytes(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in d.items()}
+
+
+def _decode_bytes(d: dict[str, Any], kind: type) -> dict[str, Any]:
+    names = _BYTES_FIELDS[kind.__name__]
+    return {
+        k: base64.b64decode(v, validate=True) if k in names and isinstance(v, str) else v
+        for k, v in d.items()
+    }
+
+
+# --- stores ---------------------------------------------------------------------------------
+
+
+class Store:
+    """Where a card's state goes when it changes. ``commit`` returns only once durable."""
+
+    def __init__(self) -> None:
+        #: Durable writes performed: the emulator's analogue of EEPROM write cycles.
+        self.writes = 0
+
+    def commit(self, state: CardState) -> None:
+        self.writes += 1
+
+    def describe(self) -> str:
+        return "memory"
+
+
+class MemoryStore(Store):
+    """No persistence: the state lives as long as the process."""
+
+
+class FileStore(Store):
+    """One JSON file per card, replaced atomically on every commit."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def load(self) -> CardState:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise StateError(
+                f"no card state at {self.path}; create one with 'myna-emu init --state {self.path}'"
+            ) from None
+        except OSError as exc:
+            raise StateError(f"cannot read card state {self.path}: {exc.strerror}") from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StateError(f"card state {self.path} is corrupt (not JSON: {exc.msg})") from None
+        try:
+            return CardState.from_json(doc)
+        except StateError as exc:
+            raise StateError(f"{self.path}: {exc}") from None
+
+    def commit(self, state: CardState) -> None:
+        data = json.dumps(state.to_json(), ensure_ascii=False, indent=1).encode("utf-8")
+        directory = self.path.parent
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            # A failed write leaves the previous state in place, never half a file.
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        super().commit(state)
