@@ -203,7 +203,9 @@ class Card:
         self.state.atr_form = form
         self.commit()
 
-    def set_profile(self, profile: str, *, auth: str | None = None, sign: str | None = None) -> None:
+    def set_profile(
+        self, profile: str, *, auth: str | None = None, sign: str | None = None
+    ) -> None:
         """Switch profile, re-issuing or revoking the signing key ([model] counter procedure)."""
         from emulator.personalise import apply_profile
 

@@ -141,7 +141,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _lines(args: argparse.Namespace) -> Iterable[str]:
     if args.apdus:
-        return args.apdus
+        return list(args.apdus)
     return (line for line in sys.stdin if line.strip() and not line.lstrip().startswith("#"))
 
 

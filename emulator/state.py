@@ -10,6 +10,7 @@ state; :class:`MemoryStore` keeps nothing, for fast tests.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import tempfile
@@ -204,10 +205,8 @@ class FileStore(Store):
             os.replace(tmp, self.path)
         except BaseException:
             # A failed write leaves the previous state in place, never half a file.
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            except FileNotFoundError:
-                pass
             raise
         dfd = os.open(directory, os.O_RDONLY)
         try:

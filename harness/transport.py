@@ -11,9 +11,9 @@ import abc
 import logging
 from types import TracebackType
 
-logger = logging.getLogger(__name__)
-
 from emulator import TRAFFIC
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TRAFFIC", "CardRemovedError", "Transport", "TransportError"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from emulator.commands import jicsap_change_key
-from emulator.files import Application, PinEf
+from emulator.files import Application, Handler, PinEf
 from emulator.state import CardState
 
 AID = bytes.fromhex("D3921000310001010401")  # [card]
@@ -17,7 +17,7 @@ INS_JICSAP_CHANGE_KEY = 0x32
 
 def build(state: CardState) -> list[Application]:
     pin = PinEf(EF_PIN, "juki", change="jicsap")
-    commands = {(0x80, INS_JICSAP_CHANGE_KEY): jicsap_change_key}
+    commands: dict[tuple[int, int], Handler] = {(0x80, INS_JICSAP_CHANGE_KEY): jicsap_change_key}
     return [
         Application("juki", AID, {EF_PIN: pin}, commands),
         Application("common", COMMON_AID, {EF_PIN: pin}, commands),

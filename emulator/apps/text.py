@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emulator.files import Application, BinaryEf, PinEf
+from emulator.files import Application, BinaryEf, Ef, PinEf
 from emulator.grammar import Tlv, build_tlvs
 from emulator.state import CardState, Holder
 
@@ -52,7 +52,7 @@ def basic_four_ef(holder: Holder) -> bytes:
 
 def build(state: CardState) -> Application:
     h = state.holder
-    files = [
+    files: list[Ef] = [
         BinaryEf(EF_MY_NUMBER, my_number_ef(h.my_number), read_pin="helper"),
         BinaryEf(EF_BASIC_FOUR, basic_four_ef(h), read_pin="helper"),
         PinEf(EF_PIN, "helper"),

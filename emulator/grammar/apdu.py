@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from construct import Bytes as CBytes
 from construct import (
     Check,
     Const,
@@ -36,7 +37,6 @@ from construct import (
     Terminated,
     this,
 )
-from construct import Bytes as CBytes
 from construct.core import stream_read_entire, stream_write
 
 from emulator.grammar.adapters import LeAdapter

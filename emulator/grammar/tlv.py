@@ -34,12 +34,13 @@ class _BerLength(Construct):  # type: ignore[misc]
     """Definite BER length: ``0xxxxxxx``, ``81 xx`` or ``82 xx xx``."""
 
     def _parse(self, stream: Any, context: Any, path: str) -> int:
-        first = stream_read(stream, 1, path)[0]
+        first: int = stream_read(stream, 1, path)[0]
         if first < 0x80:
             return first
         if first in (0x81, 0x82):
             n = first & 0x7F
-            return int.from_bytes(stream_read(stream, n, path), "big")
+            raw: bytes = stream_read(stream, n, path)
+            return int.from_bytes(raw, "big")
         raise ApduFormatError(f"unsupported BER length byte {first:02X}")
 
     def _build(self, obj: int, stream: Any, context: Any, path: str) -> int:
