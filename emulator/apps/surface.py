@@ -1,17 +1,30 @@
 """The card-surface application (券面事項確認AP, "visual AP").
 
-[model] Selectable. Its data EFs (face image, printed text) are protected by the My Number
-or the birth-date/expiry/security-code check values, which this emulator does not model:
-selecting any of its EFs answers 6A82.
+[model] Selectable, with the EFs clients know of. Its data EFs (birth date, printed entries
+with the face image, My Number) open only after the My Number (check value A) or the birth
+date + expiry year + security code (check value B) has been verified; this emulator does not
+model those check values, so reading them always answers 6982.
 """
 
 from __future__ import annotations
 
-from emulator.files import Application
+from emulator.files import Application, BinaryEf, Ef
 from emulator.state import CardState
 
 AID = bytes.fromhex("D3921000310001010402")
 
+EF_BIRTH = 0x0001
+EF_ENTRIES = 0x0002
+EF_MY_NUMBER = 0x0005
+
+#: A PIN name no card state holds: the check values are not modelled (see module doc).
+CHECK_VALUE = "surface-check-value"
+
 
 def build(state: CardState) -> Application:
-    return Application("surface", AID, {})
+    files: list[Ef] = [
+        BinaryEf(EF_BIRTH, state.holder.birth_date.encode("ascii"), read_pin=CHECK_VALUE),
+        BinaryEf(EF_ENTRIES, b"", read_pin=CHECK_VALUE),
+        BinaryEf(EF_MY_NUMBER, state.holder.my_number.encode("ascii"), read_pin=CHECK_VALUE),
+    ]
+    return Application("surface", AID, {ef.fid: ef for ef in files})
