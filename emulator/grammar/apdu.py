@@ -179,6 +179,8 @@ class CommandApdu:
             if n == 6 + b1:
                 return cls(cla, ins, p1, p2, raw[5:-1], raw[-1] or 0x100)
             raise ApduFormatError(f"short Lc={b1} does not match a {n}-byte APDU")
+        if n < 7:  # B1 = 00 opens the 3-byte extended length; a 6-byte APDU has no room
+            raise ApduFormatError(f"extended length fields do not fit a {n}-byte APDU")
         if n == 7:
             return cls(cla, ins, p1, p2, b"", (raw[5] << 8 | raw[6]) or 0x10000, True)
         lc = raw[5] << 8 | raw[6]
