@@ -113,7 +113,7 @@ class CardState:
                 f" ({STATE_VERSION}); upgrade myna-hil"
             )
         try:
-            return cls(
+            state = cls(
                 profile=str(doc["profile"]),
                 atr_form=str(doc["atr_form"]),
                 quirks=Quirks(**doc.get("quirks", {})),
@@ -122,8 +122,41 @@ class CardState:
                 pki=Pki(**_decode_bytes(doc["pki"], Pki)),
                 version=STATE_VERSION,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise StateError(f"card state is incomplete or malformed: {exc!r}") from None
+        problem = state._problem()
+        if problem:
+            raise StateError(f"card state is inconsistent: {problem}")
+        return state
+
+    def _problem(self) -> str | None:
+        """What makes a decoded state unusable by the card, or ``None``.
+
+        A well-formed JSON document can still hold values the card would trip over at the
+        first APDU (a string counter, an unknown profile); refuse them at load time instead.
+        """
+        from emulator.profiles import ATRS, PROFILES, STANDARD
+
+        if self.profile not in PROFILES:
+            return f"unknown profile {self.profile!r}"
+        if self.atr_form not in ATRS:
+            return f"unknown ATR form {self.atr_form!r}"
+        for name, rec in self.pins.items():
+            if not all(isinstance(v, bytes) for v in (rec.salt, rec.digest)):
+                return f"PIN {name!r} reference data is not base64"
+            counts = (rec.tries_left, rec.max_tries, rec.iterations)
+            if not all(type(v) is int for v in counts):
+                return f"PIN {name!r} has a non-integer counter"
+            if not 0 <= rec.tries_left <= rec.max_tries <= 15:
+                return f"PIN {name!r} counter out of range"
+        if not all(isinstance(v, str) for v in asdict(self.holder).values()):
+            return "holder data must be text"
+        needed = {"juki", "helper"} | ({"auth", "sign"} if self.profile == STANDARD else set())
+        if needed - set(self.pins):
+            return f"{self.profile} card without PIN {sorted(needed - set(self.pins))[0]!r}"
+        if self.profile == STANDARD and (self.pki.sign_key is None or self.pki.sign_cert is None):
+            return "standard card without a signing key and certificate"
+        return None
 
 
 _BYTES_FIELDS = {
@@ -184,6 +217,8 @@ class FileStore(Store):
             ) from None
         except OSError as exc:
             raise StateError(f"cannot read card state {self.path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise StateError(f"card state {self.path} is corrupt (not UTF-8 text)") from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
