@@ -139,6 +139,9 @@ class Card:
 
     def _dispatch(self, apdu: CommandApdu) -> bytes:
         cla = apdu.cla
+        if cla & 0xC0 == 0x40:
+            # Further interindustry class (ISO 7816-4 §5.4.1): logical channels 4..19, never 0.
+            raise SwError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
         if cla == 0xFF or cla & 0x60:
             raise SwError(SW.CLA_NOT_SUPPORTED)
         if cla & 0x03:
