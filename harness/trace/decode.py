@@ -1,0 +1,115 @@
+"""Naming commands and following the card's selection, for traces and their forensics.
+
+:class:`Tracker` watches command/response pairs (the hex of a redacted trace is enough:
+headers and SELECT data are never secret) and knows which application and EF, and so
+which PIN, each VERIFY / CHANGE / RESET RETRY COUNTER addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from harness.sessions import jpki, juki, surface, text
+
+logger = logging.getLogger(__name__)
+
+APP_NAMES: dict[bytes, str] = {
+    jpki.AID: "jpki",
+    text.AID: "text",
+    surface.AID: "surface",
+    juki.AID: "juki",
+    juki.COMMON_AID: "common",
+}
+
+#: (application, EF) -> PIN name; ``text-0012`` is the reference blocked on every card.
+PIN_EFS: dict[tuple[str, int], str] = {
+    ("jpki", jpki.EF_AUTH_PIN): "auth",
+    ("jpki", jpki.EF_SIGN_PIN): "sign",
+    ("text", text.EF_PIN): "helper",
+    ("text", text.EF_BLOCKED_PIN): "text-0012",
+    ("juki", juki.EF_PIN): "juki",
+    ("common", juki.EF_PIN): "juki",
+}
+
+_ISO_NAMES = {
+    0xA4: "SELECT", 0x20: "VERIFY", 0x24: "CHANGE REFERENCE DATA", 0xB0: "READ BINARY",
+    0xCA: "GET DATA", 0x84: "GET CHALLENGE", 0x82: "EXTERNAL AUTHENTICATE",
+    0x2C: "RESET RETRY COUNTER",
+}
+_PROPRIETARY_NAMES = {0x2A: "COMPUTE DIGITAL SIGNATURE", 0x32: "CHANGE KEY"}
+
+#: Commands that carry a PIN in their data: (CLA class, INS).
+SECRET_COMMANDS = frozenset({(0x00, 0x20), (0x00, 0x24), (0x00, 0x2C), (0x80, 0x32)})
+
+
+def command_name(apdu: bytes) -> str:
+    """A short human name: ``"SELECT jpki"``, ``"VERIFY (status)"``, ``"READ BINARY"``..."""
+    if len(apdu) < 4:
+        return "malformed"
+    cla, ins, p1 = apdu[0], apdu[1], apdu[2]
+    name = (_PROPRIETARY_NAMES if cla & 0x80 else _ISO_NAMES).get(ins, f"INS {ins:02X}")
+    if ins == 0xA4 and not cla & 0x80:
+        data = _data(apdu)
+        if p1 == 0x04:
+            return f"SELECT {APP_NAMES.get(data, data.hex().upper())}"
+        return f"SELECT EF {data.hex().upper()}"
+    if ins == 0x20 and not cla & 0x80 and len(apdu) <= 5:
+        return "VERIFY (status)"
+    return name
+
+
+def _data(apdu: bytes) -> bytes:
+    """The data field of a short case 3/4 APDU (all this card's commands with data)."""
+    if len(apdu) > 5 and apdu[4] and len(apdu) in (5 + apdu[4], 6 + apdu[4]):
+        return apdu[5 : 5 + apdu[4]]
+    return b""
+
+
+def is_secret(apdu: bytes) -> bool:
+    return len(apdu) > 5 and (apdu[0] & 0x80, apdu[1]) in SECRET_COMMANDS
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a command addressed: application, EF and (for PIN commands) the PIN."""
+
+    app: str | None
+    ef: int | None
+    pin: str | None
+
+
+class Tracker:
+    """Follows SELECTs (and power loss) to resolve each command's application, EF and PIN."""
+
+    def __init__(self) -> None:
+        self.app: str | None = None
+        self.ef: int | None = None
+
+    def target(self, apdu: bytes) -> Target:
+        """The target of *apdu* given the selection so far (call before :meth:`update`)."""
+        if len(apdu) < 4:
+            return Target(self.app, self.ef, None)
+        cla, ins, p2 = apdu[0], apdu[1], apdu[3]
+        ef = self.ef
+        pin_command = (cla & 0x80, ins) in SECRET_COMMANDS
+        if pin_command and p2 & 0xE0 == 0x80 and p2 & 0x1F:
+            ef = p2 & 0x1F
+        pin = PIN_EFS.get((self.app or "", ef)) if pin_command and ef is not None else None
+        return Target(self.app, ef, pin)
+
+    def update(self, apdu: bytes, sw: int | None) -> None:
+        """Account for *apdu* answered with *sw* (``None``: no answer, the card lost power)."""
+        if sw is None:
+            self.reset()
+            return
+        if len(apdu) < 4 or apdu[0] & 0x80 or apdu[1] != 0xA4 or sw != 0x9000:
+            return
+        data = _data(apdu)
+        if apdu[2] == 0x04:
+            self.app, self.ef = APP_NAMES.get(data, data.hex()), None
+        elif len(data) == 2:
+            self.ef = int.from_bytes(data, "big")
+
+    def reset(self) -> None:
+        self.app = self.ef = None

@@ -1,0 +1,247 @@
+"""Phantom-lockout forensics: every retry-counter decrement in a trace, with a cause.
+
+The card decrements a counter on every VERIFY with data that it does not reject up front
+(blocked ``6984``, impossible length ``6700``), *before* comparing; a correct value restores
+it (``9000``). So a decrement is visible as a ``63Cx`` answer, or as a VERIFY that got no
+answer at all (power lost between the decrement and the restore).
+
+Causes are inferred from the per-trace fingerprints (:mod:`harness.trace.fingerprint`), in
+this order: power lost; the identical value re-sent right after it failed (automatic retry);
+a normalised form of the value equals a value the card accepted for this PIN (the app
+transformed what was typed); the value belongs to or was sent to another PIN (tried on
+another application); otherwise the user typed a wrong value. Notes in which an app reports
+what it showed reveal status misreadings, which spend no try but look like a lockout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from emulator.grammar import tries_left
+from harness.trace.recorder import Record
+
+logger = logging.getLogger(__name__)
+
+MAX_TRIES = {"auth": 3, "sign": 5, "juki": 3, "helper": 3}
+PIN_LABELS = {
+    "auth": "JPKI auth PIN", "sign": "JPKI signing password", "juki": "Juki PIN",
+    "helper": "text-AP PIN", "text-0012": "text-AP EF 0012",
+}
+
+
+class Cause(StrEnum):
+    USER_WRONG = "user typed a wrong value"
+    APP_TRANSFORM = "app transformed the typed value"
+    OTHER_APPLICATION = "same value tried on another application's PIN"
+    AUTO_RETRY = "automatic retry by the app"
+    TEARING = "power lost between decrement and restore"
+    STATUS_MISREAD = "status misread (no try was spent)"
+
+
+REMEDIES: dict[Cause, str] = {
+    Cause.USER_WRONG: "enter the correct value; if it is forgotten or blocked, re-set it "
+    "(counter for any PIN; smartphone app + kiosk for the two JPKI secrets)",
+    Cause.APP_TRANSFORM: "fix the app: send exactly the typed characters as ASCII "
+    "(no case change, convert full-width digits, strip newlines before sending, never after)",
+    Cause.OTHER_APPLICATION: "fix the app: verify each application's PIN only with the value "
+    "the user entered for that PIN; never probe other applications with it",
+    Cause.AUTO_RETRY: "fix the app: never repeat a failed VERIFY; show the tries left (63Cx) "
+    "and let the user decide",
+    Cause.TEARING: "keep the card on the reader until the answer arrives; a counter re-set "
+    "overwrites the PIN and restores the tries (the correct PIN also restores them "
+    "while any are left)",
+    Cause.STATUS_MISREAD: "fix the app: read tries only from 63Cx; 9000 to an empty VERIFY "
+    "means 'verified in this session', 6984 means blocked or unusable",
+}
+
+_TRANSFORM_DETAIL = {
+    "case": "the correct value with the case of its letters changed",
+    "width": "the correct value in another Unicode form (full-width characters)",
+    "space": "the correct value with whitespace (e.g. a newline) added",
+    "norm": "the correct value changed in case, width and/or whitespace",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One decrement (or, for a status misread, one phantom) attributed to a cause."""
+
+    index: int  # APDU index in the trace
+    app: str
+    pin: str
+    sw: str  # the answer ("lost" when none)
+    tries_left: int | None
+    cause: Cause
+    detail: str
+    decrement: bool = True
+
+    @property
+    def remedy(self) -> str:
+        return REMEDIES[self.cause]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    findings: tuple[Finding, ...]
+    apdus: int
+    decrements: dict[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def causes(self) -> list[Cause]:
+        return [f.cause for f in self.findings]
+
+
+@dataclass
+class _Attempt:
+    index: int
+    app: str
+    pin: str
+    fp: str | None
+    fpv: dict[str, str]
+    sw: int | None  # None: no answer (power lost)
+    epoch: int
+
+
+def _answers(records: Sequence[Record]) -> dict[int, Record]:
+    return {r["i"]: r for r in records if r.get("type") in ("rsp", "lost")}
+
+
+def explain(records: Sequence[Record]) -> Explanation:
+    """Attribute every retry-counter decrement in *records* (a loaded trace) to a cause."""
+    answers = _answers(records)
+    epoch: dict[str, int] = defaultdict(int)
+    accepted: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)  # fp -> APDU index
+    attempts: list[_Attempt] = []
+    status_sw: dict[str, tuple[int, int]] = {}  # pin -> (index, sw) of the last status query
+    findings: list[Finding] = []
+    warnings: list[str] = []
+    apdus = 0
+    for rec in records:
+        kind = rec.get("type")
+        if kind == "note" and rec.get("event") == "pin-status":
+            misread = _misread(rec, status_sw)
+            if misread:
+                findings.append(misread)
+            continue
+        if kind != "cmd":
+            continue
+        apdus += 1
+        i, pin, name = rec["i"], rec.get("pin"), rec.get("name", "")
+        answer = answers.get(i)
+        sw = int(answer["sw"], 16) if answer and answer["type"] == "rsp" else None
+        if pin is None:
+            continue
+        if name == "VERIFY (status)":
+            if sw is not None:
+                status_sw[pin] = (i, sw)
+                if sw == 0x9000:
+                    warnings.append(f"#{i}: {PIN_LABELS.get(pin, pin)} status answered 9000 "
+                                    "(verified in this session): not a tries count")
+            continue
+        fp = rec.get("fp")
+        if name == "VERIFY":
+            a = _Attempt(i, rec.get("app", "?"), pin, fp, rec.get("fpv", {}), sw, epoch[pin])
+            attempts.append(a)
+            if sw == 0x9000 and fp:
+                accepted[(pin, epoch[pin])].setdefault(fp, i)
+        elif sw == 0x9000 and (name.startswith("CHANGE") or
+                               (name == "RESET RETRY COUNTER" and rec["hex"][4:6] == "02")):
+            epoch[pin] += 1
+            if fp:
+                accepted[(pin, epoch[pin])].setdefault(fp, i)
+    findings += _classify(attempts, accepted)
+    findings.sort(key=lambda f: f.index)
+    counts: dict[str, int] = defaultdict(int)
+    for f in findings:
+        if f.decrement:
+            counts[f.pin] += 1
+    return Explanation(tuple(findings), apdus, dict(counts), tuple(warnings))
+
+
+def _misread(note: Record, status_sw: dict[str, tuple[int, int]]) -> Finding | None:
+    pin = str(note.get("pin", ""))
+    shown = note.get("tries_shown")
+    if pin not in status_sw or shown is None:
+        return None
+    i, sw = status_sw[pin]
+    real = tries_left(sw)
+    if real == shown or (real is None and sw == 0x9000 and shown == MAX_TRIES.get(pin)):
+        return None
+    told = f"{real} tries left" if real is not None else f"{sw:04X}, which is not a tries count"
+    return Finding(i, str(note.get("app", "?")), pin, f"{sw:04X}", real, Cause.STATUS_MISREAD,
+                   f"the card answered {told}; the app showed {shown} tries"
+                   f"{' (locked)' if shown == 0 else ''}", decrement=False)
+
+
+def _classify(
+    attempts: list[_Attempt], accepted: dict[tuple[str, int], dict[str, int]]
+) -> list[Finding]:
+    out: list[Finding] = []
+    previous: dict[str, _Attempt] = {}
+    for a in attempts:
+        prev = previous.get(a.pin)
+        previous[a.pin] = a
+        n = tries_left(a.sw) if a.sw is not None else None
+        if a.sw is not None and n is None:
+            continue  # 9000 (restored), 6984 (blocked), 6700 (length): no decrement
+        correct = accepted.get((a.pin, a.epoch), {})
+        sw = "lost" if a.sw is None else f"{a.sw:04X}"
+        cause, detail = _cause(a, prev, correct, attempts, accepted)
+        out.append(Finding(a.index, a.app, a.pin, sw, n, cause, detail))
+    return out
+
+
+def _cause(
+    a: _Attempt,
+    prev: _Attempt | None,
+    correct: dict[str, int],
+    attempts: list[_Attempt],
+    accepted: dict[tuple[str, int], dict[str, int]],
+) -> tuple[Cause, str]:
+    if a.sw is None:
+        was = " with the correct value" if a.fp in correct else ""
+        return Cause.TEARING, f"no answer{was}: the counter was spent, never restored"
+    if (prev is not None and prev.fp == a.fp and prev.epoch == a.epoch and prev.sw is not None
+            and tries_left(prev.sw) is not None):
+        return Cause.AUTO_RETRY, f"identical value re-sent after #{prev.index} failed"
+    for kind in ("case", "width", "space", "norm"):
+        v = a.fpv.get(kind)
+        if v is not None and v in correct:
+            return Cause.APP_TRANSFORM, f"{_TRANSFORM_DETAIL[kind]} (accepted at #{correct[v]})"
+    for (pin, _), fps in accepted.items():
+        if pin != a.pin and a.fp in fps:
+            return (Cause.OTHER_APPLICATION,
+                    f"this is the {PIN_LABELS.get(pin, pin)}'s value (accepted at #{fps[a.fp]})")
+    for b in attempts:
+        if b.pin != a.pin and b.fp == a.fp and b.index < a.index:
+            return (Cause.OTHER_APPLICATION,
+                    f"the value just tried on the {PIN_LABELS.get(b.pin, b.pin)} (#{b.index})")
+    if correct:
+        return Cause.USER_WRONG, "a value the card did not accept, unrelated to the correct one"
+    return Cause.USER_WRONG, "a value the card did not accept"
+
+
+def format_explanation(expl: Explanation) -> str:
+    """The human report of ``myna-hil trace explain``."""
+    lines: list[str] = []
+    if not expl.findings:
+        lines.append(f"no retry-counter decrement in {expl.apdus} APDUs")
+    for f in expl.findings:
+        left = "" if f.tries_left is None else f", {f.tries_left} left"
+        spent = "decrement" if f.decrement else "no decrement"
+        lines.append(f"#{f.index:<4} {f.app}/{f.pin} ({PIN_LABELS.get(f.pin, f.pin)}) "
+                     f"{f.sw}{left} [{spent}]")
+        lines.append(f"       cause:  {f.cause.value}: {f.detail}")
+        lines.append(f"       remedy: {f.remedy}")
+        if f.tries_left == 0:
+            lines.append("       now blocked: re-set at the municipal counter (JPKI secrets: "
+                         "also smartphone app + kiosk)")
+    lines += [f"note: {w}" for w in expl.warnings]
+    total = ", ".join(f"{PIN_LABELS.get(p, p)} {n}" for p, n in sorted(expl.decrements.items()))
+    lines.append(f"{sum(expl.decrements.values())} decrement(s) in {expl.apdus} APDUs"
+                 + (f": {total}" if total else ""))
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""A transport wrapper that records every exchange as a trace (JSON Lines).
+
+Record types (one JSON object per line, ``seq`` increasing):
+
+- ``meta``  first line: format, version, scenario, transport, ATR, whether redacted.
+- ``cmd``   a command to the card: ``i`` (APDU index), ``hex``, ``name``, ``app`` / ``ef`` /
+  ``pin`` as far as the selection is known, ``fp`` / ``fpv`` for secret data.
+- ``rsp``   the card's answer to command ``i``: ``hex``, ``sw``, ``sw_name``, ``latency_ms``.
+- ``lost``  no answer to command ``i``: the card lost power / went away.
+- ``reset`` the card was reset (new ATR).
+- ``note``  an actor's observation (what an app showed, a kiosk's decision), no APDU.
+
+Every record has ``time`` (wall clock, UTC) and, when the recorder has a scenario clock,
+``clock`` (scenario time). Secrets in VERIFY / CHANGE / RESET RETRY COUNTER / JICSAP CHANGE
+KEY data are replaced by ``<redacted N bytes>`` unless ``redact=False``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from emulator.grammar import sw_name
+from harness.clock import Clock
+from harness.redact import redact_command
+from harness.trace.decode import Tracker, command_name, is_secret
+from harness.trace.fingerprint import DESCRIPTION, Fingerprinter
+from harness.transport import TRAFFIC, CardRemovedError, Transport
+
+logger = logging.getLogger(__name__)
+
+TRACE_FORMAT = "myna-hil-trace"
+TRACE_VERSION = 1
+
+Record = dict[str, Any]
+
+
+def _secret_data(apdu: bytes) -> bytes:
+    return apdu[5 : 5 + apdu[4]] if len(apdu) > 5 else b""
+
+
+class RecordingTransport(Transport):
+    """Wraps *inner*; every exchange is appended to :attr:`records` (and nothing else changes).
+
+    *clock* is the scenario's clock for the ``clock`` field. The fingerprint key lives only
+    in this object (see :mod:`harness.trace.fingerprint`).
+    """
+
+    def __init__(
+        self,
+        inner: Transport,
+        *,
+        redact: bool = True,
+        clock: Clock | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.name = f"recording:{inner.name}"
+        self.physical = inner.physical
+        self.redact = redact or inner.physical  # traces from a physical card: always redacted
+        self.clock = clock
+        self.records: list[Record] = []
+        self.apdus = 0
+        self._fingerprints = Fingerprinter()
+        self._tracker = Tracker()
+        self._t0 = time.perf_counter()
+        self._append({
+            "type": "meta", "format": TRACE_FORMAT, "version": TRACE_VERSION,
+            "transport": inner.name, "atr": inner.atr.hex().upper(), "redacted": self.redact,
+            "fingerprint": DESCRIPTION, **(meta or {}),
+        })
+
+    # --- Transport -------------------------------------------------------------------------
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def transmit(self, apdu: bytes) -> bytes:
+        i = self.apdus
+        self.apdus += 1
+        target = self._tracker.target(apdu)
+        rec: Record = {"type": "cmd", "i": i, "name": command_name(apdu)}
+        rec["hex"] = redact_command(apdu) if self.redact else apdu.hex().upper()
+        if target.app:
+            rec["app"] = target.app
+        if target.ef is not None:
+            rec["ef"] = f"{target.ef:04X}"
+        if target.pin:
+            rec["pin"] = target.pin
+        if is_secret(apdu):
+            value = _secret_data(apdu)
+            rec["fp"] = self._fingerprints.fp(value)
+            variants = self._fingerprints.variants(value)
+            if variants:
+                rec["fpv"] = variants
+        self._append(rec)
+        logger.log(TRAFFIC, "> %s", rec["hex"])
+        start = time.perf_counter()
+        try:
+            rsp = self.inner.transmit(apdu)
+        except CardRemovedError as exc:
+            self._tracker.update(apdu, None)
+            self._append({"type": "lost", "i": i, "error": str(exc),
+                          "latency_ms": _ms(time.perf_counter() - start)})
+            raise
+        latency = _ms(time.perf_counter() - start)
+        sw = rsp[-2] << 8 | rsp[-1] if len(rsp) >= 2 else 0
+        self._tracker.update(apdu, sw)
+        self._append({"type": "rsp", "i": i, "hex": rsp.hex().upper(), "sw": f"{sw:04X}",
+                      "sw_name": sw_name(sw).partition(" ")[2], "latency_ms": latency})
+        logger.log(TRAFFIC, "< %s", rsp.hex().upper())
+        return rsp
+
+    def reset(self) -> bytes:
+        atr = self.inner.reset()
+        self._tracker.reset()
+        self._append({"type": "reset", "atr": atr.hex().upper()})
+        return atr
+
+    def close(self) -> None:
+        self.inner.close()
+
+    # --- notes and output --------------------------------------------------------------------
+
+    def note(self, actor: str, event: str, **fields: Any) -> None:
+        """Record what an actor did or showed (never pass a PIN value here)."""
+        self._append({"type": "note", "actor": actor, "event": event, **fields})
+
+    def _append(self, rec: Record) -> None:
+        stamped: Record = {"seq": len(self.records), **rec}
+        stamped["time"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+        stamped["t"] = round(time.perf_counter() - self._t0, 6)
+        if self.clock is not None:
+            stamped["clock"] = self.clock.now().isoformat()
+        self.records.append(stamped)
+
+    def save(self, path: str | Path) -> Path:
+        return write_trace(path, self.records)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def note(transport: Transport, actor: str, event: str, **fields: Any) -> None:
+    """Record a note if *transport* records (actors call this on any transport)."""
+    recorder = getattr(transport, "note", None)
+    if callable(recorder):
+        recorder(actor, event, **fields)
+
+
+def write_trace(path: str | Path, records: Iterable[Record]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n")
+    return path
+
+
+class TraceFormatError(ValueError):
+    """The file is not a myna-hil trace (the message says where)."""
+
+
+def read_trace(path: str | Path) -> list[Record]:
+    """Load a trace; raises :class:`TraceFormatError` with the line number on bad input."""
+    path = Path(path)
+    records: list[Record] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise TraceFormatError(f"cannot read {path}: {exc.strerror}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TraceFormatError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        if not isinstance(rec, dict) or "type" not in rec:
+            raise TraceFormatError(f"{path}:{n}: not a trace record")
+        records.append(rec)
+    if not records or records[0].get("format") != TRACE_FORMAT:
+        raise TraceFormatError(f"{path}: not a {TRACE_FORMAT} file (no meta line)")
+    if records[0].get("version", 0) > TRACE_VERSION:
+        raise TraceFormatError(f"{path}: trace version {records[0]['version']} is too new")
+    return records

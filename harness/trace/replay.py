@@ -1,0 +1,113 @@
+"""Play a recorded trace back as the card, and say exactly where a new run departs from it.
+
+The replay transport answers each command with the recorded response, after checking that
+the command is the recorded one. Redacted traces are compared in their redacted form (the
+header, Lc and Le of a VERIFY still have to match, the PIN cannot). The first mismatch
+raises :class:`ReplayDivergence` naming the APDU index, both commands and what came before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from harness.redact import redact_command
+from harness.trace.recorder import Record
+from harness.transport import CardRemovedError, Transport, TransportError
+
+logger = logging.getLogger(__name__)
+
+_CARD_EVENTS = ("cmd", "rsp", "lost", "reset")
+
+
+class ReplayDivergence(TransportError):
+    """The run sent something the trace did not record (or stopped short of it)."""
+
+    def __init__(self, index: int, expected: str, got: str, previous: str = "") -> None:
+        self.index = index
+        self.expected = expected
+        self.got = got
+        self.previous = previous
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        lines = [f"diverged at APDU #{self.index}:", f"  trace expected: {self.expected}",
+                 f"  run sent:       {self.got}"]
+        if self.previous:
+            lines.append(f"  after:          {self.previous}")
+        return "\n".join(lines)
+
+
+class ReplayTransport(Transport):
+    """A :class:`Transport` whose card is a recorded trace."""
+
+    name = "replay"
+    physical = False
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        if not records or records[0].get("type") != "meta":
+            raise ValueError("a trace starts with its meta record")
+        self.meta = records[0]
+        self.redacted = bool(self.meta.get("redacted", True))
+        self._events = [r for r in records if r.get("type") in _CARD_EVENTS]
+        self._pos = 0
+        self._atr = bytes.fromhex(str(self.meta.get("atr", "")))
+        self.replayed = 0
+        self._last = "start of trace"
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    @property
+    def finished(self) -> bool:
+        return self._pos >= len(self._events)
+
+    def remaining(self) -> int:
+        """Card events of the trace not yet played."""
+        return len(self._events) - self._pos
+
+    def _next(self, want: str, got: str) -> Record:
+        if self.finished:
+            raise ReplayDivergence(self.replayed, "end of trace", got, self._last)
+        rec = self._events[self._pos]
+        if rec["type"] != want:
+            raise ReplayDivergence(self.replayed, _describe(rec), got, self._last)
+        self._pos += 1
+        return rec
+
+    def transmit(self, apdu: bytes) -> bytes:
+        sent = redact_command(apdu) if self.redacted else apdu.hex().upper()
+        rec = self._next("cmd", f"{sent}")
+        if rec["hex"] != sent:
+            self._pos -= 1
+            raise ReplayDivergence(rec["i"], _describe(rec), sent, self._last)
+        self._last = f"#{rec['i']} {rec.get('name', '')} {rec['hex']}"
+        answer = self._events[self._pos] if not self.finished else None
+        if answer is None or answer.get("i") != rec["i"]:
+            raise ReplayDivergence(rec["i"], "a recorded answer", "trace ends without one")
+        self._pos += 1
+        self.replayed += 1
+        if answer["type"] == "lost":
+            raise CardRemovedError(f"replayed power loss at APDU #{rec['i']}")
+        return bytes.fromhex(answer["hex"])
+
+    def reset(self) -> bytes:
+        rec = self._next("reset", "card reset")
+        self._atr = bytes.fromhex(rec["atr"])
+        self._last = "card reset"
+        return self._atr
+
+    def check_finished(self) -> None:
+        """Raise :class:`ReplayDivergence` if the run stopped before the trace did."""
+        if not self.finished:
+            rec = self._events[self._pos]
+            raise ReplayDivergence(self.replayed, _describe(rec), "end of run", self._last)
+
+
+def _describe(rec: Record) -> str:
+    if rec["type"] == "cmd":
+        return f"#{rec['i']} {rec.get('name', '')}: {rec['hex']}"
+    if rec["type"] == "reset":
+        return "card reset"
+    return f"{rec['type']} record"
