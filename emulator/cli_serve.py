@@ -1,0 +1,239 @@
+"""``myna-emu serve``: put virtual cards into vpcd reader slots until told to stop.
+
+One thread per slot, each with its own card. SIGINT / SIGTERM let every slot finish the
+exchange in hand, then each card is closed (a durable card saves its state) and the process
+exits 0. Also runnable alone: ``python -m emulator.cli_serve --echo --slot 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from emulator.echo import EchoCard
+from emulator.state import StateError
+from emulator.vpcd import DEFAULT_HOST, VirtualCard, VpcdServer, slot_port
+from harness.transport import TRAFFIC
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["add_serve_parser", "main", "run_serve"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+_DESCRIPTION = """\
+Attach virtual My Number Cards to vsmartcard's vpcd driver in pcscd. Slot N is TCP port
+35963+N: slots 0 and 1 are the readers "Virtual PCD 00 00" and "Virtual PCD 00 01".
+More readers: add reader.conf entries with other CHANNELIDs (each gives two slots; see
+ci/pcscd-start.sh, MYNA_VPCD_EXTRA) and restart pcscd.
+
+Several cards in one process: repeat --slot, and give one --state per slot, in the same
+order (--state a.json --slot 0 --state b.json --slot 1 puts a.json in slot 0). With --memory
+or --echo every slot gets its own fresh card and no --state is needed.
+
+Stops on SIGINT / SIGTERM after the exchange in hand; state files are saved on the way out.
+"""
+
+
+def add_serve_parser(subparsers: Any) -> None:
+    """Register the ``serve`` sub-command on an ``argparse`` sub-parsers object."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="put the virtual card into a vpcd reader slot (pcscd)",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_arguments(parser)
+    parser.set_defaults(func=run_serve)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        action="append",
+        type=Path,
+        default=[],
+        help="card state file (repeat: one per --slot, in the same order)",
+    )
+    source.add_argument(
+        "--memory", action="store_true", help="fresh in-memory card(s), nothing saved"
+    )
+    source.add_argument(
+        "--echo",
+        action="store_true",
+        help="trivial card answering 90 00 to everything (throughput baseline)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("standard", "face-auth"),
+        default="standard",
+        help="card profile for --memory (a state file carries its own); default: standard",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--slot",
+        metavar="N",
+        type=int,
+        action="append",
+        default=[],
+        help="vpcd slot, port 35963+N (repeat for several cards); default: 0",
+    )
+    where.add_argument(
+        "--port",
+        metavar="P",
+        type=int,
+        action="append",
+        default=[],
+        help="exact vpcd TCP port instead of a slot (repeatable)",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"vpcd host (default: {DEFAULT_HOST})")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: debug log; -vv: also APDU hex (PINs redacted)",
+    )
+
+
+def _ports(args: argparse.Namespace) -> list[int]:
+    if args.port:
+        return list(args.port)
+    return [slot_port(slot) for slot in (args.slot or [0])]
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = {0: logging.INFO, 1: logging.DEBUG}.get(verbosity, TRAFFIC)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _open_cards(args: argparse.Namespace, count: int) -> list[VirtualCard]:
+    """One card per slot; raises ``_UsageError`` with a one-line message."""
+    if args.echo:
+        return [EchoCard() for _ in range(count)]
+    states: list[Path] = args.state
+    for path in states:
+        if not path.is_file():
+            raise _UsageError(f"state file not found: {path}")
+    # The emulator core, imported only when a real card is wanted (--echo needs none of it).
+    from emulator.card import Card
+
+    if args.memory:
+        return [Card.memory(args.profile) for _ in range(count)]
+
+    cards: list[VirtualCard] = []
+    for path in states:
+        try:
+            cards.append(Card.open(path))
+        except (StateError, OSError) as exc:
+            for card in cards:
+                _close(card)
+            raise _UsageError(f"cannot open card state {path}: {exc}") from None
+    return cards
+
+
+class _UsageError(Exception):
+    """A command-line mistake; reported on one line, exit status 2."""
+
+
+def _check(args: argparse.Namespace, count: int) -> None:
+    if args.slot and any(slot < 0 for slot in args.slot):
+        raise _UsageError("--slot must be 0 or more")
+    if args.port and any(not 0 < port < 65536 for port in args.port):
+        raise _UsageError("--port must be 1..65535")
+    if args.echo or args.memory:
+        if args.state:
+            raise _UsageError("--state cannot be combined with --memory or --echo")
+        return
+    if not args.state:
+        raise _UsageError("give --state FILE (or --memory / --echo)")
+    if len(args.state) != count:
+        raise _UsageError(f"{count} slot(s) need {count} --state file(s), got {len(args.state)}")
+
+
+def _close(card: VirtualCard) -> None:
+    close = getattr(card, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception:
+        logger.exception("closing the card failed; its state may not be saved")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve the cards until SIGINT / SIGTERM; the exit status."""
+    _configure_logging(args.verbose)
+    ports = _ports(args)
+    if len(set(ports)) != len(ports):
+        print("myna-emu serve: a port is given twice", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        _check(args, len(ports))
+        cards = _open_cards(args, len(ports))
+    except _UsageError as exc:
+        print(f"myna-emu serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    servers = [VpcdServer(card, args.host, port) for card, port in zip(cards, ports, strict=True)]
+    threads = [
+        threading.Thread(target=server.serve, name=f"vpcd-{server.port}", daemon=True)
+        for server in servers
+    ]
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logger.info("%s: stopping after the exchange in hand", signal.Signals(signum).name)
+        for server in servers:
+            server.stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status = EXIT_OK
+    try:
+        for thread in threads:
+            thread.start()
+        # join() with a timeout keeps the main thread responsive to signals; a slot thread
+        # that dies without being asked to stop takes the others down with it.
+        while any(thread.is_alive() for thread in threads):
+            for thread, server in zip(threads, servers, strict=True):
+                thread.join(timeout=0.2)
+                if not thread.is_alive() and not server.stopping:
+                    logger.error("slot thread %s died; stopping", thread.name)
+                    status = EXIT_FAILURE
+                    for other in servers:
+                        other.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for card in cards:
+            _close(card)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m emulator.cli_serve``), same options as serve."""
+    parser = argparse.ArgumentParser(
+        prog="myna-emu serve",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_arguments(parser)
+    return run_serve(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
