@@ -24,10 +24,15 @@ logger = logging.getLogger(__name__)
 
 SHOWN_OK = "logged in"
 SHOWN_SIGNED = "signed"
-SHOWN_LOCKED = "PIN locked: re-set it at the municipal counter or with the smartphone app"
+SHOWN_LOCKED = "PIN locked: re-set it at the counter or via the smartphone app"
 SHOWN_NO_PIN_CARD = "this card has no PIN-based login or signing (face-authentication card)"
 SHOWN_REMOVED = "card lost: hold it still and try again"
 FULL_WIDTH_OFFSET = 0xFEE0  # '０' - '0'
+
+
+def wrong_pin(tries: int) -> str:
+    """What an app shows after a wrong entry with *tries* left."""
+    return f"wrong PIN, {tries} {'try' if tries == 1 else 'tries'} left"
 
 
 def lowercase(typed: str) -> str:
@@ -104,7 +109,7 @@ class ReaderApp:
                 shown = 0
         note(self.transport, self.NAME, "pin-status", pin=pin, app=session.NAME,
              tries_shown=shown)
-        text = "locked" if shown == 0 else f"{shown} tries left"
+        text = "locked" if shown == 0 else f"{shown} {'try' if shown == 1 else 'tries'} left"
         return self.show(Outcome(shown > 0, text, shown))
 
     def failure(self, exc: Exception, status: Callable[[], PinStatus] | None = None) -> Outcome:
@@ -114,8 +119,7 @@ class ReaderApp:
         if isinstance(exc, WrongPinError):
             if exc.blocked:
                 return self.show(Outcome(False, SHOWN_LOCKED, 0))
-            return self.show(Outcome(False, f"wrong PIN, {exc.tries_left} tries left",
-                                     exc.tries_left))
+            return self.show(Outcome(False, wrong_pin(exc.tries_left), exc.tries_left))
         if isinstance(exc, PinBlockedError) and status is not None:
             st = status()
             if not st.usable:

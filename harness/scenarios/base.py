@@ -12,13 +12,16 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from emulator.card import Card
 from harness.clock import FakeClock
 from harness.errors import NoSuchFileError
 from harness.sessions import JpkiSession, JukiSession, TextSession
 from harness.sessions.base import PinStatus
 from harness.trace.recorder import RecordingTransport
+
+if TYPE_CHECKING:
+    from harness.controls import CardControls
 
 logger = logging.getLogger(__name__)
 
@@ -80,16 +83,16 @@ class Ctx:
     transport: RecordingTransport
     profile: str
     pins: dict[str, str] = field(repr=False)  # the values the holder knows; never printed
-    card: Card | None = None  # admin access to an in-process card, else None
+    controls: CardControls | None = None  # test controls (in-process or replay), else None
     clock: FakeClock = field(default_factory=FakeClock)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     steps: list[StepResult] = field(default_factory=list)
 
     @property
-    def admin(self) -> Card:
-        if self.card is None:
+    def admin(self) -> CardControls:
+        if self.controls is None:
             raise ScenarioSkipped("needs the in-process card's test controls")
-        return self.card
+        return self.controls
 
     def check(self, step: str, expected: object, got: object) -> bool:
         result = StepResult(step, str(expected), str(got))

@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from harness.actors.apps import SHOWN_LOCKED, SHOWN_OK, SHOWN_SIGNED, ETaxSigner, MynaportalLogin
+from harness.actors.apps import (
+    SHOWN_LOCKED,
+    SHOWN_OK,
+    SHOWN_SIGNED,
+    ETaxSigner,
+    MynaportalLogin,
+    wrong_pin,
+)
 from harness.actors.counter import CounterTerminal, IdentityCheck, Status, Who
 from harness.actors.kiosk import GO_COUNTER, START_AGAIN, JlisBackend, Kiosk, ResetApp, Ticket
 from harness.errors import ApduError
@@ -32,7 +39,7 @@ def block_with_app(ctx: Ctx, pin: str) -> None:
     """Wrong entries through the reader apps until *pin* is blocked, each step checked."""
     full = 5 if pin == "sign" else 3
     for n in range(full - 1, -1, -1):
-        want = SHOWN_LOCKED if n == 0 else f"wrong PIN, {n} tries left"
+        want = SHOWN_LOCKED if n == 0 else wrong_pin(n)
         if pin == "auth":
             got = MynaportalLogin(ctx.transport, rng=ctx.rng).login(WRONG[pin]).shown
         else:

@@ -21,11 +21,11 @@ from harness.actors.apps import (
     full_width_digits,
     lowercase,
     trailing_newline,
+    wrong_pin,
 )
 from harness.actors.counter import CounterTerminal, IdentityCheck, Status
 from harness.actors.kiosk import NOT_APPLICABLE, JlisBackend, ResetApp
 from harness.scenarios.base import FACE_AUTH, STANDARD, Ctx, scenario
-from harness.scenarios.cards import profile_changer
 from harness.scenarios.catalogue import DOCUMENT, NEW, login, sign, sw_of
 from harness.sessions import JpkiSession, JukiSession
 from harness.trace.explain import Cause, explain
@@ -51,7 +51,7 @@ def face_auth_card(ctx: Ctx) -> None:
     started = ResetApp(ctx.transport, JlisBackend(ctx.clock)).start("auth")
     ctx.check("kiosk reset request", NOT_APPLICABLE, getattr(started, "message", "started"))
     ctx.check("no tries spent", before, ctx.counters())
-    counter = CounterTerminal(ctx.transport, ctx.clock, profile_changer(ctx.admin))
+    counter = CounterTerminal(ctx.transport, ctx.clock, ctx.admin.change_profile)
     ctx.check("counter: switch to a PIN card", "switched to a PIN card",
               counter.switch_to_pin_card(NEW["auth"], NEW["sign"], IdentityCheck()))
     ctx.pins.update(auth=NEW["auth"], sign=NEW["sign"])
@@ -68,7 +68,7 @@ def face_auth_card(ctx: Ctx) -> None:
           needs_admin=True)
 def phantom_tearing(ctx: Ctx) -> None:
     for n in (2, 1, 0):
-        ctx.admin.faults.tear_after_decrement = 1
+        ctx.admin.tear_after_decrement(1)
         login(ctx, f"login, correct PIN, field lost ({3 - n})", SHOWN_REMOVED)
         ctx.expect_counters(f"auth after tear {3 - n}", auth=n if n else "blocked")
     login(ctx, "login with the correct PIN", SHOWN_LOCKED)
@@ -86,11 +86,11 @@ def phantom_app_retry(ctx: Ctx) -> None:
     t, password = ctx.transport, ctx.pins["sign"]
     for n, habit in ((4, lowercase), (3, full_width_digits), (2, trailing_newline)):
         app = ETaxSigner(t, Habits(transform=habit), ctx.rng)
-        ctx.check(f"signer that applies {habit.__name__}", f"wrong PIN, {n} tries left",
+        ctx.check(f"signer that applies {habit.__name__}", wrong_pin(n),
                   app.sign(password, DOCUMENT).shown)
     sign(ctx, "well-behaved signer, same password", SHOWN_SIGNED)
     retrying = MynaportalLogin(t, Habits(auto_retries=1), ctx.rng)
-    ctx.check("one mistyped PIN, app retries it", "wrong PIN, 1 tries left",
+    ctx.check("one mistyped PIN, app retries it", wrong_pin(1),
               retrying.login("1243").shown)
     login(ctx, "well-behaved login, correct PIN", SHOWN_OK)
     ctx.check("card-info app given the text-AP PIN", "read the card information",

@@ -13,14 +13,28 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from harness.actors.issuer import reset_pin
 from harness.clock import FakeClock
 from harness.guard import refusal
 from harness.scenarios import catalogue, phantom  # noqa: F401 - registers the scenarios
-from harness.scenarios.base import REGISTRY, Ctx, Scenario, ScenarioResult, ScenarioSkipped
+from harness.scenarios.base import (
+    FACE_AUTH,
+    REGISTRY,
+    STANDARD,
+    Ctx,
+    Scenario,
+    ScenarioResult,
+    ScenarioSkipped,
+)
 from harness.scenarios.cards import default_pins, pooled_card
+from harness.sessions import JpkiSession
 from harness.trace.recorder import RecordingTransport
 from harness.transport import CardRemovedError, Transport, TransportError
+
+if TYPE_CHECKING:
+    from harness.controls import CardControls
 
 logger = logging.getLogger(__name__)
 
@@ -54,37 +68,68 @@ def select_units(names: Iterable[str]) -> list[Unit]:
     return [u for u in units if u.name in wanted]
 
 
-#: Opens a transport for a unit: returns (transport, in-process card or None).
-Opener = Callable[[Unit], tuple[Transport, object | None]]
+#: Opens a transport for a unit: returns the transport and its test controls (or None).
+Opener = Callable[[Unit], tuple[Transport, "CardControls | None"]]
 
 
-def inprocess_opener(unit: Unit) -> tuple[Transport, object | None]:
-    from harness.inprocess import InProcessTransport
+def inprocess_opener(unit: Unit) -> tuple[Transport, CardControls | None]:
+    from harness.controls import InProcessCard
 
-    card = pooled_card(unit.profile)
-    return InProcessTransport(card), card
+    card = InProcessCard(pooled_card(unit.profile))
+    return card.transport, card
+
+
+def reader_opener(connect: Callable[[], Transport]) -> Opener:
+    """Units on a reader: a fresh connection each, no test controls."""
+
+    def opener(unit: Unit) -> tuple[Transport, CardControls | None]:
+        return connect(), None
+
+    return opener
+
+
+def card_profile(transport: Transport) -> str:
+    """``face-auth`` when the card carries no signing certificate, else ``standard``."""
+    return STANDARD if JpkiSession(transport).cert_availability().sign else FACE_AUTH
+
+
+def restore(transport: Transport, pins: dict[str, str], profile: str) -> None:
+    """Re-set every PIN of *profile* to *pins* through the counter's issuer authentication.
+
+    Runs after each unit on a reader, so the next unit finds the card as issued. Needs the
+    TEST issuer key, i.e. the emulator (behind vpcd); a real card refuses it.
+    """
+    names = ("juki", "helper") if profile == FACE_AUTH else ("auth", "sign", "juki", "helper")
+    for name in names:
+        reset_pin(transport, name, pins[name])
 
 
 def run_unit(
     unit: Unit,
-    opener: Opener = inprocess_opener,
+    opener: Opener | None = None,
     *,
     trace_dir: Path | None = None,
     redact: bool = True,
+    meta: dict[str, object] | None = None,
     allow_destructive: bool = False,
     pins: dict[str, str] | None = None,
 ) -> tuple[ScenarioResult, RecordingTransport | None]:
     """Run one unit and return its result and its recording (``None`` if it never started)."""
     start = time.perf_counter()
-    transport, card = opener(unit)
+    transport, controls = (opener or inprocess_opener)(unit)
     why = refusal(unit.scenario, transport, allow_destructive=allow_destructive)
+    if why is None and controls is None:
+        found = card_profile(transport)
+        if found != unit.profile:
+            why = f"the card in the reader is a {found} card"
     if why:
         transport.close()
         return ScenarioResult(unit.name, unit.profile, (), 0.0, skipped=why), None
     clock = FakeClock()
     rec = RecordingTransport(transport, redact=redact, clock=clock,
-                             meta={"scenario": unit.name, "profile": unit.profile})
-    ctx = Ctx(rec, unit.profile, dict(pins or default_pins(unit.profile)), card,  # type: ignore[arg-type]
+                             meta={"scenario": unit.name, "profile": unit.profile, **(meta or {})})
+    start_pins = dict(pins or default_pins(unit.profile))
+    ctx = Ctx(rec, unit.profile, dict(start_pins), controls,
               clock, random.Random(zlib.crc32(unit.name.encode())))
     error = skipped = None
     try:
@@ -96,8 +141,12 @@ def run_unit(
     except Exception as exc:  # a scenario bug must not end the whole run
         logger.exception("scenario %s crashed", unit.name)
         error = f"{type(exc).__name__}: {exc}"
-    finally:
-        rec.close()
+    if controls is None and unit.scenario.destructive and error is None:
+        try:
+            restore(transport, start_pins, unit.profile)
+        except Exception as exc:
+            error = f"could not restore the card's PINs after the scenario: {exc}"
+    rec.close()
     if trace_dir is not None:
         rec.save(trace_dir / f"{unit.name}.jsonl")
     result = ScenarioResult(unit.name, unit.profile, tuple(ctx.steps),
@@ -105,14 +154,15 @@ def run_unit(
     return result, rec
 
 
-def run_units(units: Sequence[Unit], opener: Opener = inprocess_opener,
+def run_units(units: Sequence[Unit], opener: Opener | None = None,
               progress: Callable[[int, int, str], None] | None = None,
-              **kwargs: object) -> list[ScenarioResult]:
+              **kwargs: Any) -> list[ScenarioResult]:
+    """Run *units* in order (the benchmark and the plugin use this; the CLI prints as it goes)."""
     results = []
     for n, unit in enumerate(units):
         if progress:
             progress(n, len(units), unit.name)
-        results.append(run_unit(unit, opener, **kwargs)[0])  # type: ignore[arg-type]
+        results.append(run_unit(unit, opener, **kwargs)[0])
     if progress:
         progress(len(units), len(units), "")
     return results

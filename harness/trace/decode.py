@@ -91,6 +91,8 @@ class Tracker:
         if len(apdu) < 4:
             return Target(self.app, self.ef, None)
         cla, ins, p2 = apdu[0], apdu[1], apdu[3]
+        if ins == 0xA4 and not cla & 0x80:
+            return Target(self.app if apdu[2] != 0x04 else None, None, None)
         ef = self.ef
         pin_command = (cla & 0x80, ins) in SECRET_COMMANDS
         if pin_command and p2 & 0xE0 == 0x80 and p2 & 0x1F:

@@ -104,6 +104,7 @@ class _Attempt:
     fpv: dict[str, str]
     sw: int | None  # None: no answer (power lost)
     epoch: int
+    confirmed: tuple[int, int | None] | None = None  # status query after a power loss
 
 
 def _answers(records: Sequence[Record]) -> dict[int, Record]:
@@ -116,7 +117,8 @@ def explain(records: Sequence[Record]) -> Explanation:
     epoch: dict[str, int] = defaultdict(int)
     accepted: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)  # fp -> APDU index
     attempts: list[_Attempt] = []
-    status_sw: dict[str, tuple[int, int]] = {}  # pin -> (index, sw) of the last status query
+    # pin -> (index, sw, app) of the last status query
+    status_sw: dict[str, tuple[int, int, str]] = {}
     findings: list[Finding] = []
     warnings: list[str] = []
     apdus = 0
@@ -137,7 +139,12 @@ def explain(records: Sequence[Record]) -> Explanation:
             continue
         if name == "VERIFY (status)":
             if sw is not None:
-                status_sw[pin] = (i, sw)
+                status_sw[pin] = (i, sw, rec.get("app", "?"))
+                for a in reversed(attempts):
+                    if a.pin == pin and a.sw is None and a.confirmed is None:
+                        a.confirmed = (i, tries_left(sw))
+                    if a.pin == pin:
+                        break
                 if sw == 0x9000:
                     warnings.append(f"#{i}: {PIN_LABELS.get(pin, pin)} status answered 9000 "
                                     "(verified in this session): not a tries count")
@@ -162,17 +169,17 @@ def explain(records: Sequence[Record]) -> Explanation:
     return Explanation(tuple(findings), apdus, dict(counts), tuple(warnings))
 
 
-def _misread(note: Record, status_sw: dict[str, tuple[int, int]]) -> Finding | None:
+def _misread(note: Record, status_sw: dict[str, tuple[int, int, str]]) -> Finding | None:
     pin = str(note.get("pin", ""))
     shown = note.get("tries_shown")
     if pin not in status_sw or shown is None:
         return None
-    i, sw = status_sw[pin]
+    i, sw, app = status_sw[pin]
     real = tries_left(sw)
     if real == shown or (real is None and sw == 0x9000 and shown == MAX_TRIES.get(pin)):
         return None
     told = f"{real} tries left" if real is not None else f"{sw:04X}, which is not a tries count"
-    return Finding(i, str(note.get("app", "?")), pin, f"{sw:04X}", real, Cause.STATUS_MISREAD,
+    return Finding(i, app, pin, f"{sw:04X}", real, Cause.STATUS_MISREAD,
                    f"the card answered {told}; the app showed {shown} tries"
                    f"{' (locked)' if shown == 0 else ''}", decrement=False)
 
@@ -185,7 +192,7 @@ def _classify(
     for a in attempts:
         prev = previous.get(a.pin)
         previous[a.pin] = a
-        n = tries_left(a.sw) if a.sw is not None else None
+        n = tries_left(a.sw) if a.sw is not None else (a.confirmed[1] if a.confirmed else None)
         if a.sw is not None and n is None:
             continue  # 9000 (restored), 6984 (blocked), 6700 (length): no decrement
         correct = accepted.get((a.pin, a.epoch), {})
@@ -203,8 +210,11 @@ def _cause(
     accepted: dict[tuple[str, int], dict[str, int]],
 ) -> tuple[Cause, str]:
     if a.sw is None:
-        was = " with the correct value" if a.fp in correct else ""
-        return Cause.TEARING, f"no answer{was}: the counter was spent, never restored"
+        was = " to the correct value" if a.fp in correct else ""
+        seen = ""
+        if a.confirmed is not None:
+            seen = f" (status at #{a.confirmed[0]}: {a.confirmed[1]} left)"
+        return Cause.TEARING, f"no answer{was}: the counter was spent, never restored{seen}"
     if (prev is not None and prev.fp == a.fp and prev.epoch == a.epoch and prev.sw is not None
             and tries_left(prev.sw) is not None):
         return Cause.AUTO_RETRY, f"identical value re-sent after #{prev.index} failed"

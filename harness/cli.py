@@ -1,0 +1,114 @@
+"""``myna-hil``: run the lock/reset scenarios, query a card, read and explain traces.
+
+Exit status: 0 success; 1 a scenario failed (or a trace diverged / differs from golden);
+2 bad usage or input, with a one-line message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness import __version__
+
+logger = logging.getLogger(__name__)
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="myna-hil",
+        description="PIN lock/reset scenarios against a virtual or physical My Number Card.",
+    )
+    p.add_argument("--version", action="version", version=f"myna-hil {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log to stderr (-vv: APDU hex, secrets redacted)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("list", help="list the scenarios")
+
+    run = sub.add_parser("run", help="run scenarios (built-in emulator unless --reader)")
+    run.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    run.add_argument("--all", action="store_true", help="run the whole catalogue")
+    run.add_argument("--reader", metavar="NAME", help="a PC/SC reader instead of the emulator")
+    run.add_argument("--destructive", action="store_true",
+                     help="with --reader: allow scenarios that spend tries or change PINs "
+                          "(only on a test card you may lock)")
+    run.add_argument("--trace", metavar="DIR", type=Path, help="write a trace per scenario")
+    run.add_argument("--unredacted-secrets", action="store_true",
+                     help="keep PIN data in traces (never for a physical card)")
+    run.add_argument("--json", metavar="FILE", type=Path, help="write results as JSON")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="only failing steps and the summary")
+
+    st = sub.add_parser("status", help="the four PIN counters (no try is spent)")
+    src = st.add_mutually_exclusive_group()
+    src.add_argument("--reader", metavar="NAME", help="a PC/SC reader")
+    src.add_argument("--state", metavar="FILE", type=Path, help="a myna-emu card state file")
+
+    tr = sub.add_parser("trace", help="show, explain, replay or check traces")
+    tsub = tr.add_subparsers(dest="trace_command", metavar="ACTION")
+    show = tsub.add_parser("show", help="print a trace as a table")
+    show.add_argument("file", type=Path)
+    ex = tsub.add_parser("explain", help="every retry-counter decrement, with cause and remedy")
+    ex.add_argument("file", type=Path)
+    rp = tsub.add_parser("replay", help="replay a trace as the card under its scenario")
+    rp.add_argument("file", type=Path)
+    rp.add_argument("--scenario", help="scenario unit to run (default: the trace's own)")
+    gd = tsub.add_parser("golden", help="compare every scenario with traces/golden/")
+    gd.add_argument("--update", action="store_true", help="rewrite the golden traces")
+    gd.add_argument("--dir", type=Path, help="golden directory (default: traces/golden)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its message
+        return 0 if exc.code == 0 else 2
+    if args.verbose:
+        from emulator import TRAFFIC
+
+        logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s",
+                            level=TRAFFIC if args.verbose > 1 else logging.INFO)
+    try:
+        return dispatch(args, parser)
+    except UsageError as exc:
+        print(f"myna-hil: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into head & co.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("myna-hil: interrupted", file=sys.stderr)
+        return 130
+
+
+def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from harness import cli_commands, cli_trace
+
+    if args.command == "list":
+        return cli_commands.cmd_list()
+    if args.command == "run":
+        return cli_commands.cmd_run(args)
+    if args.command == "status":
+        return cli_commands.cmd_status(args)
+    if args.command == "trace":
+        if args.trace_command is None:
+            raise UsageError("trace needs an action: show, explain, replay or golden")
+        return cli_trace.dispatch(args)
+    parser.print_usage(sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

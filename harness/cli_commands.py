@@ -1,0 +1,140 @@
+"""``myna-hil list``, ``run`` and ``status``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from typing import Any
+
+from harness.cli import UsageError
+from harness.cli_output import Progress, format_result, summary_line, to_json, write_json
+from harness.errors import NoSuchFileError
+from harness.scenarios.base import REGISTRY
+from harness.scenarios.runner import (
+    Unit,
+    UnknownScenarioError,
+    all_units,
+    reader_opener,
+    run_unit,
+    select_units,
+)
+from harness.sessions import JpkiSession, JukiSession, TextSession
+from harness.transport import Transport, TransportError
+
+logger = logging.getLogger(__name__)
+
+
+def open_reader(name: str) -> Transport:
+    """A PC/SC transport to reader *name* (a physical card as far as the harness knows)."""
+    try:
+        from harness.pcsc import PcscTransport
+    except ImportError as exc:
+        raise UsageError(f"PC/SC support is not available ({exc})") from None
+    try:
+        return PcscTransport(name)
+    except TransportError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_list() -> int:
+    width = max(len(u) for s in REGISTRY.values() for u in s.units())
+    print(f"{'scenario':<{width}}  {'kind':<16} summary")
+    for s in REGISTRY.values():
+        kind = ("in-process" if s.needs_admin else
+                "destructive" if s.destructive else "read-only")
+        for unit in s.units():
+            print(f"{unit:<{width}}  {kind:<16} {s.summary}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.all and args.scenarios:
+        raise UsageError("give scenario names or --all, not both")
+    if not args.all and not args.scenarios:
+        raise UsageError("name the scenarios to run (see 'myna-hil list') or pass --all")
+    if args.destructive and not args.reader:
+        raise UsageError("--destructive only applies with --reader")
+    try:
+        units: list[Unit] = all_units() if args.all else select_units(args.scenarios)
+    except UnknownScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    if args.trace is not None and args.trace.exists() and not args.trace.is_dir():
+        raise UsageError(f"--trace {args.trace}: not a directory")
+    kwargs: dict[str, Any] = {
+        "trace_dir": args.trace, "redact": not args.unredacted_secrets,
+        "allow_destructive": args.destructive,
+    }
+    opener = reader_opener(lambda: open_reader(args.reader)) if args.reader else None
+    progress = Progress()
+    if not args.reader:
+        from harness.scenarios.cards import shared_pki
+
+        t0 = time.perf_counter()
+        shared_pki()  # one TEST PKI for every card of the run
+        print(f"built-in emulator, memory mode; TEST PKI generated in "
+              f"{time.perf_counter() - t0:.2f} s")
+    start = time.perf_counter()
+    results = []
+    for n, unit in enumerate(units):
+        progress(n, len(units), unit.name)
+        result = run_unit(unit, opener, **kwargs)[0]
+        results.append(result)
+        if not (args.quiet and result.ok):
+            progress(len(units), len(units), "")
+            print(format_result(result, steps=not args.quiet))
+    progress(len(units), len(units), "")
+    seconds = time.perf_counter() - start
+    print(summary_line(results, seconds))
+    if args.json:
+        write_json(args.json, to_json(results, seconds, args.reader or "in-process"))
+    if args.trace:
+        print(f"traces: {args.trace}/<scenario>.jsonl"
+              f"{' (secrets NOT redacted)' if args.unredacted_secrets else ''}")
+    return 0 if all(r.ok or r.skipped for r in results) else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if args.reader:
+        transport = open_reader(args.reader)
+        where = f"reader {args.reader}"
+    else:
+        from emulator.card import Card
+        from emulator.state import StateError
+        from harness.inprocess import InProcessTransport
+        from harness.scenarios.cards import new_card
+
+        try:
+            card = Card.open(args.state) if args.state else new_card()
+        except StateError as exc:
+            raise UsageError(str(exc)) from None
+        transport = InProcessTransport(card)
+        where = f"state {args.state}" if args.state else "built-in emulator (fresh card)"
+    with transport:
+        print(status_report(transport, where))
+    return 0
+
+
+def status_report(transport: Transport, where: str) -> str:
+    """ATR, card identity and the four counters, by empty VERIFY only."""
+    lines = [f"card: {where}", f"ATR:  {transport.atr.hex(' ').upper()}"]
+    jpki = JpkiSession(transport)
+    try:
+        serial = format(jpki.certificate("auth").serial_number, "X")
+    except NoSuchFileError:
+        serial = "none"
+    lines.append(f"auth certificate serial (card id): {serial}")
+    statuses = []
+    for name in ("auth", "sign"):
+        try:
+            statuses.append(JpkiSession(transport).pin_status(name))
+        except NoSuchFileError:
+            statuses.append(None)
+    statuses += [JukiSession(transport).pin_status(), TextSession(transport).pin_status()]
+    labels = ("JPKI auth PIN", "JPKI signing password", "Juki PIN", "text-AP PIN")
+    for label, st in zip(labels, statuses, strict=True):
+        lines.append(f"  {label:<22} {'absent' if st is None else st.describe()}")
+    return "\n".join(lines)
+
+
+__all__ = ["cmd_list", "cmd_run", "cmd_status", "open_reader", "status_report"]

@@ -1,0 +1,120 @@
+"""``myna-hil trace show | explain | replay | golden``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.cli import UsageError
+from harness.cli_output import format_result
+from harness.controls import CardControls, ReplayControls
+from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
+from harness.trace import golden
+from harness.trace.explain import explain, format_explanation
+from harness.trace.recorder import Record, TraceFormatError, read_trace
+from harness.trace.replay import ReplayDivergence, ReplayTransport
+from harness.transport import Transport
+
+logger = logging.getLogger(__name__)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    action = args.trace_command
+    if action == "golden":
+        return cmd_golden(args.update, args.dir or golden.GOLDEN_DIR)
+    records = _load(args.file)
+    if action == "show":
+        print(format_trace(records))
+        return 0
+    if action == "explain":
+        print(format_explanation(explain(records)))
+        return 0
+    return cmd_replay(records, args.scenario)
+
+
+def _load(path: Path) -> list[Record]:
+    try:
+        return read_trace(path)
+    except TraceFormatError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def format_trace(records: Sequence[Record]) -> str:
+    """One line per exchange: index, command, target, hex, answer, latency; notes indented."""
+    meta = records[0]
+    lines = [f"trace of {meta.get('scenario', '?')} on {meta.get('transport', '?')}, "
+             f"ATR {meta.get('atr', '?')}, {'redacted' if meta.get('redacted') else 'UNREDACTED'}"]
+    answers = {r["i"]: r for r in records if r["type"] in ("rsp", "lost")}
+    for r in records[1:]:
+        kind = r["type"]
+        if kind == "cmd":
+            a = answers.get(r["i"], {})
+            target = "/".join(x for x in (r.get("app"), r.get("pin") or r.get("ef")) if x)
+            answer = ("NO ANSWER (card lost)" if a.get("type") == "lost" else
+                      f"{a.get('sw', '----')} {a.get('sw_name', '')}".rstrip())
+            ms = a.get("latency_ms")
+            lines.append(f"#{r['i']:<4} {r.get('name', ''):<26} {target:<12} {_short(r['hex'])}"
+                         f"  -> {answer}{'' if ms is None else f'  {ms:.2f} ms'}")
+        elif kind == "reset":
+            lines.append(f"      -- card reset, ATR {r['atr']}")
+        elif kind == "note":
+            extra = {k: v for k, v in r.items()
+                     if k not in ("seq", "type", "actor", "event", "time", "t", "clock")}
+            detail = ", ".join(f"{k}={v}" for k, v in extra.items())
+            lines.append(f"      · {r['actor']} {r['event']}{': ' if detail else ''}{detail}"
+                         f"  [{r.get('clock', '')}]")
+    return "\n".join(lines)
+
+
+def _short(hexstr: str, width: int = 40) -> str:
+    return hexstr if len(hexstr) <= width else hexstr[: width - 1] + "…"
+
+
+def cmd_replay(records: Sequence[Record], scenario: str | None) -> int:
+    """Run the trace's scenario with the trace as the card; report the first divergence."""
+    name = scenario or records[0].get("scenario")
+    if not name:
+        raise UsageError("the trace names no scenario; pass --scenario")
+    try:
+        units = select_units([str(name)])
+    except UnknownScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    unit = next((u for u in units if u.name == name), units[0])
+    replay = ReplayTransport(records)
+
+    def opener(_: Unit) -> tuple[Transport, CardControls | None]:
+        return replay, ReplayControls()
+
+    result, _ = run_unit(unit, opener)
+    if result.error:
+        print(f"replay of {unit.name} against the trace stopped: {result.error}")
+        return 1
+    try:
+        replay.check_finished()
+    except ReplayDivergence as exc:
+        print(f"replay of {unit.name}: the run ended early; {exc.describe()}")
+        return 1
+    print(format_result(result))
+    print(f"replayed {replay.replayed} exchanges: no divergence")
+    return 0 if result.ok else 1
+
+
+def cmd_golden(update: bool, directory: Path) -> int:
+    bad = 0
+    for unit in all_units():
+        _, rec = run_unit(unit)
+        assert rec is not None
+        if update:
+            golden.update(unit.name, rec.records, directory)
+            continue
+        diff = golden.compare(unit.name, rec.records, directory)
+        if diff:
+            bad += 1
+            print(f"✗ {unit.name} differs from its golden trace:\n{diff}")
+    if update:
+        print(f"wrote {len(all_units())} golden traces to {directory}")
+        return 0
+    print(f"{len(all_units()) - bad} of {len(all_units())} scenario traces match {directory}")
+    return 1 if bad else 0
