@@ -1,3 +1,159 @@
-"""pytest plugin for vendors testing their apps against a virtual My Number Card."""
+"""pytest plugin for vendors testing their apps against a virtual My Number Card.
+
+Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import. Fixtures:
+
+``myna_card``
+    A fresh in-process card (default PINs, see ``emulator.pins.DEFAULT_PINS``) with state
+    controls — :class:`harness.controls.InProcessCard`: ``set_pins``, ``set_tries``,
+    ``block``, ``tries_left``, ``set_quirks``, ``change_profile``, ``tear_after_decrement``
+    — and its ``transport``. Configure it with ``@pytest.mark.myna_card(profile="face-auth",
+    quirks={"status_9000_after_verify": True})``. Each test (and so each xdist worker)
+    gets its own card; the worker's TEST keys are generated once.
+``myna_transport``
+    What the code under test should talk to: the ``myna_card`` transport, or with
+    ``--myna-reader NAME`` a PC/SC reader (tests that need ``myna_card``'s controls are
+    skipped there — a physical card has none).
+``myna_vpcd_reader``
+    A card served in a vpcd slot of the local pcscd; yields the reader name (the card's
+    controls are on ``request.node.myna_vpcd_card``). Needs pcscd with the vpcd driver:
+    skipped when absent, an error when ``CI`` is set. Under xdist, worker ``gwN`` uses
+    slot ``--myna-vpcd-slot`` + N and skips when there are not enough readers.
+"""
 
 from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness.controls import InProcessCard
+from harness.transport import Transport
+
+logger = logging.getLogger(__name__)
+
+VPCD_READER_PREFIX = "Virtual PCD"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("myna-hil", "My Number Card test harness")
+    group.addoption("--myna-reader", metavar="NAME", default=None,
+                    help="run myna_transport tests against this PC/SC reader")
+    group.addoption("--myna-vpcd-slot", metavar="N", type=int, default=0,
+                    help="first vpcd slot for myna_vpcd_reader (xdist worker N adds N)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "myna_card(profile='standard', pins=None, quirks=None): configure the "
+        "myna_card fixture's card")
+
+
+def _card_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker("myna_card")
+    return dict(marker.kwargs) if marker else {}
+
+
+def make_card(profile: str = "standard", pins: dict[str, str] | None = None,
+              quirks: dict[str, bool] | None = None) -> InProcessCard:
+    """A fresh in-process card: the run's TEST keys, default or given PINs, quirks."""
+    from harness.scenarios.cards import new_card
+
+    card = InProcessCard(new_card(profile))
+    if pins:
+        card.set_pins(**pins)
+    if quirks:
+        card.set_quirks(**quirks)
+    return card
+
+
+@pytest.fixture
+def myna_card(request: pytest.FixtureRequest) -> Iterator[InProcessCard]:
+    """A fresh in-process virtual card with state controls (see the module docstring)."""
+    if request.config.getoption("--myna-reader"):
+        pytest.skip("needs the in-process card's controls; --myna-reader points at a "
+                    "physical card")
+    card = make_card(**_card_options(request))
+    try:
+        yield card
+    finally:
+        card.transport.close()
+
+
+@pytest.fixture
+def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    """The card the code under test talks to: in-process, or ``--myna-reader NAME``."""
+    reader = request.config.getoption("--myna-reader")
+    if reader:
+        from harness.pcsc import PcscTransport
+
+        transport: Transport = PcscTransport(reader)
+        try:
+            yield transport
+        finally:
+            transport.close()
+        return
+    card = request.getfixturevalue("myna_card")
+    yield card.transport
+
+
+def _worker_index(config: pytest.Config) -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
+def vpcd_readers() -> list[str] | str:
+    """The vpcd readers pcscd lists, or why there are none (a message)."""
+    try:
+        from smartcard.System import readers
+    except ImportError as exc:  # pragma: no cover - pyscard is a dependency
+        return f"pyscard unavailable: {exc}"
+    try:
+        names = [str(r) for r in readers()]
+    except Exception as exc:  # no daemon, no service: all the same here
+        return f"pcscd not reachable: {exc}"
+    found = sorted(n for n in names if n.startswith(VPCD_READER_PREFIX))
+    return found or f"pcscd lists no vpcd reader (readers: {names or 'none'})"
+
+
+def _unavailable(request: pytest.FixtureRequest, reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"myna_vpcd_reader: {reason} (CI is set, so this is an error)")
+    pytest.skip(f"myna_vpcd_reader: {reason}")
+
+
+@pytest.fixture
+def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh virtual card in a vpcd slot; yields the PC/SC reader name."""
+    found = vpcd_readers()
+    if isinstance(found, str):
+        _unavailable(request, found)
+        return
+    slot = request.config.getoption("--myna-vpcd-slot") + _worker_index(request.config)
+    if slot >= len(found):
+        pytest.skip(f"myna_vpcd_reader: no vpcd reader for slot {slot} "
+                    f"({len(found)} configured: {', '.join(found)})")
+    try:
+        from emulator.vpcd import VpcdServer, slot_port
+    except ImportError as exc:  # pragma: no cover
+        _unavailable(request, f"emulator.vpcd unavailable: {exc}")
+        return
+    opts = _card_options(request)
+    card = make_card(**opts)
+    server = VpcdServer(card.card, port=slot_port(slot))
+    thread = threading.Thread(target=server.serve, name=f"vpcd-slot-{slot}", daemon=True)
+    thread.start()
+    if not server.connected.wait(10):
+        server.stop()
+        thread.join(5)
+        _unavailable(request, f"vpcd slot {slot} did not accept the card within 10 s")
+        return
+    request.node.myna_vpcd_card = card
+    try:
+        yield found[slot]
+    finally:
+        server.stop()
+        thread.join(5)

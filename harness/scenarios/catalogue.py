@@ -18,6 +18,7 @@ from harness.actors.kiosk import GO_COUNTER, START_AGAIN, JlisBackend, Kiosk, Re
 from harness.errors import ApduError
 from harness.scenarios.base import FACE_AUTH, STANDARD, Ctx, scenario
 from harness.sessions import JukiSession, TextSession
+from harness.trace.recorder import note
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def block_with_app(ctx: Ctx, pin: str) -> None:
 def block_raw(ctx: Ctx, pin: str) -> None:
     """Wrong VERIFYs on the text-AP / Juki PIN: 63C2, 63C1, 63C0."""
     for n in (2, 1, 0):
+        note(ctx.transport, "tester", "entered", pin=pin)
         if pin == "juki":
             got = sw_of(lambda: JukiSession(ctx.transport).verify(WRONG[pin]))
         else:

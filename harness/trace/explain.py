@@ -6,7 +6,9 @@ it (``9000``). So a decrement is visible as a ``63Cx`` answer, or as a VERIFY th
 answer at all (power lost between the decrement and the restore).
 
 Causes are inferred from the per-trace fingerprints (:mod:`harness.trace.fingerprint`), in
-this order: power lost; the identical value re-sent right after it failed (automatic retry);
+this order: power lost; the identical value re-sent right after it failed with nothing shown
+to the user in between (automatic retry; a trace without the apps' ``shown`` / ``entered``
+notes cannot tell this from a user typing the same wrong value twice);
 a normalised form of the value equals a value the card accepted for this PIN (the app
 transformed what was typed); the value belongs to or was sent to another PIN (tried on
 another application); otherwise the user typed a wrong value. Notes in which an app reports
@@ -58,6 +60,9 @@ REMEDIES: dict[Cause, str] = {
     "means 'verified in this session', 6984 means blocked or unusable",
 }
 
+#: Notes that mean the user saw or did something between two APDUs.
+INTERACTIONS = frozenset({"shown", "entered"})
+
 _TRANSFORM_DETAIL = {
     "case": "the correct value with the case of its letters changed",
     "width": "the correct value in another Unicode form (full-width characters)",
@@ -104,6 +109,7 @@ class _Attempt:
     fpv: dict[str, str]
     sw: int | None  # None: no answer (power lost)
     epoch: int
+    interaction: int  # user-visible events so far (an app showing a result, a user entry)
     confirmed: tuple[int, int | None] | None = None  # status query after a power loss
 
 
@@ -122,8 +128,11 @@ def explain(records: Sequence[Record]) -> Explanation:
     findings: list[Finding] = []
     warnings: list[str] = []
     apdus = 0
+    interaction = 0
     for rec in records:
         kind = rec.get("type")
+        if kind == "reset" or (kind == "note" and rec.get("event") in INTERACTIONS):
+            interaction += 1
         if kind == "note" and rec.get("event") == "pin-status":
             misread = _misread(rec, status_sw)
             if misread:
@@ -151,7 +160,8 @@ def explain(records: Sequence[Record]) -> Explanation:
             continue
         fp = rec.get("fp")
         if name == "VERIFY":
-            a = _Attempt(i, rec.get("app", "?"), pin, fp, rec.get("fpv", {}), sw, epoch[pin])
+            a = _Attempt(i, rec.get("app", "?"), pin, fp, rec.get("fpv", {}), sw, epoch[pin],
+                         interaction)
             attempts.append(a)
             if sw == 0x9000 and fp:
                 accepted[(pin, epoch[pin])].setdefault(fp, i)
@@ -215,8 +225,9 @@ def _cause(
         if a.confirmed is not None:
             seen = f" (status at #{a.confirmed[0]}: {a.confirmed[1]} left)"
         return Cause.TEARING, f"no answer{was}: the counter was spent, never restored{seen}"
-    if (prev is not None and prev.fp == a.fp and prev.epoch == a.epoch and prev.sw is not None
-            and tries_left(prev.sw) is not None):
+    repeat = (prev is not None and prev.fp == a.fp and prev.epoch == a.epoch
+              and prev.sw is not None and tries_left(prev.sw) is not None)
+    if repeat and prev is not None and prev.interaction == a.interaction:
         return Cause.AUTO_RETRY, f"identical value re-sent after #{prev.index} failed"
     for kind in ("case", "width", "space", "norm"):
         v = a.fpv.get(kind)
@@ -230,6 +241,8 @@ def _cause(
         if b.pin != a.pin and b.fp == a.fp and b.index < a.index:
             return (Cause.OTHER_APPLICATION,
                     f"the value just tried on the {PIN_LABELS.get(b.pin, b.pin)} (#{b.index})")
+    if repeat and prev is not None:
+        return Cause.USER_WRONG, f"the same wrong value as #{prev.index}, entered again"
     if correct:
         return Cause.USER_WRONG, "a value the card did not accept, unrelated to the correct one"
     return Cause.USER_WRONG, "a value the card did not accept"

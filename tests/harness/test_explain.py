@@ -1,0 +1,59 @@
+"""Phantom-lockout forensics on the phantom scenarios' traces (redacted and not)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.trace.explain import Cause, explain, format_explanation
+from tests.harness.support import record
+
+
+@pytest.mark.parametrize("redact", [True, False])
+def test_tearing_is_explained(redact: bool) -> None:
+    expl = explain(record("phantom-tearing", redact=redact))
+    assert expl.causes() == [Cause.TEARING] * 3
+    assert [f.tries_left for f in expl.findings] == [2, 1, 0]
+    assert all(f.pin == "auth" and f.app == "jpki" and f.sw == "lost" for f in expl.findings)
+    assert expl.decrements == {"auth": 3}
+    text = format_explanation(expl)
+    assert "power lost" in text and "counter re-set" in text and "now blocked" in text
+
+
+@pytest.mark.parametrize("redact", [True, False])
+def test_app_habits_are_attributed_to_the_app(redact: bool) -> None:
+    expl = explain(record("phantom-app-retry", redact=redact))
+    assert [(f.cause, f.pin) for f in expl.findings] == [
+        (Cause.APP_TRANSFORM, "sign"), (Cause.APP_TRANSFORM, "sign"),
+        (Cause.APP_TRANSFORM, "sign"), (Cause.USER_WRONG, "auth"), (Cause.AUTO_RETRY, "auth"),
+        (Cause.OTHER_APPLICATION, "auth"), (Cause.OTHER_APPLICATION, "juki"),
+    ]
+    details = [f.detail for f in expl.findings]
+    assert "case" in details[0] and "full-width" in details[1] and "whitespace" in details[2]
+    assert "text-AP PIN" in details[5]
+    indexes = [f.index for f in expl.findings]
+    assert indexes == sorted(indexes) and len(set(indexes)) == 7
+
+
+def test_status_misread_is_caught_without_a_decrement() -> None:
+    expl = explain(record("phantom-status-quirk"))
+    assert expl.causes() == [Cause.STATUS_MISREAD]
+    f = expl.findings[0]
+    assert not f.decrement and f.sw == "9000" and "0 tries (locked)" in f.detail
+    assert expl.decrements == {}
+    assert any("9000" in w for w in expl.warnings)
+
+
+def test_plain_lockout_is_the_users_doing() -> None:
+    expl = explain(record("lockout-auth"))
+    assert expl.causes() == [Cause.USER_WRONG] * 3
+    assert "blocked" in format_explanation(expl)
+
+
+def test_no_decrement_says_so() -> None:
+    assert format_explanation(explain(record("card-info"))).startswith("no retry-counter")
+
+
+def test_counter_reset_starts_a_new_value_epoch() -> None:
+    # After the counter sets a new value, failures with the old one are wrong values.
+    expl = explain(record("kiosk-reset-auth"))
+    assert expl.causes() == [Cause.USER_WRONG] * 3

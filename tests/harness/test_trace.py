@@ -1,0 +1,140 @@
+"""Recording (redaction, fingerprints), reading and replaying traces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.controls import ReplayControls
+from harness.inprocess import InProcessTransport
+from harness.scenarios.cards import new_card
+from harness.scenarios.runner import run_unit
+from harness.trace import (
+    RecordingTransport,
+    ReplayDivergence,
+    ReplayTransport,
+    TraceFormatError,
+    read_trace,
+)
+from harness.trace.fingerprint import Fingerprinter
+from harness.transport import CardRemovedError
+from tests.harness.support import record, unit
+
+PHANTOMS = ["phantom-tearing", "phantom-app-retry", "phantom-status-quirk"]
+VERIFY_1234 = "002000800431323334"
+
+
+def _verify_once(redact: bool) -> RecordingTransport:
+    rec = RecordingTransport(InProcessTransport(new_card()), redact=redact)
+    rec.transmit(bytes.fromhex("00A4040C0AD392F000260100000001"))
+    rec.transmit(bytes.fromhex("00A4020C020018"))
+    rec.transmit(bytes.fromhex(VERIFY_1234))
+    return rec
+
+
+def test_secrets_are_redacted_by_default(tmp_path: Path) -> None:
+    rec = _verify_once(redact=True)
+    text = rec.save(tmp_path / "t.jsonl").read_text()
+    assert "31323334" not in text and "1234" not in text.replace("12345", "")
+    cmd = next(r for r in rec.records if r.get("name") == "VERIFY")
+    assert cmd["hex"] == "00200080 04 <redacted 4 bytes>"
+    assert (cmd["app"], cmd["ef"], cmd["pin"]) == ("jpki", "0018", "auth")
+    assert len(cmd["fp"]) == 16
+
+
+def test_unredacted_on_request_but_never_for_a_physical_card() -> None:
+    rec = _verify_once(redact=False)
+    assert any(r.get("hex") == VERIFY_1234.upper() for r in rec.records)
+    from tests.harness.support import PhysicalLike
+
+    phys = RecordingTransport(PhysicalLike(new_card()), redact=False)
+    assert phys.redact and phys.records[0]["redacted"] is True
+
+
+def test_record_fields() -> None:
+    rec = _verify_once(redact=True)
+    meta, rsp = rec.records[0], rec.records[-1]
+    assert meta["format"] == "myna-hil-trace" and meta["atr"].startswith("3B")
+    assert rsp["type"] == "rsp" and rsp["sw"] == "9000" and rsp["latency_ms"] >= 0
+    assert {"time", "t", "seq"} <= rsp.keys()
+
+
+def test_fingerprints_keep_equality_not_values() -> None:
+    a, b = Fingerprinter(), Fingerprinter()
+    assert a.fp(b"1234") == a.fp(b"1234") != a.fp(b"1235")
+    assert a.fp(b"1234") != b.fp(b"1234")  # per-trace keys: unrelated across traces
+    assert a.variants(b"abc123")["case"] == a.fp(b"ABC123")
+    assert a.variants("１２３４".encode())["width"] == a.fp(b"1234")
+    assert a.variants(b"1234\n")["space"] == a.fp(b"1234")
+    assert a.variants(b"1234") == {}
+    assert "key" in repr(a) and a.fp(b"x") not in repr(a)
+
+
+def test_the_fingerprint_key_is_not_in_the_trace(tmp_path: Path) -> None:
+    rec = _verify_once(redact=True)
+    key = rec._fingerprints._Fingerprinter__key  # type: ignore[attr-defined]
+    assert key.hex() not in rec.save(tmp_path / "t.jsonl").read_text()
+
+
+def test_power_loss_is_recorded_and_reraised() -> None:
+    card = new_card()
+    rec = RecordingTransport(InProcessTransport(card))
+    rec.transmit(bytes.fromhex("00A4040C0AD392F000260100000001"))
+    rec.transmit(bytes.fromhex("00A4020C020018"))
+    card.faults.tear_after_decrement = 1
+    with pytest.raises(CardRemovedError):
+        rec.transmit(bytes.fromhex(VERIFY_1234))
+    rec.reset()
+    assert [r["type"] for r in rec.records[-2:]] == ["lost", "reset"]
+
+
+@pytest.mark.parametrize("name", PHANTOMS)
+@pytest.mark.parametrize("redact", [True, False])
+def test_replay_of_a_recorded_run_matches(name: str, redact: bool, tmp_path: Path) -> None:
+    record(name, redact=redact, trace_dir=tmp_path)
+    records = read_trace(tmp_path / f"{name}.jsonl")
+    replay = ReplayTransport(records)
+    result, _ = run_unit(unit(name), lambda _: (replay, ReplayControls()))
+    assert result.ok and result.error is None
+    replay.check_finished()
+    assert replay.replayed == result.apdus
+
+
+def test_replay_reports_the_first_divergence() -> None:
+    records = record("phantom-app-retry")
+    # Tamper: the app now sends a 7-byte password where the trace has 6 bytes.
+    target = next(r for r in records if r.get("name") == "VERIFY")
+    target["hex"] = target["hex"].replace("06 <redacted 6 bytes>", "07 <redacted 7 bytes>")
+    replay = ReplayTransport(records)
+    result, _ = run_unit(unit("phantom-app-retry"), lambda _: (replay, ReplayControls()))
+    assert result.error is not None
+    assert f"diverged at APDU #{target['i']}" in result.error
+    assert "07 <redacted 7 bytes>" in result.error and "06 <redacted 6 bytes>" in result.error
+
+
+def test_replay_of_another_scenario_diverges() -> None:
+    replay = ReplayTransport(record("lockout-text"))
+    result, _ = run_unit(unit("lockout-juki"), lambda _: (replay, ReplayControls()))
+    assert result.error and "diverged at APDU #0" in result.error
+
+
+def test_replay_notices_a_run_that_stops_early() -> None:
+    replay = ReplayTransport(record("lockout-juki"))
+    replay.transmit(bytes.fromhex("00A4040C0AD3921000310001010401"))
+    with pytest.raises(ReplayDivergence) as e:
+        replay.check_finished()
+    assert "end of run" in str(e.value)
+
+
+def test_read_trace_rejects_bad_files(tmp_path: Path) -> None:
+    p = tmp_path / "bad.jsonl"
+    p.write_text("{not json\n")
+    with pytest.raises(TraceFormatError, match=r"bad\.jsonl:1"):
+        read_trace(p)
+    p.write_text(json.dumps({"type": "cmd"}) + "\n")
+    with pytest.raises(TraceFormatError, match="no meta"):
+        read_trace(p)
+    with pytest.raises(TraceFormatError, match="cannot read"):
+        read_trace(tmp_path / "missing.jsonl")
