@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from emulator.errors import CardPoweredOff
 from harness.redact import redact_command
 from harness.transport import TRAFFIC
 
@@ -90,6 +91,10 @@ class TruncatedFrameError(Exception):
     """The stream ended inside a frame."""
 
 
+class _PowerLost(Exception):
+    """The card lost power mid-command (injected tearing): pull it from the reader."""
+
+
 class _FrameReader:
     """Exact reads of length-prefixed frames from a stream socket."""
 
@@ -153,6 +158,7 @@ class VpcdServer:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._powered = False
+        self._card_lock = threading.Lock()
         #: Set while a vpcd connection is up (tests wait on it).
         self.connected = threading.Event()
         #: Number of vpcd connections made so far.
@@ -180,6 +186,20 @@ class VpcdServer:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def swap_card(self, card: VirtualCard) -> VirtualCard:
+        """Put another card in the slot without dropping the vpcd connection; the old one.
+
+        pcscd notices an insertion only at its next presence poll (~0.4 s); a test suite
+        that wants a fresh card per test swaps it here instead and powers it up through
+        PC/SC (a new connection or a reset). The new card is powered on before its first APDU.
+        """
+        with self._card_lock:
+            old, self.card = self.card, card
+            if self._powered:
+                self._call_power(old.power_off)
+            self._powered = False
+        return old
+
     def serve(self) -> None:
         """Connect to vpcd and serve the card until :meth:`stop`; retry when vpcd is gone."""
         delay = self.backoff_min
@@ -202,7 +222,8 @@ class VpcdServer:
                     self._sock = None
                 sock.close()
                 self.connected.clear()
-                self._power_off()
+                with self._card_lock:
+                    self._power_off()
                 logger.info("card removed from vpcd at %s", self.address)
 
     def _connect(self) -> socket.socket | None:
@@ -241,7 +262,11 @@ class VpcdServer:
                 return
             if self._stop.is_set():
                 return  # a frame read after stop() is not started
-            answer = self.handle(payload)
+            try:
+                answer = self.handle(payload)
+            except _PowerLost:
+                logger.info("vpcd at %s: card lost power mid-command; pulling it", self.address)
+                return
             if answer is None:
                 continue
             try:
@@ -257,9 +282,10 @@ class VpcdServer:
         if len(payload) == 0:
             logger.info("vpcd at %s: empty frame dropped", self.address)
             return None
-        if len(payload) == 1:
-            return self._control(payload[0])
-        return encode_frame(self._transmit(payload))
+        with self._card_lock:
+            if len(payload) == 1:
+                return self._control(payload[0])
+            return encode_frame(self._transmit(payload))
 
     def _control(self, code: int) -> bytes | None:
         if code == CTRL_GET_ATR:
@@ -301,6 +327,11 @@ class VpcdServer:
             logger.log(TRAFFIC, "%s > %s", self.address, redact_command(apdu))
         try:
             response = self.card.transmit(apdu)
+        except CardPoweredOff:
+            # Powered as far as we know, so the card lost power inside the command: a real
+            # reader sees the card go mute, as when it is pulled out.
+            self._powered = False
+            raise _PowerLost from None
         except Exception:
             logger.exception("vpcd at %s: card failed on an APDU; answering 6F00", self.address)
             return SW_NO_DIAGNOSIS
