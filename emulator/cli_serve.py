@@ -110,6 +110,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def _ports(args: argparse.Namespace) -> list[int]:
     if args.port:
         return list(args.port)
+    if any(slot < 0 for slot in args.slot):
+        raise _UsageError("--slot must be 0 or more")
     return [slot_port(slot) for slot in (args.slot or [0])]
 
 
@@ -151,11 +153,12 @@ class _UsageError(Exception):
     """A command-line mistake; reported on one line, exit status 2."""
 
 
-def _check(args: argparse.Namespace, count: int) -> None:
-    if args.slot and any(slot < 0 for slot in args.slot):
-        raise _UsageError("--slot must be 0 or more")
-    if args.port and any(not 0 < port < 65536 for port in args.port):
+def _check(args: argparse.Namespace, ports: list[int]) -> None:
+    if any(not 0 < port < 65536 for port in ports):
         raise _UsageError("--port must be 1..65535")
+    if len(set(ports)) != len(ports):
+        raise _UsageError("a port is given twice")
+    count = len(ports)
     if args.echo or args.memory:
         if args.state:
             raise _UsageError("--state cannot be combined with --memory or --echo")
@@ -179,12 +182,9 @@ def _close(card: VirtualCard) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve the cards until SIGINT / SIGTERM; the exit status."""
     _configure_logging(args.verbose)
-    ports = _ports(args)
-    if len(set(ports)) != len(ports):
-        print("myna-emu serve: a port is given twice", file=sys.stderr)
-        return EXIT_USAGE
     try:
-        _check(args, len(ports))
+        ports = _ports(args)
+        _check(args, ports)
         cards = _open_cards(args, len(ports))
     except _UsageError as exc:
         print(f"myna-emu serve: {exc}", file=sys.stderr)

@@ -25,7 +25,7 @@ from emulator.vpcd import (
 from harness.transport import TRAFFIC
 from tests.vpcd.conftest import STANDIN_ATR, FakeVpcd, Running, StandInCard, wait_until
 
-SELECT = bytes.fromhex("00A4040C0AD392F00026010000000001")
+SELECT = bytes.fromhex("00A4040C0AD392F000260100000001")
 Serve = Callable[..., Running]
 
 
@@ -321,7 +321,7 @@ def _reader(chunks: list[bytes]) -> tuple[_FrameReader, ScriptedSocket]:
     return _FrameReader(sock), sock  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("cut", range(1, 20))
+@pytest.mark.parametrize("cut", range(1, len(SELECT) + 5))
 def test_reader_reassembles_frames_cut_anywhere(cut: int) -> None:
     stream = encode_frame(SELECT) + encode_frame(b"\x04")
     reader, _ = _reader([stream[:cut], stream[cut:]])
@@ -338,7 +338,7 @@ def test_reader_one_byte_per_recv_rearms_quickack_every_time() -> None:
         assert sock.quickacks == sock.recvs == len(stream)
 
 
-@pytest.mark.parametrize("cut", range(1, 18))
+@pytest.mark.parametrize("cut", range(1, len(SELECT) + 2))
 def test_reader_truncated_stream(cut: int) -> None:
     reader, _ = _reader([encode_frame(SELECT)[:cut]])
     with pytest.raises(TruncatedFrameError):
