@@ -19,7 +19,7 @@ from harness.scenarios.runner import (
     run_unit,
     select_units,
 )
-from harness.sessions import JpkiSession, JukiSession, TextSession
+from harness.sessions import JpkiSession, JukiSession, PinStatus, TextSession
 from harness.transport import Transport, TransportError
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def status_report(transport: Transport, where: str) -> str:
     except NoSuchFileError:
         serial = "none"
     lines.append(f"auth certificate serial (card id): {serial}")
-    statuses = []
+    statuses: list[PinStatus | None] = []
     for name in ("auth", "sign"):
         try:
             statuses.append(JpkiSession(transport).pin_status(name))

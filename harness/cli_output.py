@@ -25,13 +25,12 @@ def format_result(result: ScenarioResult, *, steps: bool = True) -> str:
     """One scenario as a compact table: step, expected, got (``=`` when equal), ✓/✗."""
     base = result.unit.partition("@")[0]
     summary = REGISTRY[base].summary if base in REGISTRY else ""
-    mark = SKIP if result.skipped else OK if result.ok else FAIL
+    if result.skipped:
+        return f"{SKIP} {result.unit}  skipped: {result.skipped}"
+    mark = OK if result.ok else FAIL
     head = (f"{mark} {result.unit}  {summary}  "
             f"({len(result.steps)} steps, {result.apdus} APDUs, {result.seconds * 1000:.0f} ms)")
     lines = [head]
-    if result.skipped:
-        lines.append(f"    skipped: {result.skipped}")
-        return "\n".join(lines)
     shown = result.steps if steps else tuple(s for s in result.steps if not s.ok)
     sw = min(STEP_W, max((len(s.step) for s in shown), default=4))
     ew = min(EXPECTED_W, max((len(s.expected) for s in shown), default=8))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,6 +120,33 @@ def vpcd_readers() -> list[str] | str:
     return found or f"pcscd lists no vpcd reader (readers: {names or 'none'})"
 
 
+def wait_for_card(reader: str, timeout: float, *, present: bool = True) -> bool:
+    """Block until pcscd reports a card present (or gone) in *reader*.
+
+    pcscd polls vpcd on its own schedule, so a card connected (or stopped) a moment ago may
+    not be seen (or may still be seen) yet.
+    """
+    from smartcard import scard
+
+    rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if rc != scard.SCARD_S_SUCCESS:
+        return False
+    try:
+        states = [(reader, scard.SCARD_STATE_UNAWARE)]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ms = max(1, int((deadline - time.monotonic()) * 1000))
+            rc, states = scard.SCardGetStatusChange(ctx, min(ms, 500), states)
+            if rc == scard.SCARD_S_SUCCESS and bool(
+                    states[0][1] & scard.SCARD_STATE_PRESENT) == present:
+                return True
+            states = [(reader, states[0][1] & ~scard.SCARD_STATE_CHANGED)] if states else [
+                (reader, scard.SCARD_STATE_UNAWARE)]
+        return False
+    finally:
+        scard.SCardReleaseContext(ctx)
+
+
 def _unavailable(request: pytest.FixtureRequest, reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"myna_vpcd_reader: {reason} (CI is set, so this is an error)")
@@ -151,9 +179,15 @@ def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
         thread.join(5)
         _unavailable(request, f"vpcd slot {slot} did not accept the card within 10 s")
         return
+    if not wait_for_card(found[slot], 10.0):
+        server.stop()
+        thread.join(5)
+        _unavailable(request, f"pcscd did not see the card in {found[slot]!r} within 10 s")
+        return
     request.node.myna_vpcd_card = card
     try:
         yield found[slot]
     finally:
         server.stop()
         thread.join(5)
+        wait_for_card(found[slot], 5.0, present=False)  # the next test starts clean

@@ -7,6 +7,7 @@ typed value) so the forensics can compare it with what the card said.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -198,7 +199,7 @@ class CardInfoApp(ReaderApp):
             session: Session = (JpkiSession(t) if pin == "auth" else
                                 JukiSession(t) if pin == "juki" else TextSession(t))
             try:
-                self._verify(lambda v, s=session, p=pin: _verify_any(s, p, v), typed)
+                self._verify(functools.partial(_verify_any, session, pin), typed)
             except WrongPinError:
                 continue
             except (ApduError, CardRemovedError) as exc:

@@ -1,0 +1,155 @@
+"""``myna-hil`` end to end through ``main()``: output, exit status, files written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import cli_commands
+from harness.cli import main
+from harness.scenarios.cards import new_card
+from harness.scenarios.runner import all_units
+from tests.harness.support import PhysicalLike
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_shows_every_unit(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    for u in all_units():
+        assert u.name in out
+
+
+def test_run_all_passes_with_tables_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "run", "--all")
+    assert code == 0
+    n = len(all_units())
+    assert f"{n} scenario units: {n} passed" in out.splitlines()[-1]
+    assert "✓ phantom-tearing" in out and "expected" in out and "✗" not in out
+    assert err == ""  # no progress indicator when stderr is not a TTY
+
+
+def test_run_quiet_prints_only_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "run", "-q", "lockout-juki")
+    assert code == 0 and "✓" not in out and "2 scenario units: 2 passed" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run"], "name the scenarios"),
+        (["run", "nope"], "unknown scenario 'nope'; known: lockout-auth"),
+        (["run", "--all", "lockout-auth"], "not both"),
+        (["run", "--destructive", "lockout-auth"], "only applies with --reader"),
+        (["trace"], "trace needs an action"),
+        (["run", "--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                          message: str) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err
+    if argv[0] != "run" or "--bogus" not in argv:
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_failing_scenario_exits_1(capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.scenarios import runner
+
+    def broken(unit):  # type: ignore[no-untyped-def]
+        from harness.controls import InProcessCard
+
+        card = new_card(unit.profile)
+        card.set_tries("juki", 2)
+        c = InProcessCard(card)
+        return c.transport, c
+
+    monkeypatch.setattr(runner, "inprocess_opener", broken)
+    code, out, _ = run(capsys, "run", "lockout-juki")
+    assert code == 1
+    assert "✗ lockout-juki " in out and "FAILED" in out.splitlines()[-1]
+    assert "63C1" in out  # expected 63C2, got 63C1
+
+
+def test_json_and_traces_are_written(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, _ = run(capsys, "run", "phantom-tearing", "--json", str(tmp_path / "r.json"),
+                     "--trace", str(tmp_path / "tr"))
+    assert code == 0
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["ok"] and doc["units"][0]["unit"] == "phantom-tearing"
+    assert all(s["ok"] for s in doc["units"][0]["steps"])
+    trace = tmp_path / "tr" / "phantom-tearing.jsonl"
+    code, out, _ = run(capsys, "trace", "explain", str(trace))
+    assert code == 0 and out.count("power lost between decrement and restore") == 3
+    code, out, _ = run(capsys, "trace", "show", str(trace))
+    assert code == 0 and "NO ANSWER (card lost)" in out and "<redacted 4 bytes>" in out
+    code, out, _ = run(capsys, "trace", "replay", str(trace))
+    assert code == 0 and "no divergence" in out
+
+
+def test_unredacted_secrets_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run(capsys, "run", "lockout-juki", "--trace", str(tmp_path), "--unredacted-secrets")
+    assert "30303030" in (tmp_path / "lockout-juki.jsonl").read_text()  # "0000"
+    run(capsys, "run", "lockout-juki", "--trace", str(tmp_path))
+    assert "30303030" not in (tmp_path / "lockout-juki.jsonl").read_text()
+
+
+def test_replay_divergence_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run(capsys, "run", "lockout-juki", "--trace", str(tmp_path))
+    code, out, _ = run(capsys, "trace", "replay", str(tmp_path / "lockout-juki.jsonl"),
+                       "--scenario", "lockout-text")
+    assert code == 1 and "diverged at APDU #0" in out
+
+
+def test_trace_bad_file_is_usage_error(capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path) -> None:
+    (tmp_path / "x.jsonl").write_text("hello\n")
+    code, _, err = run(capsys, "trace", "explain", str(tmp_path / "x.jsonl"))
+    assert code == 2 and "not JSON" in err
+
+
+def test_status_spends_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    card = new_card()
+    card.set_tries("sign", 2)
+    monkeypatch.setattr(cli_commands, "open_reader", lambda name: PhysicalLike(card))
+    code, out, _ = run(capsys, "status", "--reader", "Test Reader")
+    assert code == 0 and "2/5 tries" in out and "auth certificate serial" in out
+    assert card.pin_record("sign").tries_left == 2
+
+
+def test_reader_runs_are_guarded(capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    card = new_card()
+    monkeypatch.setattr(cli_commands, "open_reader", lambda name: PhysicalLike(card))
+    code, out, _ = run(capsys, "run", "lockout-auth", "card-info", "--reader", "R")
+    assert code == 0 and "skipped: destructive" in out
+    assert card.pin_record("auth").tries_left == 3
+    code, out, _ = run(capsys, "run", "lockout-auth", "--reader", "R", "--destructive")
+    assert code == 0 and "1 passed" in out
+    assert card.pin_record("auth").tries_left == 3  # restored after the unit
+
+
+def test_no_pcsc_reader_is_a_clear_usage_error(capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.transport import TransportError
+
+    def fail(name: str) -> None:
+        raise TransportError(f"no reader named {name!r}; readers: none")
+
+    monkeypatch.setattr("harness.pcsc.PcscTransport", fail, raising=False)
+    code, _, err = run(capsys, "status", "--reader", "Nope")
+    assert code == 2 and "Nope" in err
+
+
+def test_golden_check_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "trace", "golden")
+    assert code == 0 and f"{len(all_units())} of {len(all_units())}" in out

@@ -1,0 +1,96 @@
+"""The pytest plugin, tested with pytest's own pytester."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+VENDOR_TEST = '''
+import pytest
+from harness.actors.apps import MynaportalLogin, SHOWN_LOCKED
+
+
+def test_locked_message(myna_card):
+    myna_card.block("auth")
+    shown = MynaportalLogin(myna_card.transport).login("1234").shown
+    assert shown == SHOWN_LOCKED
+    assert myna_card.tries_left("auth") == 0
+
+
+def test_one_try_left(myna_card, myna_transport):
+    myna_card.set_tries("auth", 1)
+    assert myna_transport is myna_card.transport
+    assert MynaportalLogin(myna_transport).login("9999").shown == SHOWN_LOCKED
+
+
+@pytest.mark.myna_card(profile="face-auth")
+def test_face_auth(myna_card):
+    assert myna_card.profile == "face-auth"
+
+
+@pytest.mark.myna_card(pins={"auth": "7777"}, quirks={"status_9000_after_verify": True})
+def test_configured(myna_card):
+    from harness.sessions import JpkiSession
+    s = JpkiSession(myna_card.transport)
+    s.verify("auth", "7777")
+    assert s.pin_status("auth").verified
+
+
+def test_each_test_gets_a_fresh_card(myna_card):
+    assert myna_card.tries_left("auth") == 3
+    myna_card.block()
+'''
+
+
+def test_fixtures_give_a_controllable_card(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(VENDOR_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+
+
+def test_works_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(VENDOR_TEST)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+
+
+def test_myna_reader_skips_in_process_controls(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(VENDOR_TEST)
+    result = pytester.runpytest("--myna-reader", "Some Reader", "-rs")
+    result.assert_outcomes(skipped=5)
+    result.stdout.fnmatch_lines(["*physical card*"])
+
+
+VPCD_TEST = '''
+def test_vpcd(myna_vpcd_reader):
+    assert myna_vpcd_reader
+'''
+
+
+def test_vpcd_fixture_skips_without_pcscd(pytester: pytest.Pytester,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr("harness.pytest_plugin.vpcd_readers", lambda: "pcscd not reachable: x")
+    pytester.makepyfile(VPCD_TEST)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*pcscd not reachable*"])
+
+
+def test_vpcd_fixture_is_an_error_on_ci(pytester: pytest.Pytester,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.setattr("harness.pytest_plugin.vpcd_readers", lambda: "pcscd not reachable: x")
+    pytester.makepyfile(VPCD_TEST)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+
+
+def test_vpcd_fixture_skips_when_the_worker_has_no_slot(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.pytest_plugin.vpcd_readers", lambda: ["Virtual PCD 00 00"])
+    pytester.makepyfile(VPCD_TEST)
+    result = pytester.runpytest("--myna-vpcd-slot", "1", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no vpcd reader for slot 1*"])

@@ -1,0 +1,42 @@
+"""End to end: the catalogue through pcscd + vpcd, the virtual card opted in by its fixture.
+
+Every PC/SC card counts as physical, so the guard applies: the destructive units run only
+because this fixture started the card itself and opts it in; in-process-only units and the
+other profile's units are skipped with their reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.scenarios.runner import all_units, reader_opener, run_unit
+
+pytestmark = pytest.mark.vpcd
+
+
+def test_catalogue_through_vpcd(myna_vpcd_reader: str, request: pytest.FixtureRequest) -> None:
+    pcsc = pytest.importorskip("harness.pcsc")
+    opener = reader_opener(lambda: pcsc.PcscTransport(myna_vpcd_reader))
+    ran = skipped = 0
+    for unit in all_units():
+        result, _ = run_unit(unit, opener, allow_destructive=True)
+        if result.skipped:
+            skipped += 1
+            assert unit.scenario.needs_admin or unit.profile != "standard", result.skipped
+            continue
+        ran += 1
+        assert result.ok, (unit.name, result.error, [s for s in result.steps if not s.ok])
+    assert ran >= 13 and skipped
+    card = request.node.myna_vpcd_card
+    assert all(card.tries_left(n) == m for n, m in
+               (("auth", 3), ("sign", 5), ("juki", 3), ("helper", 3)))
+
+
+def test_without_opt_in_nothing_is_spent(myna_vpcd_reader: str,
+                                         request: pytest.FixtureRequest) -> None:
+    pcsc = pytest.importorskip("harness.pcsc")
+    opener = reader_opener(lambda: pcsc.PcscTransport(myna_vpcd_reader))
+    for unit in all_units():
+        result, _ = run_unit(unit, opener)
+        assert result.skipped or not unit.scenario.destructive
+    assert request.node.myna_vpcd_card.card.store.writes == 0
