@@ -1,0 +1,189 @@
+"""In-process benchmarks (issue 2 "Speed", issue 6 item 4). Run with
+
+    .venv/bin/python -m pytest tests/bench/test_bench_inprocess.py -p no:cacheprovider \
+        --benchmark-only
+
+* Non-mutating APDUs (status query, SELECT, 256-byte READ BINARY) through the in-process
+  transport, each reported beside a bare bytes-in/bytes-out echo card measured in the same
+  run (``extra_info['ratio_to_echo']``); target <= 20 µs median per APDU.
+* Durable mode (FileStore in tmp_path): a wrong VERIFY, a correct VERIFY and one fsync'ed
+  small-file write, measured in the same run (``extra_info['ratio_to_fsync_write']``);
+  expected about 1x and 2x.
+
+Benchmarks report; they never assert a time.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.card import Card
+from emulator.echo import EchoCard
+from harness.inprocess import InProcessTransport
+from tests.support.cards import fresh_card, fresh_state
+
+SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
+SELECT_AUTH_CERT = bytes.fromhex("00A4020C02000A")
+STATUS_QUERY = bytes.fromhex("00200098")
+READ_256 = bytes.fromhex("00B0000000")
+VERIFY_RIGHT = bytes.fromhex("002000980431323334")
+VERIFY_WRONG = bytes.fromhex("002000980439393939")
+
+
+def _median_seconds(fn: Callable[[], object], number: int, repeat: int = 7) -> float:
+    return statistics.median(t / number for t in timeit.repeat(fn, number=number, repeat=repeat))
+
+
+@pytest.fixture(scope="module")
+def echo_median() -> float:
+    """The floor: the same transport carrying APDUs to a card that answers 9000 at once."""
+    transport = InProcessTransport(EchoCard())  # type: ignore[arg-type]
+    return _median_seconds(lambda: transport.transmit(STATUS_QUERY), 20000)
+
+
+@pytest.fixture
+def transport() -> InProcessTransport:
+    t = InProcessTransport(fresh_card())
+    assert t.transmit(SELECT_JPKI) == b"\x90\x00"
+    assert t.transmit(SELECT_AUTH_CERT) == b"\x90\x00"
+    return t
+
+
+def _report(benchmark: Any, baseline: float, key: str) -> None:
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["median_us"] = round(median * 1e6, 2)
+    benchmark.extra_info["baseline_median_us"] = round(baseline * 1e6, 2)
+    benchmark.extra_info[key] = round(median / baseline, 3)
+
+
+@pytest.mark.benchmark(group="inprocess")
+def test_bench_echo_baseline(benchmark: Any, echo_median: float) -> None:
+    transport = InProcessTransport(EchoCard())  # type: ignore[arg-type]
+    assert benchmark(transport.transmit, STATUS_QUERY) == b"\x90\x00"
+    _report(benchmark, echo_median, "ratio_to_echo")
+
+
+@pytest.mark.benchmark(group="inprocess")
+def test_bench_status_query(
+    benchmark: Any, transport: InProcessTransport, echo_median: float
+) -> None:
+    assert benchmark(transport.transmit, STATUS_QUERY) == b"\x63\xc3"
+    _report(benchmark, echo_median, "ratio_to_echo")
+
+
+@pytest.mark.benchmark(group="inprocess")
+def test_bench_select_application(
+    benchmark: Any, transport: InProcessTransport, echo_median: float
+) -> None:
+    assert benchmark(transport.transmit, SELECT_JPKI) == b"\x90\x00"
+    _report(benchmark, echo_median, "ratio_to_echo")
+
+
+@pytest.mark.benchmark(group="inprocess")
+def test_bench_select_ef(
+    benchmark: Any, transport: InProcessTransport, echo_median: float
+) -> None:
+    assert benchmark(transport.transmit, SELECT_AUTH_CERT) == b"\x90\x00"
+    _report(benchmark, echo_median, "ratio_to_echo")
+
+
+@pytest.mark.benchmark(group="inprocess")
+def test_bench_read_binary_256(
+    benchmark: Any, transport: InProcessTransport, echo_median: float
+) -> None:
+    response = benchmark(transport.transmit, READ_256)
+    assert len(response) == 258 and response[-2:] == b"\x90\x00"
+    _report(benchmark, echo_median, "ratio_to_echo")
+
+
+# --- durable mode ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fsync_write_median(tmp_path_factory: pytest.TempPathFactory) -> float:
+    """One fsync'ed small-file write: open, write 64 bytes, fsync, close."""
+    path = tmp_path_factory.mktemp("fsync") / "small.bin"
+    payload = os.urandom(64)
+
+    def write() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    return _median_seconds(write, 50, repeat=5)
+
+
+@pytest.fixture
+def durable(tmp_path: Path) -> Card:
+    card = Card.create(tmp_path / "card.json", fresh_state())
+    card.power_on()
+    assert card.transmit(SELECT_JPKI) == b"\x90\x00"
+    return card
+
+
+@pytest.mark.benchmark(group="durable")
+def test_bench_fsync_write_baseline(
+    benchmark: Any, tmp_path: Path, fsync_write_median: float
+) -> None:
+    path = tmp_path / "small.bin"
+    payload = os.urandom(64)
+
+    def write() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    benchmark.pedantic(write, rounds=100, warmup_rounds=3)
+    _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
+
+
+@pytest.mark.benchmark(group="durable")
+def test_bench_durable_wrong_verify(
+    benchmark: Any, durable: Card, fsync_write_median: float
+) -> None:
+    record = durable.state.pins["auth"]
+
+    def refill() -> None:  # in memory only: the benchmarked VERIFY does the durable write
+        record.tries_left = record.max_tries
+
+    writes = durable.store.writes
+    result = benchmark.pedantic(
+        durable.transmit, args=(VERIFY_WRONG,), setup=refill, rounds=100, warmup_rounds=3
+    )
+    assert result == b"\x63\xc2"
+    benchmark.extra_info["durable_writes_per_apdu"] = (durable.store.writes - writes) / 103
+    _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
+
+
+@pytest.mark.benchmark(group="durable")
+def test_bench_durable_correct_verify(
+    benchmark: Any, durable: Card, fsync_write_median: float
+) -> None:
+    writes = durable.store.writes
+    result = benchmark.pedantic(durable.transmit, args=(VERIFY_RIGHT,), rounds=100, warmup_rounds=3)
+    assert result == b"\x90\x00"
+    benchmark.extra_info["durable_writes_per_apdu"] = (durable.store.writes - writes) / 103
+    _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
+
+
+@pytest.mark.benchmark(group="durable")
+def test_bench_durable_status_query(
+    benchmark: Any, durable: Card, fsync_write_median: float
+) -> None:
+    writes = durable.store.writes
+    assert benchmark(durable.transmit, STATUS_QUERY) == b"\x63\xc3"
+    assert durable.store.writes == writes, "a status query writes nothing"
+    _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
