@@ -17,7 +17,8 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
     A card served in a vpcd slot of the local pcscd; yields the reader name (the card's
     controls are on ``request.node.myna_vpcd_card``). Needs pcscd with the vpcd driver:
     skipped when absent, an error when ``CI`` is set. Under xdist, worker ``gwN`` uses
-    slot ``--myna-vpcd-slot`` + N and skips when there are not enough readers.
+    the first free slot from ``--myna-vpcd-slot`` + N (a reader that already holds a card
+    is in use by someone else) and skips when there is none.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--myna-reader", metavar="NAME", default=None,
                     help="run myna_transport tests against this PC/SC reader")
     group.addoption("--myna-vpcd-slot", metavar="N", type=int, default=0,
-                    help="first vpcd slot for myna_vpcd_reader (xdist worker N adds N)")
+                    help="first vpcd slot myna_vpcd_reader may use (xdist worker N adds N); "
+                         "slots whose reader already holds a card are passed over")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -160,10 +162,13 @@ def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
     if isinstance(found, str):
         _unavailable(request, found)
         return
-    slot = request.config.getoption("--myna-vpcd-slot") + _worker_index(request.config)
-    if slot >= len(found):
-        pytest.skip(f"myna_vpcd_reader: no vpcd reader for slot {slot} "
-                    f"({len(found)} configured: {', '.join(found)})")
+    first = request.config.getoption("--myna-vpcd-slot") + _worker_index(request.config)
+    slot = next((n for n in range(first, len(found))
+                 if not wait_for_card(found[n], 0.05, present=True)), None)
+    if slot is None:
+        pytest.skip(f"myna_vpcd_reader: no free vpcd reader from slot {first} on "
+                    f"({len(found)} configured: {', '.join(found)}; a reader with a card "
+                    "in it is in use)")
     try:
         from emulator.vpcd import VpcdServer, slot_port
     except ImportError as exc:  # pragma: no cover

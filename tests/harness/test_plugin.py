@@ -93,4 +93,15 @@ def test_vpcd_fixture_skips_when_the_worker_has_no_slot(
     pytester.makepyfile(VPCD_TEST)
     result = pytester.runpytest("--myna-vpcd-slot", "1", "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*no vpcd reader for slot 1*"])
+    result.stdout.fnmatch_lines(["*no free vpcd reader from slot 1*"])
+
+
+def test_vpcd_fixture_passes_over_busy_readers(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.pytest_plugin.vpcd_readers", lambda: ["R0", "R1"])
+    monkeypatch.setattr("harness.pytest_plugin.wait_for_card",
+                        lambda reader, timeout, present=True: True)  # both hold a card
+    pytester.makepyfile(VPCD_TEST)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*a reader with a card in it is in use*"])
