@@ -68,11 +68,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     opener = reader_opener(lambda: open_reader(args.reader)) if args.reader else None
     progress = Progress()
     if not args.reader:
-        from harness.scenarios.cards import shared_pki
+        from harness.scenarios.cards import pooled_card, shared_pki
 
         t0 = time.perf_counter()
         shared_pki()  # one TEST PKI for every card of the run
-        print(f"built-in emulator, memory mode; TEST PKI generated in "
+        for profile in {u.profile for u in units}:
+            pooled_card(profile)  # parse the keys once per profile
+        print(f"built-in emulator, memory mode; TEST PKI and cards ready in "
               f"{time.perf_counter() - t0:.2f} s")
     start = time.perf_counter()
     results = []

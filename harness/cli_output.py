@@ -14,7 +14,7 @@ from harness.scenarios.base import REGISTRY, ScenarioResult
 logger = logging.getLogger(__name__)
 
 OK, FAIL, SKIP = "✓", "✗", "-"
-STEP_W, EXPECTED_W = 40, 58
+STEP_W, EXPECTED_W = 40, 62
 
 
 def _cut(text: str, width: int) -> str:

@@ -100,7 +100,7 @@ class RecordingTransport(Transport):
             if variants:
                 rec["fpv"] = variants
         self._append(rec)
-        logger.log(TRAFFIC, "> %s", rec["hex"])
+        logger.log(TRAFFIC, "> %s", redact_command(apdu))  # logs are redacted, always
         start = time.perf_counter()
         try:
             rsp = self.inner.transmit(apdu)

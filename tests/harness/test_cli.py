@@ -153,3 +153,30 @@ def test_no_pcsc_reader_is_a_clear_usage_error(capsys: pytest.CaptureFixture[str
 def test_golden_check_command(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "trace", "golden")
     assert code == 0 and f"{len(all_units())} of {len(all_units())}" in out
+
+
+def test_progress_only_on_a_tty() -> None:
+    import io
+
+    from harness.cli_output import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        p = Progress(stream)
+        p(0, 2, "lockout-auth")
+        p(2, 2, "")
+    assert "[ 1/2] lockout-auth" in tty.getvalue() and pipe.getvalue() == ""
+
+
+def test_traffic_log_is_redacted_even_for_unredacted_traces(
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    from emulator import TRAFFIC
+
+    caplog.set_level(TRAFFIC)
+    run(capsys, "run", "lockout-juki", "--trace", str(tmp_path), "--unredacted-secrets")
+    assert "30303030" not in caplog.text and "<redacted 4 bytes>" in caplog.text
