@@ -90,7 +90,13 @@ class ReplayTransport(Transport):
         self.replayed += 1
         if answer["type"] == "lost":
             raise CardRemovedError(f"replayed power loss at APDU #{rec['i']}")
-        return bytes.fromhex(answer["hex"])
+        try:
+            return bytes.fromhex(answer["hex"])
+        except ValueError:
+            raise TransportError(
+                f"APDU #{rec['i']}: the recorded answer {answer['hex'][:40]!r} was normalised "
+                "(a golden trace); replay a trace recorded with 'myna-hil run --trace'"
+            ) from None
 
     def reset(self) -> bytes:
         rec = self._next("reset", "card reset")

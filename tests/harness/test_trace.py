@@ -138,3 +138,11 @@ def test_read_trace_rejects_bad_files(tmp_path: Path) -> None:
         read_trace(p)
     with pytest.raises(TraceFormatError, match="cannot read"):
         read_trace(tmp_path / "missing.jsonl")
+
+
+def test_a_golden_trace_cannot_be_replayed_and_says_why() -> None:
+    from harness.trace import golden
+
+    replay = ReplayTransport(golden.normalise(record("card-info")))
+    result, _ = run_unit(unit("card-info"), lambda _: (replay, ReplayControls()))
+    assert result.error and "normalised" in result.error
