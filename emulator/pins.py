@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from emulator.state import PinRecord
 
-#: PBKDF2 rounds. Low on purpose: a 4-digit PIN is not protected by stretching anyway, and a
-#: VERIFY must stay fast. The hash only keeps values out of state files and memory dumps.
-PBKDF2_ITERATIONS = 1000
+#: PBKDF2 rounds. Low on purpose: no stretching protects a 4-digit PIN (10,000 candidates),
+#: and a VERIFY must cost about one durable write, not a key derivation. The salted hash keeps
+#: values out of state files and memory dumps; the state file itself must stay private (0600).
+PBKDF2_ITERATIONS = 16
 
 
 @dataclass(frozen=True, slots=True)

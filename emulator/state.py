@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -96,9 +97,19 @@ class CardState:
             "atr_form": self.atr_form,
             "quirks": asdict(self.quirks),
             "holder": asdict(self.holder),
-            "pins": {name: _encode_bytes(asdict(rec)) for name, rec in self.pins.items()},
-            "pki": _encode_bytes(asdict(self.pki)),
+            "pins": {name: _pin_json(rec) for name, rec in self.pins.items()},
+            # A copy: callers may edit the document, the cached encoding must not change.
+            "pki": dict(_pki_json(*(getattr(self.pki, f) for f in _PKI_FIELDS))),
         }
+
+    def to_json_bytes(self) -> bytes:
+        """The on-disk form, compact. Same document as :meth:`to_json`, built faster: the
+        keys and certificates (most of the bytes) are encoded once and reused per commit."""
+        doc = self.to_json()
+        doc.pop("pki")
+        head = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        pki = _pki_text(*(getattr(self.pki, f) for f in _PKI_FIELDS))
+        return f'{head[:-1]},"pki":{pki}}}'.encode()
 
     @classmethod
     def from_json(cls, doc: Any) -> CardState:
@@ -165,8 +176,31 @@ _BYTES_FIELDS = {
 }
 
 
-def _encode_bytes(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in d.items()}
+_PKI_FIELDS = tuple(Pki.__dataclass_fields__)
+
+
+@functools.lru_cache(maxsize=8)
+def _pki_json(*values: bytes | None) -> dict[str, str | None]:
+    """Base64 form of the keys and certificates, cached: they rarely change, counters often."""
+    return {
+        k: None if v is None else base64.b64encode(v).decode()
+        for k, v in zip(_PKI_FIELDS, values, strict=True)
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def _pki_text(*values: bytes | None) -> str:
+    return json.dumps(_pki_json(*values), separators=(",", ":"))
+
+
+def _pin_json(rec: PinRecord) -> dict[str, Any]:
+    return {
+        "salt": base64.b64encode(rec.salt).decode(),
+        "digest": base64.b64encode(rec.digest).decode(),
+        "iterations": rec.iterations,
+        "tries_left": rec.tries_left,
+        "max_tries": rec.max_tries,
+    }
 
 
 def _decode_bytes(d: dict[str, Any], kind: type) -> dict[str, Any]:
@@ -229,7 +263,7 @@ class FileStore(Store):
             raise StateError(f"{self.path}: {exc}") from None
 
     def commit(self, state: CardState) -> None:
-        data = json.dumps(state.to_json(), ensure_ascii=False, indent=1).encode("utf-8")
+        data = state.to_json_bytes()
         directory = self.path.parent
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         try:
