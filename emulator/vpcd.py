@@ -147,6 +147,8 @@ class VpcdServer:
         backoff_min: float = 0.05,
         backoff_max: float = 1.0,
         connect_timeout: float = 2.0,
+        removal_hold: float = 1.0,
+        silence_timeout: float = 2.0,
     ) -> None:
         self.card = card
         self.host = host
@@ -154,6 +156,15 @@ class VpcdServer:
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.connect_timeout = connect_timeout
+        #: After a power loss, stay out this long so pcscd's presence poll (~0.4 s) sees
+        #: the card removed, as it would a card pulled from a physical reader.
+        self.removal_hold = removal_hold
+        #: vpcd sends a get-ATR within one presence poll (~0.4 s) of accepting a card. A
+        #: connection that stays silent longer is either queued behind another card on the
+        #: same port or accepted by a vpcd that no longer polls the slot (after a transmit
+        #: hit a dead card socket, vpcd 3.3 can leave the slot so): reconnect, which
+        #: un-sticks the slot.
+        self.silence_timeout = silence_timeout
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
@@ -215,16 +226,20 @@ class VpcdServer:
                 continue
             delay = self.backoff_min
             waiting_logged = False
+            pulled = False
             try:
-                self._run_connection(sock)
+                pulled = self._run_connection(sock)
             finally:
                 with self._lock:
                     self._sock = None
                 sock.close()
-                self.connected.clear()
                 with self._card_lock:
                     self._power_off()
-                logger.info("card removed from vpcd at %s", self.address)
+                if self.connected.is_set():
+                    logger.info("card removed from vpcd at %s", self.address)
+                self.connected.clear()
+            if pulled:
+                self._stop.wait(self.removal_hold)
 
     def _connect(self) -> socket.socket | None:
         """A connected socket, or None when vpcd does not accept (yet)."""
@@ -240,40 +255,50 @@ class VpcdServer:
                 sock.close()
                 return None
             self._sock = sock
-        self.connections += 1
-        self.connected.set()
-        logger.info("card inserted into vpcd at %s", self.address)
+        logger.debug("connected to vpcd at %s; waiting for its first poll", self.address)
         return sock
 
-    def _run_connection(self, sock: socket.socket) -> None:
+    def _run_connection(self, sock: socket.socket) -> bool:
+        """Serve one connection; True when the card lost power and must stay out a while."""
         reader = _FrameReader(sock)
+        sock.settimeout(self.silence_timeout)
         while True:
             try:
                 payload = reader.read_frame()
+                if not self.connected.is_set():
+                    sock.settimeout(None)  # vpcd talks to us: the card is in
+                    self.connections += 1
+                    self.connected.set()
+                    logger.info("card inserted into vpcd at %s", self.address)
             except TruncatedFrameError as exc:
                 logger.info("vpcd at %s: %s; frame dropped", self.address, exc)
-                return
+                return False
+            except TimeoutError:
+                logger.debug(
+                    "vpcd at %s silent for %.1f s; reconnecting", self.address, self.silence_timeout
+                )
+                return False
             except OSError as exc:
                 logger.info("vpcd at %s: connection lost: %s", self.address, exc)
-                return
+                return False
             if payload is None:
                 if not self._stop.is_set():
                     logger.info("vpcd at %s closed the connection", self.address)
-                return
+                return False
             if self._stop.is_set():
-                return  # a frame read after stop() is not started
+                return False  # a frame read after stop() is not started
             try:
                 answer = self.handle(payload)
             except _PowerLost:
                 logger.info("vpcd at %s: card lost power mid-command; pulling it", self.address)
-                return
+                return True
             if answer is None:
                 continue
             try:
                 sock.sendall(answer)
             except OSError as exc:
                 logger.info("vpcd at %s: answer not delivered: %s", self.address, exc)
-                return
+                return False
 
     # -- protocol -------------------------------------------------------------------------
 

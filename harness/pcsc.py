@@ -84,6 +84,9 @@ _NO_CARD = {
     _u32(scard.SCARD_W_UNPOWERED_CARD),
     _u32(scard.SCARD_W_UNRESPONSIVE_CARD),
     _u32(scard.SCARD_E_INVALID_HANDLE),
+    # vpcd's answer when the card's socket died mid-exchange; a physical reader's when the
+    # card stopped answering: either way the card is gone for this exchange.
+    _u32(scard.SCARD_E_NOT_TRANSACTED),
 }
 _RESET = _u32(scard.SCARD_W_RESET_CARD)
 _NO_READERS_AVAILABLE = _u32(scard.SCARD_E_NO_READERS_AVAILABLE)
@@ -160,14 +163,21 @@ class PcscTransport(Transport):
         self._pci: Any = None
         self._atr = b""
         self._closed = False
+        #: The card went away: the next connection waits for pcscd to notice the removal.
+        self._lost = False
         self._connect()
 
     # -- connection -----------------------------------------------------------------------
 
-    def _wait_for_card(self, timeout: float) -> None:
-        """Block until the reader reports a card present, at most ``timeout`` seconds."""
+    def _wait_for_card(self, timeout: float, *, removal_first: bool = False) -> None:
+        """Block until the reader reports a card present, at most ``timeout`` seconds.
+
+        With ``removal_first`` (the card was just lost) first wait for pcscd to report the
+        reader empty: until its next presence poll it still shows the old card as present.
+        """
         deadline = time.monotonic() + timeout
         state = scard.SCARD_STATE_UNAWARE
+        seen_empty = not removal_first
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -180,12 +190,16 @@ class PcscTransport(Transport):
             if code != scard.SCARD_S_SUCCESS or not states:
                 return  # timeout, or a state we cannot wait on: let SCardConnect report it
             state = states[0][1] & ~scard.SCARD_STATE_CHANGED
-            if state & scard.SCARD_STATE_PRESENT and not state & scard.SCARD_STATE_MUTE:
+            if state & scard.SCARD_STATE_EMPTY:
+                seen_empty = True
+            present = state & scard.SCARD_STATE_PRESENT and not state & scard.SCARD_STATE_MUTE
+            if present and seen_empty:
                 return
 
     def _connect(self) -> None:
         if self.wait > 0:
-            self._wait_for_card(self.wait)
+            self._wait_for_card(self.wait, removal_first=self._lost)
+        self._lost = False
         code, card, protocol = scard.SCardConnect(
             self._context, self.reader, self._share, _PROTOCOLS
         )
@@ -212,7 +226,8 @@ class PcscTransport(Transport):
             raise PcscError(f"cannot read the ATR in {self.reader!r}: {_message(code)}", code)
         return bytes(atr)
 
-    def _drop_card(self) -> None:
+    def _drop_card(self, lost: bool = False) -> None:
+        self._lost = self._lost or lost
         if self._card is not None:
             scard.SCardDisconnect(self._card, scard.SCARD_LEAVE_CARD)
             self._card = None
@@ -237,6 +252,13 @@ class PcscTransport(Transport):
         if code != scard.SCARD_S_SUCCESS:
             self._transmit_failed(code)
         data = bytes(response)
+        if len(data) < 2:
+            # No SW at all: the card went mute or away mid-command. pcscd + vpcd report
+            # success with an empty response here (the error comes only on the next call).
+            self._drop_card(lost=True)
+            raise CardRemovedError(
+                f"no response from the card in {self.reader!r} (mute or removed)"
+            )
         if logger.isEnabledFor(TRAFFIC):
             logger.log(TRAFFIC, "%s < %s", self.reader, data.hex().upper())
         return data
@@ -251,7 +273,7 @@ class PcscTransport(Transport):
                 code,
             )
         if u in _NO_CARD:
-            self._drop_card()
+            self._drop_card(lost=True)
             raise CardRemovedError(f"card removed from {self.reader!r}: {_message(code)}")
         if u in _NO_SERVICE:
             self._drop_card()
@@ -270,7 +292,7 @@ class PcscTransport(Transport):
         if code != scard.SCARD_S_SUCCESS:
             if _u32(code) not in _NO_CARD:
                 raise PcscError(f"cannot reset the card in {self.reader!r}: {_message(code)}", code)
-            self._drop_card()  # removed (or re-inserted): a fresh connection powers it up
+            self._drop_card(lost=True)  # removed (or re-inserted): reconnect powers it up
             self._connect()
             return self._atr
         self._pci = _PCI.get(protocol, scard.SCARD_PCI_RAW)

@@ -170,7 +170,12 @@ def serve(card: StandInCard, vpcd: FakeVpcd) -> Iterator[Callable[..., Running]]
 
     def start(accept: bool = True, port: int | None = None) -> Running:
         server = VpcdServer(
-            card, "127.0.0.1", port or vpcd.port, backoff_min=0.01, backoff_max=0.05
+            card,
+            "127.0.0.1",
+            port or vpcd.port,
+            backoff_min=0.01,
+            backoff_max=0.05,
+            removal_hold=0.01,
         )
         running = Running(server)
         started.append(running)
