@@ -17,10 +17,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from emulator import TRAFFIC
 from emulator.echo import EchoCard
 from emulator.state import StateError
 from emulator.vpcd import DEFAULT_HOST, VirtualCard, VpcdServer, slot_port
-from harness.transport import TRAFFIC
 
 logger = logging.getLogger(__name__)
 

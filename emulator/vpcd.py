@@ -25,9 +25,9 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from emulator import TRAFFIC
 from emulator.errors import CardPoweredOff
-from harness.redact import redact_command
-from harness.transport import TRAFFIC
+from emulator.redact import redact_command
 
 logger = logging.getLogger(__name__)
 

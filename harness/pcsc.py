@@ -15,7 +15,7 @@ from typing import Any
 
 from smartcard import scard
 
-from harness.redact import redact_command
+from emulator.redact import redact_command
 from harness.transport import TRAFFIC, CardRemovedError, Transport, TransportError
 
 logger = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from emulator.grammar import sw_name
+from emulator.redact import redact_command
 from harness.clock import Clock
-from harness.redact import redact_command
 from harness.trace.decode import Tracker, command_name, is_secret
 from harness.trace.fingerprint import DESCRIPTION, Fingerprinter
 from harness.transport import TRAFFIC, CardRemovedError, Transport

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from harness.redact import redact_command
+from emulator.redact import redact_command
 from harness.trace.recorder import Record
 from harness.transport import CardRemovedError, Transport, TransportError
 

@@ -89,9 +89,7 @@ def test_bench_select_application(
 
 
 @pytest.mark.benchmark(group="inprocess")
-def test_bench_select_ef(
-    benchmark: Any, transport: InProcessTransport, echo_median: float
-) -> None:
+def test_bench_select_ef(benchmark: Any, transport: InProcessTransport, echo_median: float) -> None:
     assert benchmark(transport.transmit, SELECT_AUTH_CERT) == b"\x90\x00"
     _report(benchmark, echo_median, "ratio_to_echo")
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.redact import is_secret_command, redact_command
+from emulator.redact import is_secret_command, redact_command
 
 
 @pytest.mark.parametrize(
