@@ -13,6 +13,14 @@
 # `myna-emu serve --slot`) before starting pcscd; a pcscd already running must be restarted
 # (ci/pcscd-stop.sh only stops one it started) to see them.
 #
+# Each extra entry needs its OWN COPY of the driver (libifdvpcd-myna-K.so). vpcd keeps its
+# sockets in a static array indexed by the slot within a reader (Lun & 0xFFFF), and pcscd
+# (by LIBPATH) and dlopen (by inode: a symlink or hard link is the same library) load one
+# instance for entries that share a file. Entries sharing libifdvpcd.so overwrite each other's
+# sockets: every reader then polls only the LAST entry's two ports (35967/35968 with
+# MYNA_VPCD_EXTRA=2), cards on the other ports are never accepted, and one card shows up in
+# every "... 00 00" reader at once.
+#
 # Environment:
 #   MYNA_VPCD_EXTRA     extra vpcd reader.conf entries to write (default 0)
 #   MYNA_PCSCD_TIMEOUT  seconds to wait for the readers (default 20)
@@ -36,13 +44,24 @@ if [[ ! -e $vpcd_lib ]]; then
     exit 1
 fi
 
+changed=0
 for ((k = 1; k <= extra; k++)); do
     conf=/etc/reader.conf.d/vpcd-myna-$k
     channel=$(printf '0x%X' $((0x8C7B + 2 * k)))
-    if [[ ! -e $conf ]]; then
-        printf 'FRIENDLYNAME "Virtual PCD %d"\nDEVICENAME   /dev/null:%s\nLIBPATH      %s\nCHANNELID    %s\n' \
-            "$k" "$channel" "$vpcd_lib" "$channel" >"$conf"
-        echo "pcscd-start: wrote $conf (CHANNELID $channel)"
+    lib=${vpcd_lib%.so}-myna-$k.so
+    if ! cmp -s "$vpcd_lib" "$lib"; then
+        # Copy, then rename: a running pcscd may have the old file mapped.
+        cp "$vpcd_lib" "$lib.tmp.$$"
+        mv -f "$lib.tmp.$$" "$lib"
+        echo "pcscd-start: copied the vpcd driver to $lib"
+        changed=1
+    fi
+    entry=$(printf 'FRIENDLYNAME "Virtual PCD %d"\nDEVICENAME   /dev/null:%s\nLIBPATH      %s\nCHANNELID    %s' \
+        "$k" "$channel" "$lib" "$channel")
+    if [[ ! -e $conf || "$(cat "$conf")" != "$entry" ]]; then
+        printf '%s\n' "$entry" >"$conf"
+        echo "pcscd-start: wrote $conf (CHANNELID $channel, $lib)"
+        changed=1
     fi
 done
 expected=$((2 * (1 + extra)))
@@ -54,6 +73,10 @@ list_readers() {
 
 if pgrep -x pcscd >/dev/null; then
     echo "pcscd-start: pcscd already running (pid $(pgrep -x pcscd | tr '\n' ' ')), reusing it"
+    if ((changed)); then
+        echo "pcscd-start: WARNING: reader.conf entries changed; the running pcscd uses the old" \
+            "ones until it is restarted" >&2
+    fi
 else
     # A pid file left by a pcscd that died can keep a new one from starting; remove it only
     # because we know no pcscd runs.
