@@ -161,7 +161,10 @@ def cmd_apdu(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="myna-emu: %(levelname)s %(message)s")
+    if args.command != "serve":
+        # serve sets up its own logging (-v / -vv); a basicConfig here would win over it
+        # (basicConfig does nothing once the root logger has a handler).
+        logging.basicConfig(level=logging.WARNING, format="myna-emu: %(levelname)s %(message)s")
     handlers = {"init": cmd_init, "show": cmd_show, "apdu": cmd_apdu}
     try:
         if args.command in handlers:
