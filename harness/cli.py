@@ -21,6 +21,43 @@ class UsageError(Exception):
     """Bad input: printed as one line, exit status 2."""
 
 
+def card_id(text: str) -> str:
+    """argparse type for a card ID (the auth certificate serial, hex)."""
+    from harness.guard import normalise_card_id
+
+    try:
+        return normalise_card_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def tries(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= n <= 5:
+        raise argparse.ArgumentTypeError("must be 1..5")
+    return n
+
+
+def add_interlock_options(parser: argparse.ArgumentParser) -> None:
+    """The safety interlocks for a card in a reader (see harness/README-hil.md)."""
+    from harness.guard import DEFAULT_MIN_TRIES
+
+    parser.add_argument("--destructive-card", metavar="ID", type=card_id,
+                        help="with --reader: the card in the reader is a test card you may "
+                             "lock; ID is its identity as 'myna-hil status --reader NAME' "
+                             "shows it. Another card stops the run before any try is spent")
+    parser.add_argument("--allow-blocking", action="store_true",
+                        help="with --destructive-card: also run steps that block a PIN "
+                             "(on a real card only the municipal counter unblocks it)")
+    parser.add_argument("--min-tries", metavar="N", type=tries, default=DEFAULT_MIN_TRIES,
+                        help="a VERIFY with data on a card not opted in must leave N tries "
+                             f"if the value is wrong (default {DEFAULT_MIN_TRIES})")
+    parser.add_argument("--destructive", action="store_true", help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="myna-hil",
@@ -37,9 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenarios", nargs="*", metavar="SCENARIO")
     run.add_argument("--all", action="store_true", help="run the whole catalogue")
     run.add_argument("--reader", metavar="NAME", help="a PC/SC reader instead of the emulator")
-    run.add_argument("--destructive", action="store_true",
-                     help="with --reader: allow scenarios that spend tries or change PINs "
-                          "(only on a test card you may lock)")
+    add_interlock_options(run)
     run.add_argument("--trace", metavar="DIR", type=Path, help="write a trace per scenario")
     run.add_argument("--unredacted-secrets", action="store_true",
                      help="keep PIN data in traces (never for a physical card)")

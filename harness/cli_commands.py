@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from typing import Any
 
 from harness.cli import UsageError
 from harness.cli_output import Progress, format_result, summary_line, to_json, write_json
 from harness.errors import NoSuchFileError
+from harness.guard import InterlockError, Interlocks, authorise, guarded
+from harness.hil_identity import NotAMyNumberCardError, identify
 from harness.scenarios.base import REGISTRY
 from harness.scenarios.runner import (
     Unit,
@@ -48,13 +51,43 @@ def cmd_list() -> int:
     return 0
 
 
+def interlocks_from(args: argparse.Namespace) -> Interlocks:
+    """The ``--destructive-card`` / ``--allow-blocking`` / ``--min-tries`` options, checked."""
+    if args.destructive:
+        raise UsageError("--destructive was replaced by --destructive-card ID: the identity of "
+                         "the test card, as 'myna-hil status --reader NAME' shows it")
+    if args.destructive_card and not args.reader:
+        raise UsageError("--destructive-card only applies with --reader")
+    if args.allow_blocking and not args.destructive_card:
+        raise UsageError("--allow-blocking needs --destructive-card ID (and --reader)")
+    if args.reader and args.unredacted_secrets:
+        raise UsageError("--unredacted-secrets is refused with --reader: traces from a "
+                         "physical card are always redacted")
+    return Interlocks(args.destructive_card, args.allow_blocking, args.min_tries)
+
+
+def identify_reader(reader: str, interlocks: Interlocks) -> str:
+    """One line about the card in *reader*; stops (UsageError) on a wrong or foreign card."""
+    transport = open_reader(reader)
+    try:
+        permit = authorise(transport, interlocks)
+    except (InterlockError, NotAMyNumberCardError, TransportError) as exc:
+        raise UsageError(f"{reader}: {exc}") from None
+    finally:
+        transport.close()
+    opted = ("not opted in: read-only" if not permit.destructive else
+             "the named test card: destructive" +
+             (", blocking allowed" if permit.blocking else ", no blocking"))
+    return f"reader {reader}: card ID {permit.card_id}, ATR {transport.atr.hex(' ').upper()} " \
+           f"({opted})"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.all and args.scenarios:
         raise UsageError("give scenario names or --all, not both")
     if not args.all and not args.scenarios:
         raise UsageError("name the scenarios to run (see 'myna-hil list') or pass --all")
-    if args.destructive and not args.reader:
-        raise UsageError("--destructive only applies with --reader")
+    interlocks = interlocks_from(args)
     try:
         units: list[Unit] = all_units() if args.all else select_units(args.scenarios)
     except UnknownScenarioError as exc:
@@ -63,11 +96,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--trace {args.trace}: not a directory")
     kwargs: dict[str, Any] = {
         "trace_dir": args.trace, "redact": not args.unredacted_secrets,
-        "allow_destructive": args.destructive,
+        "interlocks": interlocks,
     }
     opener = reader_opener(lambda: open_reader(args.reader)) if args.reader else None
     progress = Progress()
-    if not args.reader:
+    if args.reader:
+        print(identify_reader(args.reader, interlocks))
+    else:
         from harness.scenarios.cards import pooled_card, shared_pki
 
         t0 = time.perf_counter()
@@ -78,13 +113,21 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{time.perf_counter() - t0:.2f} s")
     start = time.perf_counter()
     results = []
+    stopped = None
     for n, unit in enumerate(units):
         progress(n, len(units), unit.name)
-        result = run_unit(unit, opener, **kwargs)[0]
+        try:
+            result = run_unit(unit, opener, **kwargs)[0]
+        except (InterlockError, NotAMyNumberCardError) as exc:
+            stopped = str(exc)  # the card changed under the run: stop, send nothing more
+            break
         results.append(result)
         if not (args.quiet and result.ok):
             progress(len(units), len(units), "")
             print(format_result(result, steps=not args.quiet))
+        if args.reader and result.error and result.error.startswith("transport"):
+            stopped = result.error
+            break
     progress(len(units), len(units), "")
     seconds = time.perf_counter() - start
     print(summary_line(results, seconds))
@@ -93,12 +136,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.trace:
         print(f"traces: {args.trace}/<scenario>.jsonl"
               f"{' (secrets NOT redacted)' if args.unredacted_secrets else ''}")
+    if stopped:
+        print(f"myna-hil: run stopped after {len(results)} of {len(units)} units: {stopped}; "
+              "nothing was retried", file=sys.stderr)
+        return 1
     return 0 if all(r.ok or r.skipped for r in results) else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     if args.reader:
         transport = open_reader(args.reader)
+        try:  # identified by free reads; then the read-only guard, like any run
+            transport = guarded(transport, authorise(transport, Interlocks()))
+        except (NotAMyNumberCardError, TransportError) as exc:
+            transport.close()
+            raise UsageError(f"{args.reader}: {exc}") from None
         where = f"reader {args.reader}"
     else:
         from emulator.card import Card
@@ -120,12 +172,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 def status_report(transport: Transport, where: str) -> str:
     """ATR, card identity and the four counters, by empty VERIFY only."""
     lines = [f"card: {where}", f"ATR:  {transport.atr.hex(' ').upper()}"]
-    jpki = JpkiSession(transport)
     try:
-        serial = format(jpki.certificate("auth").serial_number, "X")
-    except NoSuchFileError:
-        serial = "none"
-    lines.append(f"auth certificate serial (card id): {serial}")
+        ident = identify(transport)
+    except NotAMyNumberCardError as exc:
+        raise UsageError(str(exc)) from None
+    lines.append(f"card ID: {ident.card_id}  (auth certificate serial; issuer {ident.issuer}; "
+                 "opt a test card in with --destructive-card ID)")
     statuses: list[PinStatus | None] = []
     for name in ("auth", "sign"):
         try:

@@ -12,13 +12,17 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
 ``myna_transport``
     What the code under test should talk to: the ``myna_card`` transport, or with
     ``--myna-reader NAME`` a PC/SC reader (tests that need ``myna_card``'s controls are
-    skipped there — a physical card has none).
+    skipped there — a physical card has none). A reader's card is identified and guarded
+    (:mod:`harness.guard`): read-only and one owner VERIFY unless
+    ``--myna-destructive-card ID`` names it (``--myna-allow-blocking`` for blocking steps).
 ``myna_vpcd_reader``
     A card served in a vpcd slot of the local pcscd; yields the reader name (the card's
-    controls are on ``request.node.myna_vpcd_card``). Needs pcscd with the vpcd driver:
-    skipped when absent, an error when ``CI`` is set. Under xdist, worker ``gwN`` uses
-    the first free slot from ``--myna-vpcd-slot`` + N (a reader that already holds a card
-    is in use by someone else) and skips when there is none.
+    controls are on ``request.node.myna_vpcd_card``, its identity -- the opt-in a test
+    passes as ``Interlocks(destructive_card=...)`` -- on ``request.node.myna_vpcd_card_id``).
+    Needs pcscd with the vpcd driver: skipped when absent, an error when ``CI`` is set.
+    Under xdist, worker ``gwN`` uses the first free slot from ``--myna-vpcd-slot`` + N
+    (a reader that already holds a card is in use by someone else) and skips when there
+    is none.
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("myna-hil", "My Number Card test harness")
     group.addoption("--myna-reader", metavar="NAME", default=None,
                     help="run myna_transport tests against this PC/SC reader")
+    group.addoption("--myna-destructive-card", metavar="ID", default=None,
+                    help="with --myna-reader: the reader holds this test card (its ID as "
+                         "'myna-hil status' shows it); destructive commands are allowed")
+    group.addoption("--myna-allow-blocking", action="store_true", default=False,
+                    help="with --myna-destructive-card: commands that may block a PIN too")
     group.addoption("--myna-vpcd-slot", metavar="N", type=int, default=0,
                     help="first vpcd slot myna_vpcd_reader may use (xdist worker N adds N); "
                          "slots whose reader already holds a card are passed over")
@@ -91,9 +100,17 @@ def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
     """The card the code under test talks to: in-process, or ``--myna-reader NAME``."""
     reader = request.config.getoption("--myna-reader")
     if reader:
+        from harness.guard import Interlocks, authorise, guarded
         from harness.pcsc import PcscTransport
 
-        transport: Transport = PcscTransport(reader)
+        raw = PcscTransport(reader)
+        try:
+            interlocks = Interlocks(request.config.getoption("--myna-destructive-card"),
+                                    request.config.getoption("--myna-allow-blocking"))
+            transport: Transport = guarded(raw, authorise(raw, interlocks))
+        except BaseException:
+            raw.close()
+            raise
         try:
             yield transport
         finally:
@@ -189,7 +206,10 @@ def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
         thread.join(5)
         _unavailable(request, f"pcscd did not see the card in {found[slot]!r} within 10 s")
         return
+    from emulator.identity import certificate_serial
+
     request.node.myna_vpcd_card = card
+    request.node.myna_vpcd_card_id = certificate_serial(card.card.state.pki.auth_cert)
     try:
         yield found[slot]
     finally:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.actors.issuer import reset_pin
 from harness.clock import FakeClock
-from harness.guard import refusal
+from harness.guard import Interlocks, authorise, guarded, refusal
 from harness.scenarios import catalogue, phantom  # noqa: F401 - registers the scenarios
 from harness.scenarios.base import (
     FACE_AUTH,
@@ -111,13 +111,24 @@ def run_unit(
     trace_dir: Path | None = None,
     redact: bool = True,
     meta: dict[str, object] | None = None,
-    allow_destructive: bool = False,
+    interlocks: Interlocks | None = None,
     pins: dict[str, str] | None = None,
 ) -> tuple[ScenarioResult, RecordingTransport | None]:
-    """Run one unit and return its result and its recording (``None`` if it never started)."""
+    """Run one unit and return its result and its recording (``None`` if it never started).
+
+    On a physical transport the card is identified first and everything goes through the
+    guard (:mod:`harness.guard`) under *interlocks*; an :class:`~harness.guard.InterlockError`
+    (wrong card) or a card that is not a My Number card propagates: the run must stop.
+    """
     start = time.perf_counter()
     transport, controls = (opener or inprocess_opener)(unit)
-    why = refusal(unit.scenario, transport, allow_destructive=allow_destructive)
+    try:
+        permit = authorise(transport, interlocks or Interlocks())
+    except BaseException:
+        transport.close()
+        raise
+    transport = guarded(transport, permit)
+    why = refusal(unit.scenario, transport, permit)
     if why is None and controls is None:
         found = card_profile(transport)
         if found != unit.profile:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator.identity import certificate_serial
 from harness import cli_commands
 from harness.cli import main
 from harness.scenarios.cards import new_card
@@ -47,7 +48,11 @@ def test_run_quiet_prints_only_the_summary(capsys: pytest.CaptureFixture[str]) -
         (["run"], "name the scenarios"),
         (["run", "nope"], "unknown scenario 'nope'; known: lockout-auth"),
         (["run", "--all", "lockout-auth"], "not both"),
-        (["run", "--destructive", "lockout-auth"], "only applies with --reader"),
+        (["run", "--destructive-card", "1F", "lockout-auth"], "only applies with --reader"),
+        (["run", "--destructive", "lockout-auth"], "replaced by --destructive-card ID"),
+        (["run", "--allow-blocking", "lockout-auth"], "needs --destructive-card"),
+        (["run", "--reader", "R", "--destructive-card", "xyz", "card-info"], "not a hex"),
+        (["run", "--reader", "R", "--unredacted-secrets", "card-info"], "always redacted"),
         (["trace"], "trace needs an action"),
         (["run", "--bogus"], "unrecognized arguments"),
     ],
@@ -56,7 +61,7 @@ def test_bad_usage_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], ar
                                           message: str) -> None:
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err
-    if argv[0] != "run" or "--bogus" not in argv:
+    if "--bogus" not in argv and "xyz" not in argv:  # argparse's own errors add the usage
         assert len(err.strip().splitlines()) == 1
 
 
@@ -123,19 +128,44 @@ def test_status_spends_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     monkeypatch.setattr(cli_commands, "open_reader", lambda name: PhysicalLike(card))
     code, out, _ = run(capsys, "status", "--reader", "Test Reader")
     assert code == 0 and "2/5 tries" in out and "auth certificate serial" in out
+    assert f"card ID: {certificate_serial(card.state.pki.auth_cert)}" in out
     assert card.pin_record("sign").tries_left == 2
 
 
 def test_reader_runs_are_guarded(capsys: pytest.CaptureFixture[str],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     card = new_card()
+    card_id = certificate_serial(card.state.pki.auth_cert)
     monkeypatch.setattr(cli_commands, "open_reader", lambda name: PhysicalLike(card))
     code, out, _ = run(capsys, "run", "lockout-auth", "card-info", "--reader", "R")
-    assert code == 0 and "skipped: destructive" in out
+    assert code == 0 and "skipped: destructive" in out and "not opted in" in out
+    assert f"card ID {card_id}" in out
     assert card.pin_record("auth").tries_left == 3
-    code, out, _ = run(capsys, "run", "lockout-auth", "--reader", "R", "--destructive")
+    code, out, _ = run(capsys, "run", "lockout-auth", "--reader", "R",
+                       "--destructive-card", card_id)
+    assert code == 0 and "skipped: blocks a PIN: needs --allow-blocking" in out
+    code, out, _ = run(capsys, "run", "lockout-auth", "--reader", "R",
+                       "--destructive-card", card_id.lower(), "--allow-blocking")
     assert code == 0 and "1 passed" in out
     assert card.pin_record("auth").tries_left == 3  # restored after the unit
+
+
+def test_a_wrong_card_id_stops_the_run_before_any_try(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    card = new_card()
+    sent: list[bytes] = []
+
+    class Counting(PhysicalLike):
+        def transmit(self, apdu: bytes) -> bytes:
+            sent.append(apdu)
+            return super().transmit(apdu)
+
+    monkeypatch.setattr(cli_commands, "open_reader", lambda name: Counting(card))
+    code, _, err = run(capsys, "run", "lockout-auth", "--reader", "R",
+                       "--destructive-card", "DEADBEEF", "--allow-blocking")
+    assert code == 2 and "does not name the card" in err and "DEADBEEF" in err
+    assert sent and {a[1] for a in sent} <= {0xA4, 0xB0}  # SELECT and READ BINARY only
+    assert card.pin_record("auth").tries_left == 3
 
 
 def test_no_pcsc_reader_is_a_clear_usage_error(capsys: pytest.CaptureFixture[str],

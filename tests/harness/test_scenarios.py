@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.guard import refusal
+from emulator.identity import certificate_serial
+from harness.guard import Interlocks, authorise, refusal
 from harness.scenarios.base import REGISTRY
 from harness.scenarios.cards import new_card
 from harness.scenarios.runner import (
@@ -76,12 +77,17 @@ def test_a_password_the_holder_does_not_know_fails_the_kiosk_scenario() -> None:
 
 def test_guard_refuses_destructive_and_in_process_scenarios_on_a_reader() -> None:
     t = PhysicalLike(new_card())
-    assert refusal(REGISTRY["card-info"], t, allow_destructive=False) is None
-    assert "destructive" in (refusal(REGISTRY["lockout-auth"], t, allow_destructive=False) or "")
-    assert refusal(REGISTRY["lockout-auth"], t, allow_destructive=True) is None
-    assert "in-process" in (refusal(REGISTRY["phantom-tearing"], t, allow_destructive=True) or "")
+    card_id = certificate_serial(t.card.state.pki.auth_cert)
+    plain = authorise(t, Interlocks())
+    named = authorise(t, Interlocks(destructive_card=card_id))
+    blocking = authorise(t, Interlocks(destructive_card=card_id, allow_blocking=True))
+    assert refusal(REGISTRY["card-info"], t, plain) is None
+    assert "destructive" in (refusal(REGISTRY["lockout-auth"], t, plain) or "")
+    assert "--allow-blocking" in (refusal(REGISTRY["lockout-auth"], t, named) or "")
+    assert refusal(REGISTRY["lockout-auth"], t, blocking) is None
+    assert "in-process" in (refusal(REGISTRY["phantom-tearing"], t, blocking) or "")
     inproc = PhysicalLike.__mro__[1](new_card())
-    assert refusal(REGISTRY["lockout-auth"], inproc, allow_destructive=False) is None
+    assert refusal(REGISTRY["lockout-auth"], inproc, authorise(inproc, Interlocks())) is None
 
 
 def test_reader_run_refuses_without_opt_in_and_sends_no_verify() -> None:
@@ -96,7 +102,9 @@ def test_reader_run_with_opt_in_restores_the_card() -> None:
     card = new_card()  # a virtual card behind a "reader": the TEST issuer key works
     opener = reader_opener(lambda: PhysicalLike(card))
     for name in ("kiosk-reset-auth", "lockout-sign", "card-info"):
-        result, _ = run_unit(unit(name), opener, allow_destructive=True)
+        card_id = certificate_serial(card.state.pki.auth_cert)
+        opt_in = Interlocks(destructive_card=card_id, allow_blocking=True)
+        result, _ = run_unit(unit(name), opener, interlocks=opt_in)
         assert result.ok, (name, result.error, [s for s in result.steps if not s.ok])
     assert all(r.tries_left == r.max_tries for r in card.state.pins.values())
 

@@ -1,14 +1,15 @@
 """End to end: the catalogue through pcscd + vpcd, the virtual card opted in by its fixture.
 
 Every PC/SC card counts as physical, so the guard applies: the destructive units run only
-because this fixture started the card itself and opts it in; in-process-only units and the
-other profile's units are skipped with their reason.
+because this fixture started the card itself and opts it in by its identity; in-process-only
+units and the other profile's units are skipped with their reason.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from harness.guard import Interlocks
 from harness.scenarios.runner import all_units, reader_opener, run_unit
 
 pytestmark = pytest.mark.vpcd
@@ -17,9 +18,11 @@ pytestmark = pytest.mark.vpcd
 def test_catalogue_through_vpcd(myna_vpcd_reader: str, request: pytest.FixtureRequest) -> None:
     pcsc = pytest.importorskip("harness.pcsc")
     opener = reader_opener(lambda: pcsc.PcscTransport(myna_vpcd_reader))
+    # The opt-in is the identity of the card this fixture created, as a user would name it.
+    opt_in = Interlocks(destructive_card=request.node.myna_vpcd_card_id, allow_blocking=True)
     ran = skipped = 0
     for unit in all_units():
-        result, _ = run_unit(unit, opener, allow_destructive=True)
+        result, _ = run_unit(unit, opener, interlocks=opt_in)
         if result.skipped:
             skipped += 1
             assert unit.scenario.needs_admin or unit.profile != "standard", result.skipped
