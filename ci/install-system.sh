@@ -3,11 +3,12 @@
 #
 # pcscd + vsmartcard-vpcd give the virtual reader ("Virtual PCD 00 00/01"), libpcsclite-dev +
 # swig let pip build pyscard when no wheel fits, pcsc-tools and opensc are the real clients
-# the end-to-end tests drive. Idempotent: a second run does nothing and needs no network.
+# the end-to-end tests drive, opensc-pkcs11 the PKCS#11 module pkcs11-tool loads (named
+# here, not only pulled in by opensc). Idempotent: a second run does nothing and needs no network.
 # CI runs as root; elsewhere run it with sudo.
 set -euo pipefail
 
-PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools opensc)
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools opensc opensc-pkcs11)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
