@@ -178,11 +178,20 @@ def blocks(scenario: Scenario) -> bool:
     return scenario.destructive
 
 
-def refusal(scenario: Scenario, transport: Transport, permit: Permit) -> str | None:
-    """Why *scenario* must not run on *transport* under *permit*, or ``None`` when it may."""
+def refusal(
+    scenario: Scenario, transport: Transport, permit: Permit, controls: object | None = None
+) -> str | None:
+    """Why *scenario* must not run on *transport* under *permit*, or ``None`` when it may.
+
+    *controls* are the test controls of a card this process serves itself (``--vpcd-slot``);
+    a reader's card has none.
+    """
     if not transport.physical:
         return None
-    if scenario.needs_admin:
+    if scenario.tears:
+        return ("simulates power loss inside the card: in-process only (through PC/SC the "
+                "SIGKILL tearing test covers it: myna-hil soak --tearing N)")
+    if scenario.needs_admin and controls is None:
         return "needs the in-process card's test controls (fault injection, quirks, profile)"
     if scenario.destructive and not permit.destructive:
         return ("destructive: spends tries or changes PINs; refused on a reader unless "

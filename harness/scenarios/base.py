@@ -53,6 +53,7 @@ class Scenario:
     profiles: tuple[str, ...] = (STANDARD,)
     destructive: bool = True  # can spend tries or change PINs
     needs_admin: bool = False  # fault injection / quirks / profile change: in-process only
+    tears: bool = False  # simulates power loss inside the card: needs the in-process transport
 
     def units(self) -> list[str]:
         """``name`` for the first profile, ``name@profile`` for the others."""
@@ -63,14 +64,15 @@ REGISTRY: dict[str, Scenario] = {}
 
 
 def scenario(name: str, summary: str, *, profiles: tuple[str, ...] = (STANDARD,),
-             destructive: bool = True, needs_admin: bool = False,
+             destructive: bool = True, needs_admin: bool = False, tears: bool = False,
              ) -> Callable[[Callable[[Ctx], None]], Callable[[Ctx], None]]:
     """Register a scenario function under *name*."""
 
     def register(func: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
         if name in REGISTRY:
             raise ValueError(f"scenario {name!r} registered twice")
-        REGISTRY[name] = Scenario(name, summary, func, profiles, destructive, needs_admin)
+        REGISTRY[name] = Scenario(name, summary, func, profiles, destructive, needs_admin,
+                                  tears)
         return func
 
     return register

@@ -65,7 +65,7 @@ def face_auth_card(ctx: Ctx) -> None:
 
 
 @scenario("phantom-tearing", "correct auth PIN, field lost after the decrement, three times",
-          needs_admin=True)
+          needs_admin=True, tears=True)
 def phantom_tearing(ctx: Ctx) -> None:
     for n in (2, 1, 0):
         ctx.admin.tear_after_decrement(1)

@@ -128,7 +128,7 @@ def run_unit(
         transport.close()
         raise
     transport = guarded(transport, permit)
-    why = refusal(unit.scenario, transport, permit)
+    why = refusal(unit.scenario, transport, permit, controls)
     if why is None and controls is None:
         found = card_profile(transport)
         if found != unit.profile:
