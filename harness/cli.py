@@ -42,7 +42,7 @@ def tries(text: str) -> int:
 
 
 def add_interlock_options(parser: argparse.ArgumentParser) -> None:
-    """The safety interlocks for a card in a reader (see harness/README-hil.md)."""
+    """The safety interlocks for a card in a reader (README: "Running against a real card")."""
     from harness.guard import DEFAULT_MIN_TRIES
 
     parser.add_argument("--destructive-card", metavar="ID", type=card_id,
