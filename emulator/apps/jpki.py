@@ -12,6 +12,7 @@ from emulator.commands import key_ef
 from emulator.errors import SwError
 from emulator.files import Application, BinaryEf, Ef, KeyEf, PinEf
 from emulator.grammar import SW, TokenInfo
+from emulator.grammar.ids import JPKI
 from emulator.profiles import FACE_AUTH
 from emulator.state import CardState
 
@@ -19,22 +20,11 @@ if TYPE_CHECKING:
     from emulator.card import Card
     from emulator.grammar import CommandApdu
 
-AID = bytes.fromhex("D392F000260100000001")
 
-EF_SIGN_CERT = 0x0001
-EF_SIGN_CA_CERT = 0x0002
-EF_TOKEN_INFO = 0x0006
-EF_CERT_AVAILABILITY = 0x0008
-EF_AUTH_CERT = 0x000A
-EF_AUTH_CA_CERT = 0x000B
-EF_AUTH_KEY = 0x0017
-EF_AUTH_PIN = 0x0018
-EF_SIGN_KEY = 0x001A
-EF_SIGN_PIN = 0x001B
 
-INS_COMPUTE_DIGITAL_SIGNATURE = 0x2A
 
 TOKEN_LABEL = "JPKIAPICCTOKEN2"
+TOKEN_INFO = TokenInfo(TOKEN_LABEL, "myna-hil TEST", "virtual card").to_bytes()
 
 
 def build(state: CardState) -> Application:
@@ -42,29 +32,29 @@ def build(state: CardState) -> Application:
     face_auth = state.profile == FACE_AUTH
     keys = {"auth": SigningKey(pki.auth_key)}
     files: list[Ef] = [
-        BinaryEf(EF_SIGN_CA_CERT, pki.sign_ca_cert),
-        BinaryEf(EF_AUTH_CERT, pki.auth_cert),
-        BinaryEf(EF_AUTH_CA_CERT, pki.auth_ca_cert),
-        BinaryEf(EF_TOKEN_INFO, TokenInfo(TOKEN_LABEL, "myna-hil TEST", "virtual card").to_bytes()),
+        BinaryEf(JPKI.EF_SIGN_CA_CERT, pki.sign_ca_cert),
+        BinaryEf(JPKI.EF_AUTH_CERT, pki.auth_cert),
+        BinaryEf(JPKI.EF_AUTH_CA_CERT, pki.auth_ca_cert),
+        BinaryEf(JPKI.EF_TOKEN_INFO, TOKEN_INFO),
     ]
     if face_auth:
         # [model] no signing key, certificate or password; the auth PIN answers 6984 and the
         # auth key is used through face recognition, which this emulator does not model.
         files += [
-            BinaryEf(EF_CERT_AVAILABILITY, bytes.fromhex("008F00")),
-            PinEf(EF_AUTH_PIN, "auth", disabled=True),
-            KeyEf(EF_AUTH_KEY, "auth", None),
+            BinaryEf(JPKI.EF_CERT_AVAILABILITY, bytes.fromhex("008F00")),
+            PinEf(JPKI.EF_AUTH_PIN, "auth", disabled=True),
+            KeyEf(JPKI.EF_AUTH_KEY, "auth", None),
         ]
     else:
         assert pki.sign_key is not None and pki.sign_cert is not None
         keys["sign"] = SigningKey(pki.sign_key)
         files += [
-            BinaryEf(EF_SIGN_CERT, pki.sign_cert, read_pin="sign"),
-            BinaryEf(EF_CERT_AVAILABILITY, bytes.fromhex("8F8F00")),
-            PinEf(EF_AUTH_PIN, "auth"),
-            PinEf(EF_SIGN_PIN, "sign"),
-            KeyEf(EF_AUTH_KEY, "auth", "auth"),
-            KeyEf(EF_SIGN_KEY, "sign", "sign"),
+            BinaryEf(JPKI.EF_SIGN_CERT, pki.sign_cert, read_pin="sign"),
+            BinaryEf(JPKI.EF_CERT_AVAILABILITY, bytes.fromhex("8F8F00")),
+            PinEf(JPKI.EF_AUTH_PIN, "auth"),
+            PinEf(JPKI.EF_SIGN_PIN, "sign"),
+            KeyEf(JPKI.EF_AUTH_KEY, "auth", "auth"),
+            KeyEf(JPKI.EF_SIGN_KEY, "sign", "sign"),
         ]
 
     def compute_digital_signature(card: Card, apdu: CommandApdu) -> bytes:
@@ -78,7 +68,7 @@ def build(state: CardState) -> Application:
 
     return Application(
         name="jpki",
-        aid=AID,
+        aid=JPKI.AID,
         files={ef.fid: ef for ef in files},
-        commands={(0x80, INS_COMPUTE_DIGITAL_SIGNATURE): compute_digital_signature},
+        commands={(0x80, JPKI.INS_COMPUTE_DIGITAL_SIGNATURE): compute_digital_signature},
     )

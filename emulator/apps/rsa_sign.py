@@ -9,9 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from emulator.errors import SwError
 from emulator.grammar import SW
+from emulator.grammar.ids import SHA256_DIGEST_INFO_PREFIX
 
-#: DER prefix of a SHA-256 DigestInfo (RFC 8017 §9.2 note 1).
-SHA256_DIGEST_INFO_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 MAX_RAW_INPUT = 256 - 11  # PKCS#1 v1.5 type 1 needs at least 8 bytes of FF padding
 
 

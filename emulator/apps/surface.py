@@ -9,13 +9,8 @@ model those check values, so reading them always answers 6982.
 from __future__ import annotations
 
 from emulator.files import Application, BinaryEf, Ef
+from emulator.grammar.ids import SURFACE
 from emulator.state import CardState
-
-AID = bytes.fromhex("D3921000310001010402")
-
-EF_BIRTH = 0x0001
-EF_ENTRIES = 0x0002
-EF_MY_NUMBER = 0x0005
 
 #: A PIN name no card state holds: the check values are not modelled (see module doc).
 CHECK_VALUE = "surface-check-value"
@@ -23,8 +18,8 @@ CHECK_VALUE = "surface-check-value"
 
 def build(state: CardState) -> Application:
     files: list[Ef] = [
-        BinaryEf(EF_BIRTH, state.holder.birth_date.encode("ascii"), read_pin=CHECK_VALUE),
-        BinaryEf(EF_ENTRIES, b"", read_pin=CHECK_VALUE),
-        BinaryEf(EF_MY_NUMBER, state.holder.my_number.encode("ascii"), read_pin=CHECK_VALUE),
+        BinaryEf(SURFACE.EF_BIRTH, state.holder.birth_date.encode(), read_pin=CHECK_VALUE),
+        BinaryEf(SURFACE.EF_ENTRIES, b"", read_pin=CHECK_VALUE),
+        BinaryEf(SURFACE.EF_MY_NUMBER, state.holder.my_number.encode(), read_pin=CHECK_VALUE),
     ]
-    return Application("surface", AID, {ef.fid: ef for ef in files})
+    return Application("surface", SURFACE.AID, {ef.fid: ef for ef in files})

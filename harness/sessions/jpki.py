@@ -11,37 +11,24 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from emulator.grammar import CommandApdu, TokenInfo
+from emulator.grammar.ids import JPKI, SHA256_DIGEST_INFO_PREFIX
 from harness.sessions.base import PinStatus, Session
 
 logger = logging.getLogger(__name__)
 
-AID = bytes.fromhex("D392F000260100000001")
 
-EF_SIGN_CERT = 0x0001
-EF_SIGN_CA_CERT = 0x0002
-EF_TOKEN_INFO = 0x0006
-EF_CERT_AVAILABILITY = 0x0008
-EF_AUTH_CERT = 0x000A
-EF_AUTH_CA_CERT = 0x000B
-EF_AUTH_KEY = 0x0017
-EF_AUTH_PIN = 0x0018
-EF_SIGN_KEY = 0x001A
-EF_SIGN_PIN = 0x001B
 
 TOKEN_INFO_SIZE = 100
 CLA_PROPRIETARY = 0x80
-INS_COMPUTE_DIGITAL_SIGNATURE = 0x2A
 P1_AS_GIVEN = 0x00
 SIGNATURE_LE = 0x100
 
 AUTH_MAX_TRIES = 3
 SIGN_MAX_TRIES = 5
 
-#: DER prefix of a SHA-256 DigestInfo (RFC 8017 §9.2 note 1).
-SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 
-_PINS = {"auth": (EF_AUTH_PIN, AUTH_MAX_TRIES), "sign": (EF_SIGN_PIN, SIGN_MAX_TRIES)}
-_KEYS = {"auth": EF_AUTH_KEY, "sign": EF_SIGN_KEY}
+_PINS = {"auth": (JPKI.EF_AUTH_PIN, AUTH_MAX_TRIES), "sign": (JPKI.EF_SIGN_PIN, SIGN_MAX_TRIES)}
+_KEYS = {"auth": JPKI.EF_AUTH_KEY, "sign": JPKI.EF_SIGN_KEY}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +45,7 @@ class CertAvailability:
 
 def digest_info(message: bytes) -> bytes:
     """SHA-256 DigestInfo of *message*: what real clients send with P1 ``00``."""
-    return SHA256_DIGEST_INFO + hashlib.sha256(message).digest()
+    return SHA256_DIGEST_INFO_PREFIX + hashlib.sha256(message).digest()
 
 
 def verify_signature(cert: x509.Certificate, message: bytes, signature: bytes) -> bool:
@@ -76,7 +63,7 @@ def verify_signature(cert: x509.Certificate, message: bytes, signature: bytes) -
 class JpkiSession(Session):
     """The JPKI application: two PINs (``auth``, ``sign``), two keys, four certificates."""
 
-    AID = AID
+    AID = JPKI.AID
     NAME = "JPKI"
 
     def pin_status(self, name: str) -> PinStatus:
@@ -95,21 +82,21 @@ class JpkiSession(Session):
 
     def certificate(self, which: str) -> x509.Certificate:
         """``auth``, ``sign`` (needs the signing password), ``auth-ca`` or ``sign-ca``."""
-        fid = {"auth": EF_AUTH_CERT, "sign": EF_SIGN_CERT,
-               "auth-ca": EF_AUTH_CA_CERT, "sign-ca": EF_SIGN_CA_CERT}[which]
+        fid = {"auth": JPKI.EF_AUTH_CERT, "sign": JPKI.EF_SIGN_CERT,
+               "auth-ca": JPKI.EF_AUTH_CA_CERT, "sign-ca": JPKI.EF_SIGN_CA_CERT}[which]
         return x509.load_der_x509_certificate(self.read_der(fid))
 
     def token_info(self) -> TokenInfo:
-        return TokenInfo.from_bytes(self.read_ef(EF_TOKEN_INFO, TOKEN_INFO_SIZE))
+        return TokenInfo.from_bytes(self.read_ef(JPKI.EF_TOKEN_INFO, TOKEN_INFO_SIZE))
 
     def cert_availability(self) -> CertAvailability:
-        return CertAvailability.from_bytes(self.read_ef(EF_CERT_AVAILABILITY, 3))
+        return CertAvailability.from_bytes(self.read_ef(JPKI.EF_CERT_AVAILABILITY, 3))
 
     def sign(self, key: str, data: bytes, mode: int = P1_AS_GIVEN) -> bytes:
         """COMPUTE DIGITAL SIGNATURE with the ``auth`` or ``sign`` key (PIN verified first)."""
         self.select_ef(_KEYS[key])
         return self.call(
-            CommandApdu(CLA_PROPRIETARY, INS_COMPUTE_DIGITAL_SIGNATURE, mode, 0x80, data,
+            CommandApdu(CLA_PROPRIETARY, JPKI.INS_COMPUTE_DIGITAL_SIGNATURE, mode, 0x80, data,
                         SIGNATURE_LE),
             f"SIGN with {key} key",
         )

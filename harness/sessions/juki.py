@@ -5,40 +5,37 @@ from __future__ import annotations
 import logging
 
 from emulator.grammar import CommandApdu
+from emulator.grammar.ids import JUKI
 from harness.sessions.base import PinStatus, Session, to_bytes
 from harness.transport import Transport
 
 logger = logging.getLogger(__name__)
 
-AID = bytes.fromhex("D3921000310001010401")
-COMMON_AID = bytes.fromhex("D3921000310001010100")
 
-EF_PIN = 0x001C
 CLA_PROPRIETARY = 0x80
-INS_JICSAP_CHANGE_KEY = 0x32
 MAX_TRIES = 3
 
 
 class JukiSession(Session):
     """The Juki PIN (``juki``). Pass ``common=True`` for the common AP that shares it [model]."""
 
-    AID = AID
+    AID = JUKI.AID
     NAME = "Juki"
 
     def __init__(self, transport: Transport, *, select: bool = True, common: bool = False) -> None:
         if common:
-            self.AID = COMMON_AID
+            self.AID = JUKI.COMMON_AID
             self.NAME = "common AP"
         super().__init__(transport, select=select)
 
     def pin_status(self, name: str = "juki") -> PinStatus:
-        return self._pin_status("juki", EF_PIN, MAX_TRIES)
+        return self._pin_status("juki", JUKI.EF_PIN, MAX_TRIES)
 
     def verify(self, pin: str | bytes) -> None:
-        self._verify(EF_PIN, pin, "Juki")
+        self._verify(JUKI.EF_PIN, pin, "Juki")
 
     def change(self, new: str | bytes) -> None:
         """JICSAP CHANGE KEY ``80 32 00 80`` after verifying the old value."""
-        self.select_ef(EF_PIN)
-        self.call(CommandApdu(CLA_PROPRIETARY, INS_JICSAP_CHANGE_KEY, 0x00, 0x80, to_bytes(new)),
-                  "CHANGE KEY Juki")
+        self.select_ef(JUKI.EF_PIN)
+        change = CommandApdu(CLA_PROPRIETARY, JUKI.INS_JICSAP_CHANGE_KEY, 0x00, 0x80, to_bytes(new))
+        self.call(change, "CHANGE KEY Juki")

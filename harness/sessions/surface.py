@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 
+from emulator.grammar.ids import SURFACE
 from harness.sessions.base import Session
 
 logger = logging.getLogger(__name__)
 
-AID = bytes.fromhex("D3921000310001010402")
 
 
 class SurfaceSession(Session):
-    AID = AID
+    AID = SURFACE.AID
     NAME = "surface AP"

@@ -6,22 +6,15 @@ import logging
 from dataclasses import dataclass
 
 from emulator.grammar import parse_tlvs
+from emulator.grammar.ids import TEXT
 from harness.errors import ApduError
 from harness.sessions.base import PinStatus, Session
 
 logger = logging.getLogger(__name__)
 
-AID = bytes.fromhex("D3921000310001010408")
 
-EF_MY_NUMBER = 0x0001
-EF_BASIC_FOUR = 0x0002
-EF_PIN = 0x0011
-EF_BLOCKED_PIN = 0x0012  # blocked on every card examined (card.md §3)
 
 MY_NUMBER_SIZE = 17
-TAG_MY_NUMBER = 0xFF10
-TAG_BASIC_FOUR = 0xFF20
-TAG_OFFSETS = 0xDF21
 TAG_NAME, TAG_ADDRESS, TAG_BIRTH, TAG_SEX = 0xDF22, 0xDF23, 0xDF24, 0xDF25
 MAX_TRIES = 3
 
@@ -39,30 +32,30 @@ class BasicFour:
 class TextSession(Session):
     """Input helper: the ``helper`` PIN guards the My Number and the basic four attributes."""
 
-    AID = AID
+    AID = TEXT.AID
     NAME = "text AP"
 
     def pin_status(self, name: str = "helper") -> PinStatus:
-        return self._pin_status("helper", EF_PIN, MAX_TRIES)
+        return self._pin_status("helper", TEXT.EF_PIN, MAX_TRIES)
 
     def verify(self, pin: str | bytes) -> None:
-        self._verify(EF_PIN, pin, "text helper")
+        self._verify(TEXT.EF_PIN, pin, "text helper")
 
     def change(self, new: str | bytes) -> None:
-        self._change(EF_PIN, new, "text helper")
+        self._change(TEXT.EF_PIN, new, "text helper")
 
     def my_number(self) -> str:
         """The 12-digit individual number (PIN verified first), parsed with the TLV grammar."""
-        raw = self.read_ef(EF_MY_NUMBER, MY_NUMBER_SIZE)
+        raw = self.read_ef(TEXT.EF_MY_NUMBER, MY_NUMBER_SIZE)
         tlv = parse_tlvs(raw[:15])[0]
-        if tlv.tag != TAG_MY_NUMBER:
+        if tlv.tag != TEXT.TAG_MY_NUMBER:
             raise ApduError(0x9000, b"", f"EF 0001 holds tag {tlv.tag:X}, not FF10")
         return tlv.value.decode("ascii")
 
     def basic_four(self) -> BasicFour:
         """Name, address, birth date and sex from EF 0002 (PIN verified first)."""
-        outer = parse_tlvs(self.read_ef(EF_BASIC_FOUR))[0]
-        if outer.tag != TAG_BASIC_FOUR:
+        outer = parse_tlvs(self.read_ef(TEXT.EF_BASIC_FOUR))[0]
+        if outer.tag != TEXT.TAG_BASIC_FOUR:
             raise ApduError(0x9000, b"", f"EF 0002 holds tag {outer.tag:X}, not FF20")
         items = {t.tag: t.value for t in parse_tlvs(outer.value)}
         return BasicFour(

@@ -10,26 +10,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from harness.sessions import jpki, juki, surface, text
+from emulator.grammar.ids import JPKI, JUKI, SURFACE, TEXT
 
 logger = logging.getLogger(__name__)
 
 APP_NAMES: dict[bytes, str] = {
-    jpki.AID: "jpki",
-    text.AID: "text",
-    surface.AID: "surface",
-    juki.AID: "juki",
-    juki.COMMON_AID: "common",
+    JPKI.AID: "jpki",
+    TEXT.AID: "text",
+    SURFACE.AID: "surface",
+    JUKI.AID: "juki",
+    JUKI.COMMON_AID: "common",
 }
 
 #: (application, EF) -> PIN name; ``text-0012`` is the reference blocked on every card.
 PIN_EFS: dict[tuple[str, int], str] = {
-    ("jpki", jpki.EF_AUTH_PIN): "auth",
-    ("jpki", jpki.EF_SIGN_PIN): "sign",
-    ("text", text.EF_PIN): "helper",
-    ("text", text.EF_BLOCKED_PIN): "text-0012",
-    ("juki", juki.EF_PIN): "juki",
-    ("common", juki.EF_PIN): "juki",
+    ("jpki", JPKI.EF_AUTH_PIN): "auth",
+    ("jpki", JPKI.EF_SIGN_PIN): "sign",
+    ("text", TEXT.EF_PIN): "helper",
+    ("text", TEXT.EF_BLOCKED_PIN): "text-0012",
+    ("juki", JUKI.EF_PIN): "juki",
+    ("common", JUKI.EF_PIN): "juki",
 }
 
 _ISO_NAMES = {
