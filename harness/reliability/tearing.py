@@ -1,0 +1,546 @@
+"""Tearing: SIGKILL ``myna-emu serve`` mid-command, restart it on the same state file, check.
+
+Each round starts the emulator in a vpcd slot, drives a random stream of VERIFY (right and
+wrong), empty VERIFY, CHANGE REFERENCE DATA and issuer-authenticated RESET RETRY COUNTER
+through pcscd (a fresh client process per round, see :mod:`harness.reliability.pump`), and
+kills the emulator from another thread -- after a random number of APDUs plus a random
+delay, or after a random time. Then a COPY of the state file is opened in-process (no try is
+spent on the real one) and checked against a model of what the card answered:
+
+* the state file loads, and everything but the PIN records is as issued;
+* an answered command is never lost (a ``9000`` to CHANGE / RESET, a ``63Cx`` decrement);
+* a counter never rose without a correct PIN or an authorised re-set;
+* the command that was not answered is fully there or fully absent: the PIN holds the old
+  value or the new one, never something else (card.md §4: decrement before compare, so a
+  correct VERIFY torn mid-way may cost a try).
+
+PIN values here are those of a throw-away TEST card this module creates; messages name them
+by role ("old", "new"), never by value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emulator import pins
+from emulator.card import Card
+from emulator.commands import issuer_cryptogram
+from emulator.personalise import new_state
+from emulator.profiles import ATRS
+from emulator.state import FileStore, StateError
+from harness.reliability.slots import (
+    EmulatorProcess,
+    SlotBusyError,
+    reader_for_slot,
+    reader_state,
+    wait_card_gone,
+    wait_presence,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TearingResult", "run_tearing"]
+
+SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
+#: The two JPKI secrets, by short file identifier (card.md §3, §4).
+SFI = {"auth": 0x18, "sign": 0x1B}
+#: Values the stream moves between (TEST card). Index 0 is the issued value.
+POOL: dict[str, list[bytes]] = {
+    "auth": [b"1234", b"5678", b"0000", b"9999", b"2468"],
+    "sign": [b"ABC123", b"XYZ789", b"PASS2024", b"Q1W2E3R4"],
+}
+OK = b"\x90\x00"
+#: Commands that write the state file: the kill targets them.
+WRITES = frozenset({"verify_right", "verify_wrong", "change", "rrc_set", "rrc_unblock"})
+
+#: Seconds a pump waits for the card; a slot that takes longer is restarted (vpcd 3.3).
+CONNECT_WAIT = 4.0
+#: Seconds for pcscd to see the killed card gone (one presence poll is ~0.4 s).
+REMOVAL_WAIT = 10.0
+#: Seconds any single APDU may take before the round is declared hung.
+APDU_TIMEOUT = 10.0
+
+
+# --- the model of what the card must hold --------------------------------------------------
+
+
+@dataclass
+class PinModel:
+    value: bytes
+    tries: int
+    max_tries: int
+
+
+@dataclass
+class Op:
+    #: select, status, verify_right, verify_wrong, change, challenge, extauth, rrc_set or
+    #: rrc_unblock
+    kind: str
+    pin: str = ""
+    new: bytes = b""
+    apdu: bytes = b""
+
+
+@dataclass
+class Model:
+    pins: dict[str, PinModel]
+    verified: set[str] = field(default_factory=set)
+    issuer: bool = False
+    challenge: bytes | None = None
+    #: Values each PIN held earlier (to tell "an answered change was lost" from garbage).
+    history: dict[str, list[bytes]] = field(default_factory=dict)
+
+    def new_session(self) -> None:
+        self.verified.clear()
+        self.issuer = False
+        self.challenge = None
+
+    def expect(self, op: Op) -> Callable[[bytes], bool]:
+        """A predicate on the answer the card must give to ``op`` in the current state."""
+        if op.kind == "challenge":
+            return lambda r: len(r) == 10 and r[-2:] == OK
+        if op.kind == "select":
+            return lambda r: r == OK
+        if op.kind == "extauth":
+            want = OK if self.challenge is not None else b"\x69\x85"
+            return lambda r: r == want
+        p = self.pins[op.pin]
+        if op.kind == "status":
+            return _eq(bytes([0x63, 0xC0 | p.tries]))
+        if op.kind in ("verify_right", "verify_wrong"):
+            if p.tries == 0:
+                return _eq(b"\x69\x84")
+            return _eq(OK if op.kind == "verify_right" else bytes([0x63, 0xC0 | (p.tries - 1)]))
+        if op.kind == "change":
+            return _eq(OK if op.pin in self.verified else b"\x69\x82")
+        if op.kind in ("rrc_set", "rrc_unblock"):
+            return _eq(OK if self.issuer else b"\x69\x82")
+        raise AssertionError(op.kind)
+
+    def apply(self, op: Op, answer: bytes) -> None:
+        """Update the model with an answered command (the answer was checked already)."""
+        if op.kind == "select":
+            self.new_session()
+        elif op.kind == "challenge":
+            self.challenge = answer[:-2]
+        elif op.kind == "extauth":
+            self.issuer = self.challenge is not None
+            self.challenge = None
+        elif answer[-2:] == OK or op.kind == "verify_wrong":
+            p = self.pins[op.pin] if op.pin else None
+            if p is None or (op.kind == "verify_wrong" and p.tries == 0):
+                return
+            if op.kind == "verify_right":
+                p.tries = p.max_tries
+                self.verified.add(op.pin)
+            elif op.kind == "verify_wrong":
+                p.tries -= 1
+                self.verified.discard(op.pin)
+            elif op.kind in ("change", "rrc_set"):
+                self.history.setdefault(op.pin, []).append(p.value)
+                p.value, p.tries = op.new, p.max_tries
+            elif op.kind == "rrc_unblock":
+                p.tries = p.max_tries
+
+    def outcomes(self, op: Op | None, name: str) -> set[tuple[bytes, int]]:
+        """(value, tries) that PIN ``name`` may hold after ``op`` was torn (not answered)."""
+        p = self.pins[name]
+        now = {(p.value, p.tries)}
+        if op is None or op.pin != name:
+            return now
+        if op.kind == "verify_right" and p.tries:
+            # Decrement before compare, restore after: all three are legitimate.
+            return now | {(p.value, p.tries - 1), (p.value, p.max_tries)}
+        if op.kind == "verify_wrong" and p.tries:
+            return now | {(p.value, p.tries - 1)}
+        if op.kind == "change" and name in self.verified:
+            return now | {(op.new, p.max_tries)}
+        if op.kind == "rrc_set" and self.issuer:
+            return now | {(op.new, p.max_tries)}
+        if op.kind == "rrc_unblock" and self.issuer:
+            return now | {(p.value, p.max_tries)}
+        return now
+
+
+def _eq(want: bytes) -> Callable[[bytes], bool]:
+    return lambda r: r == want
+
+
+def _apdu(model: Model, op: Op) -> bytes:
+    if op.kind == "select":
+        return SELECT_JPKI
+    if op.kind == "challenge":
+        return bytes.fromhex("0084000008")
+    if op.kind == "extauth":
+        cryptogram = issuer_cryptogram(model.challenge or bytes(8))
+        return bytes([0x00, 0x82, 0x00, 0x00, len(cryptogram)]) + cryptogram
+    p2 = 0x80 | SFI[op.pin]
+    p = model.pins[op.pin]
+    if op.kind == "status":
+        return bytes([0x00, 0x20, 0x00, p2])
+    if op.kind == "verify_right":
+        return bytes([0x00, 0x20, 0x00, p2, len(p.value)]) + p.value
+    if op.kind == "verify_wrong":
+        return bytes([0x00, 0x20, 0x00, p2, len(op.new)]) + op.new
+    if op.kind == "change":
+        return bytes([0x00, 0x24, 0x01, p2, len(op.new)]) + op.new
+    if op.kind == "rrc_set":
+        return bytes([0x00, 0x2C, 0x02, p2, len(op.new)]) + op.new
+    if op.kind == "rrc_unblock":
+        return bytes([0x00, 0x2C, 0x03, p2])
+    raise AssertionError(op.kind)
+
+
+def _plan(model: Model, rng: random.Random) -> list[Op]:
+    """The next few commands: one user action (a re-set takes three APDUs)."""
+    name = rng.choice(list(SFI))
+    p = model.pins[name]
+    other = [v for v in POOL[name] if v != p.value]
+    action = rng.choices(
+        ["status", "verify_right", "verify_wrong", "change", "reset"], [1, 2, 5, 2, 2]
+    )[0]
+    if action == "reset" or (p.tries == 0 and rng.random() < 0.7):
+        last = (
+            Op("rrc_unblock", name)
+            if rng.random() < 0.3
+            else Op("rrc_set", name, rng.choice(other))
+        )
+        return [Op("challenge"), Op("extauth"), last]
+    if action == "change":
+        first = [] if name in model.verified else [Op("verify_right", name)]
+        return [*first, Op("change", name, rng.choice(other))]
+    if action == "verify_wrong":
+        return [Op("verify_wrong", name, rng.choice(other))]
+    return [Op(action, name)]
+
+
+# --- one round ------------------------------------------------------------------------------
+
+
+class _Pump:
+    """The per-round client process, with a reader thread so no read blocks forever."""
+
+    def __init__(self, reader: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.reliability.pump", reader, "--wait", str(CONNECT_WAIT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put("X EOF")
+
+    def line(self, timeout: float) -> str:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return "X TIMEOUT"
+
+    def send(self, apdu: bytes) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.proc.stdin.write(apdu.hex() + "\n")
+            self.proc.stdin.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+class _Killer(threading.Thread):
+    """SIGKILLs the emulator from another thread.
+
+    With ``after`` > 0: a random moment inside the ``after``-th command (uniform over its
+    expected duration, busy-waited: sleep() is too coarse for a millisecond); with
+    ``after`` = 0: ``delay`` seconds after the first command was sent.
+    """
+
+    def __init__(self, emulator: EmulatorProcess, rng: random.Random, after: int, delay: float):
+        super().__init__(daemon=True)
+        self.emulator, self.rng, self.after, self.delay = emulator, rng, after, delay
+        self.sent = 0
+        self.cond = threading.Condition()
+        self.cancelled = False
+        self.armed = after == 0
+
+    def count(self, expected: float, writes: bool) -> None:
+        """A command is about to be sent; it should take about ``expected`` seconds. The
+        kill targets the first command that writes state from the ``after``-th on."""
+        with self.cond:
+            self.sent += 1
+            if self.after and self.sent >= self.after and not self.armed and writes:
+                self.delay = self.rng.uniform(0, 1.3 * expected)
+                self.armed = True
+            self.cond.notify()
+
+    def cancel(self) -> None:
+        with self.cond:
+            self.cancelled = True
+            self.cond.notify()
+
+    def run(self) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.cancelled or (self.armed and self.sent > 0), 60)
+            if self.cancelled:
+                return
+            end = time.perf_counter() + self.delay
+        while time.perf_counter() < end:
+            if self.cancelled:
+                return
+        self.emulator.kill()
+
+
+@dataclass
+class TearingResult:
+    kills: int = 0
+    torn: dict[str, int] = field(default_factory=dict)  # unanswered command kinds
+    apdus: int = 0
+    checks: int = 0
+    stuck: int = 0
+    violations: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and self.kills > 0
+
+    def summary(self) -> str:
+        torn = ", ".join(f"{k} {v}" for k, v in sorted(self.torn.items())) or "none"
+        return (
+            f"{self.kills} kills in {self.seconds:.1f} s, {self.apdus} APDUs answered, "
+            f"{self.checks} invariant checks, {len(self.violations)} violations; "
+            f"torn mid-command: {torn}; slot restarts: {self.stuck}"
+        )
+
+
+def _check(
+    state_path: Path, workdir: Path, model: Model, torn: Op | None, issued: dict[str, object]
+) -> tuple[list[str], int]:
+    """Compare a copy of the state file with what the card may hold; (violations, checks)."""
+    copy = workdir / "check.json"
+    shutil.copyfile(state_path, copy)
+    try:
+        card = Card.open(copy)
+    except StateError as exc:
+        return [f"state file does not load: {exc}"], 1
+    found: list[str] = []
+    checks = 1
+    doc = card.state.to_json()
+    doc.pop("pins")
+    checks += 1
+    if doc != issued:
+        found.append("state outside the PIN records changed")
+    for name, p in model.pins.items():
+        record = card.state.pins[name]
+        allowed = model.outcomes(torn, name)
+        candidates = {v for v, _ in allowed}
+        value = next((v for v in candidates if pins.matches(record, v)), None)
+        checks += 2
+        if value is None:
+            earlier = [v for v in model.history.get(name, []) if pins.matches(record, v)]
+            if earlier:
+                found.append(f"{name}: an answered change of the PIN was lost (old value back)")
+            else:
+                found.append(f"{name}: holds neither the old nor the new value (half-written)")
+            continue
+        tries = record.tries_left
+        if (value, tries) in allowed:
+            continue
+        most = max(t for v, t in allowed if v == value) if value in candidates else p.tries
+        if tries > most:
+            found.append(
+                f"{name}: counter rose to {tries} (at most {most} allowed) without a correct "
+                f"PIN or an issuer re-set; torn command: {torn.kind if torn else 'none'}"
+            )
+        else:
+            found.append(
+                f"{name}: counter is {tries}, expected one of "
+                f"{sorted(t for v, t in allowed if v == value)} (an answered decrement lost?)"
+            )
+    return found, checks
+
+
+def _resync(model: Model, state_path: Path) -> None:
+    """Take the (checked) file as the truth for the next round."""
+    state = FileStore(state_path).load()
+    for name, p in model.pins.items():
+        record = state.pins[name]
+        for v in {p.value, *POOL[name]}:
+            if pins.matches(record, v):
+                p.value = v
+                break
+        p.tries = record.tries_left
+    model.history.clear()
+    model.new_session()
+
+
+def run_tearing(
+    kills: int,
+    slot: int,
+    *,
+    seed: int | None = None,
+    workdir: Path | None = None,
+    max_apdus_before_kill: int = 40,
+    deadline: float | None = None,
+    progress: Callable[[TearingResult], None] | None = None,
+) -> TearingResult:
+    """Kill the emulator ``kills`` times in ``slot`` and check the state after each kill.
+
+    ``deadline`` (seconds) bounds the whole run; rounds stop early when it passes.
+    Raises :class:`SlotBusyError` when the slot holds someone else's card or never takes ours.
+    """
+    rng = random.Random(seed)
+    reader = reader_for_slot(slot)
+    result = TearingResult()
+    started = time.monotonic()
+    if not wait_presence(reader, present=False, timeout=2.0):
+        raise SlotBusyError(f"{reader!r} (slot {slot}) already holds a card; not ours to use")
+    own_tmp = None
+    if workdir is None:
+        own_tmp = tempfile.TemporaryDirectory(prefix="myna-tearing-")
+        workdir = Path(own_tmp.name)
+    state_path = workdir / "card.json"
+    state = new_state()
+    Card.create(state_path, state)
+    issued = state.to_json()
+    issued.pop("pins")
+    atr = ATRS[state.atr_form]
+    model = Model(
+        {
+            n: PinModel(POOL[n][0], p.max_tries, p.max_tries)
+            for n, p in ((n, state.pins[n]) for n in SFI)
+        }
+    )
+    emulator = EmulatorProcess(slot, "--state", str(state_path), log=workdir / "emulator.log")
+    latencies: dict[str, list[float]] = {}
+    seen: int | None = None  # reader state while the last card was in (None: empty)
+    try:
+        while result.kills < kills:
+            if deadline is not None and time.monotonic() - started > deadline:
+                break
+            # pcscd must see the killed card gone (one presence poll, ~0.4 s) before the
+            # emulator comes back: a restart inside that window can leave vpcd 3.3 showing
+            # the dead card for good, and a client started then finds it still "present".
+            if seen is not None and not wait_card_gone(reader, seen, REMOVAL_WAIT):
+                raise SlotBusyError(f"{reader!r} shows a card {REMOVAL_WAIT} s after the kill")
+            emulator.start()
+            pump = _Pump(reader)
+            killer: _Killer | None = None
+            try:
+                first = pump.line(CONNECT_WAIT + 6)
+                if not first.startswith("READY"):
+                    result.stuck += 1
+                    logger.info("slot %d did not take the card (%s); restarting", slot, first)
+                    if result.stuck > max(5, kills // 4):
+                        raise SlotBusyError(
+                            f"{reader!r} did not take the emulator's card {result.stuck} times"
+                            " (a stuck vpcd slot? see emulator/vpcd.py)"
+                        )
+                    continue
+                seen = reader_state(reader)
+                if bytes.fromhex(first.split()[1]) != atr:
+                    raise SlotBusyError(f"{reader!r} shows a card with another ATR: not ours")
+                if rng.random() < 0.75:
+                    killer = _Killer(emulator, rng, rng.randint(1, max_apdus_before_kill), 0.0)
+                else:
+                    typical = (
+                        statistics.mean(statistics.median(v) for v in latencies.values())
+                        if latencies
+                        else 0.002
+                    )
+                    killer = _Killer(
+                        emulator, rng, 0, rng.uniform(0, max_apdus_before_kill * typical)
+                    )
+                killer.start()
+                torn = _stream(
+                    pump, killer, model, rng, result, latencies, limit=max_apdus_before_kill * 3
+                )
+            finally:
+                if killer is not None:
+                    killer.cancel()
+                    killer.join(10)
+                emulator.kill()
+                pump.close()
+            result.kills += 1
+            if torn is not None:
+                result.torn[torn.kind] = result.torn.get(torn.kind, 0) + 1
+            found, checks = _check(state_path, workdir, model, torn, issued)
+            result.checks += checks
+            result.violations += [f"kill {result.kills}: {v}" for v in found]
+            if found and found[0].startswith("state file does not load"):
+                break  # nothing to restart on
+            _resync(model, state_path)
+            if progress is not None:
+                progress(result)
+    finally:
+        emulator.kill()
+        emulator.stop()
+        result.seconds = time.monotonic() - started
+        if own_tmp is not None:
+            own_tmp.cleanup()
+    return result
+
+
+def _stream(
+    pump: _Pump,
+    killer: _Killer,
+    model: Model,
+    rng: random.Random,
+    result: TearingResult,
+    latencies: dict[str, list[float]],
+    limit: int,
+) -> Op | None:
+    """Drive commands until the card goes away; the command left unanswered, if any."""
+    planned: list[Op] = [Op("select")]
+    for _ in range(limit):
+        if not planned:
+            planned = _plan(model, rng)
+        op = planned.pop(0)
+        apdu = _apdu(model, op)
+        expect = model.expect(op)
+        past = latencies.get(op.kind)
+        killer.count(statistics.median(past[-50:]) if past else 0.003, op.kind in WRITES)
+        t0 = time.perf_counter()
+        pump.send(apdu)
+        line = pump.line(APDU_TIMEOUT)
+        if not line.startswith("R "):
+            if line == "X TIMEOUT":
+                result.violations.append(f"kill {result.kills + 1}: no answer in {APDU_TIMEOUT} s")
+            return op
+        latencies.setdefault(op.kind, []).append(time.perf_counter() - t0)
+        answer = bytes.fromhex(line[2:])
+        result.apdus += 1
+        if not expect(answer):
+            result.violations.append(
+                f"kill {result.kills + 1}: {op.kind} {op.pin} answered {answer[-2:].hex()}"
+                " against the model"
+            )
+        model.apply(op, answer)
+    return None  # the stream ended first: the kill lands between commands
