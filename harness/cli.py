@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     gd = tsub.add_parser("golden", help="compare every scenario with traces/golden/")
     gd.add_argument("--update", action="store_true", help="rewrite the golden traces")
     gd.add_argument("--dir", type=Path, help="golden directory (default: traces/golden)")
+    from harness.reliability.cli_soak import add_soak_parser
+
+    add_soak_parser(sub)
     return p
 
 
@@ -137,6 +140,10 @@ def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return cli_commands.cmd_run(args)
     if args.command == "status":
         return cli_commands.cmd_status(args)
+    if args.command == "soak":
+        from harness.reliability.cli_soak import cmd_soak
+
+        return cmd_soak(args)
     if args.command == "trace":
         if args.trace_command is None:
             raise UsageError("trace needs an action: show, explain, replay or golden")
