@@ -14,7 +14,7 @@ if [[ ! -x .venv-tox/bin/tox ]]; then
     .venv-tox/bin/python -m pip install -q --upgrade pip
     .venv-tox/bin/python -m pip install -q "tox>=4"
 fi
-# Six virtual readers (slots 0-5): test modules that pull cards or kill emulators get a slot
+# Eight virtual readers (slots 0-7): test modules that pull cards or kill emulators get a slot
 # of their own, so a stuck slot (a vpcd 3.3 bug, see ci/pcscd-start.sh) cannot spread.
-MYNA_VPCD_EXTRA=${MYNA_VPCD_EXTRA:-2} bash ci/pcscd-start.sh
+MYNA_VPCD_EXTRA=${MYNA_VPCD_EXTRA:-3} bash ci/pcscd-start.sh
 exec .venv-tox/bin/tox run -e py,lint "$@"

@@ -73,7 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run scenarios (built-in emulator unless --reader)")
     run.add_argument("scenarios", nargs="*", metavar="SCENARIO")
     run.add_argument("--all", action="store_true", help="run the whole catalogue")
-    run.add_argument("--reader", metavar="NAME", help="a PC/SC reader instead of the emulator")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--reader", metavar="NAME", help="a PC/SC reader instead of the emulator")
+    where.add_argument("--vpcd-slot", metavar="N", type=int,
+                       help="serve the built-in emulator in vpcd slot N (reader 'Virtual PCD "
+                            "00 00' is slot 0) and run through pcscd like an app would; needs "
+                            "pcscd with the vpcd driver (ci/pcscd-start.sh)")
     add_interlock_options(run)
     run.add_argument("--trace", metavar="DIR", type=Path, help="write a trace per scenario")
     run.add_argument("--unredacted-secrets", action="store_true",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -13,8 +14,9 @@ from harness.cli_output import Progress, format_result, summary_line, to_json, w
 from harness.errors import NoSuchFileError
 from harness.guard import InterlockError, Interlocks, authorise, guarded
 from harness.hil_identity import NotAMyNumberCardError, identify
-from harness.scenarios.base import REGISTRY
+from harness.scenarios.base import REGISTRY, STANDARD
 from harness.scenarios.runner import (
+    Opener,
     Unit,
     UnknownScenarioError,
     all_units,
@@ -99,10 +101,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         "interlocks": interlocks,
     }
     opener = reader_opener(lambda: open_reader(args.reader)) if args.reader else None
+    with contextlib.ExitStack() as stack:
+        if args.vpcd_slot is not None:
+            opener = serve_in_slot(stack, args.vpcd_slot, kwargs)
+        return _run_units(args, units, opener, kwargs)
+
+
+def serve_in_slot(stack: contextlib.ExitStack, slot: int, kwargs: dict[str, Any]) -> Opener:
+    """Serve the emulator in vpcd *slot* for this run; opt the card in by its own identity."""
+    from harness.scenarios.cards import pooled_card, shared_pki
+    from harness.scenarios.served import interlocks_for, served_emulator
+
+    if slot < 0:
+        raise UsageError(f"--vpcd-slot must be >= 0, not {slot}")
+    shared_pki()
+    try:
+        opener, reader = stack.enter_context(served_emulator(slot))
+    except (TransportError, ImportError) as exc:
+        raise UsageError(str(exc)) from None
+    # Every pooled card shares the run's PKI, so one identity covers both profiles.
+    kwargs["interlocks"] = interlocks_for(pooled_card(STANDARD))
+    print(f"built-in emulator served in vpcd slot {slot} ({reader!r}) through pcscd; "
+          f"opted in as card {kwargs['interlocks'].destructive_card}")
+    return opener
+
+
+def _run_units(args: argparse.Namespace, units: list[Unit], opener: Opener | None,
+               kwargs: dict[str, Any]) -> int:
     progress = Progress()
     if args.reader:
-        print(identify_reader(args.reader, interlocks))
-    else:
+        print(identify_reader(args.reader, kwargs["interlocks"]))
+    elif opener is None:
         from harness.scenarios.cards import pooled_card, shared_pki
 
         t0 = time.perf_counter()
@@ -118,21 +147,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress(n, len(units), unit.name)
         try:
             result = run_unit(unit, opener, **kwargs)[0]
-        except (InterlockError, NotAMyNumberCardError) as exc:
-            stopped = str(exc)  # the card changed under the run: stop, send nothing more
+        except (InterlockError, NotAMyNumberCardError, TransportError) as exc:
+            stopped = str(exc)  # the card changed or went away: stop, send nothing more
             break
         results.append(result)
         if not (args.quiet and result.ok):
             progress(len(units), len(units), "")
             print(format_result(result, steps=not args.quiet))
-        if args.reader and result.error and result.error.startswith("transport"):
+        if opener and result.error and result.error.startswith("transport"):
             stopped = result.error
             break
     progress(len(units), len(units), "")
     seconds = time.perf_counter() - start
     print(summary_line(results, seconds))
     if args.json:
-        write_json(args.json, to_json(results, seconds, args.reader or "in-process"))
+        where = args.reader or ("in-process" if args.vpcd_slot is None else
+                                f"vpcd slot {args.vpcd_slot}")
+        write_json(args.json, to_json(results, seconds, where))
     if args.trace:
         print(f"traces: {args.trace}/<scenario>.jsonl"
               f"{' (secrets NOT redacted)' if args.unredacted_secrets else ''}")
