@@ -37,6 +37,7 @@ __all__ = [
     "VirtualCard",
     "VpcdServer",
     "encode_frame",
+    "reader_name",
     "slot_port",
 ]
 
@@ -78,6 +79,19 @@ def slot_port(slot: int, base: int = VPCD_BASE_PORT) -> int:
     if slot < 0:
         raise ValueError(f"slot must be >= 0, not {slot}")
     return base + slot
+
+
+def reader_name(slot: int) -> str:
+    """The PC/SC reader pcscd shows for vpcd slot *slot*.
+
+    Each reader.conf entry gives two slots; Debian's entry is "Virtual PCD", the extra ones
+    ci/pcscd-start.sh writes are "Virtual PCD K"; pcscd appends " 00 0<n>".
+    """
+    if slot < 0:
+        raise ValueError(f"slot must be >= 0, not {slot}")
+    entry, half = divmod(slot, 2)
+    prefix = "Virtual PCD" if entry == 0 else f"Virtual PCD {entry}"
+    return f"{prefix} 00 0{half}"
 
 
 def encode_frame(payload: bytes) -> bytes:

@@ -18,6 +18,8 @@ from typing import IO, Any
 
 from smartcard import scard
 
+from emulator.vpcd import reader_name as reader_for_slot
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -33,14 +35,6 @@ __all__ = [
 
 class SlotBusyError(RuntimeError):
     """The slot already holds a card (someone else's) or never takes ours."""
-
-
-def reader_for_slot(slot: int) -> str:
-    """The PC/SC reader name of vpcd slot ``slot``."""
-    if slot < 0:
-        raise ValueError(f"slot must be >= 0, not {slot}")
-    entry, half = divmod(slot, 2)
-    return f"Virtual PCD 00 0{half}" if entry == 0 else f"Virtual PCD {entry} 00 0{half}"
 
 
 def _u32(code: int) -> int:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from emulator.card import Card
 from emulator.echo import EchoCard
 from emulator.identity import certificate_serial
-from emulator.vpcd import VpcdServer, slot_port
+from emulator.vpcd import VpcdServer, reader_name, slot_port
 from harness.controls import CardControls, InProcessCard
 from harness.guard import Interlocks
 from harness.scenarios.cards import pooled_card
@@ -27,15 +27,6 @@ from harness.transport import Transport, TransportError
 
 #: How long to wait for vpcd to accept the card and for pcscd to report it.
 CONNECT_TIMEOUT = 15.0
-
-
-def reader_name(slot: int) -> str:
-    """The PC/SC reader of vpcd slot *slot*: two per reader.conf entry ("Virtual PCD K")."""
-    if slot < 0:
-        raise ValueError(f"slot must be >= 0, not {slot}")
-    entry, half = divmod(slot, 2)
-    prefix = "Virtual PCD" if entry == 0 else f"Virtual PCD {entry}"
-    return f"{prefix} 00 0{half}"
 
 
 def interlocks_for(card: Card) -> Interlocks:

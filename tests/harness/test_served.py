@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from emulator.vpcd import reader_name
 from harness.cli import main
-from harness.scenarios.served import reader_name
 from tests.support.pcscd import ensure_pcscd
 
 pytestmark = pytest.mark.vpcd

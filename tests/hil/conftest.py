@@ -1,7 +1,8 @@
 """The HIL suite's options, its one card per session, the stop rules and the report.
 
 Run it with ``tox -e hil`` (``MYNA_READER`` names the reader, or ``-- --reader NAME``).
-See the README ("Running against a real card") for the safety rules; :mod:`harness.guard` enforces them.
+See the README ("Running against a real card") for the safety rules;
+:mod:`harness.guard` enforces them.
 """
 
 from __future__ import annotations
