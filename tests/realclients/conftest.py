@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,12 +27,13 @@ import pytest
 from smartcard import scard
 
 from emulator.card import Card
+from emulator.vpcd import reader_name
 from tests.support.cards import fresh_state
 from tests.support.pcscd import ensure_pcscd, in_ci
 
 #: vpcd slot of these tests (port 35963 + 2) and the reader pcscd shows for it.
 SLOT = 2
-READER = "Virtual PCD 1 00 00"
+READER = reader_name(SLOT)
 #: pcscd polls presence every ~0.4 s; OpenSC runs take well under a second here.
 CARD_TIMEOUT = 15.0
 TOOL_TIMEOUT = 60.0
@@ -57,10 +59,24 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
+#: OpenSC sees only this module's reader: other tests may leave JPKI cards in other vpcd
+#: slots (the behaviour suite keeps one in slot 0), and pkcs11-tool picks a token by label,
+#: so with two JPKI cards inserted it could log in to the wrong one.
+OPENSC_CONF = Path(tempfile.gettempdir()) / f"myna-hil-opensc-slot{SLOT}.conf"
+
+
+def _opensc_conf() -> Path:
+    others = ", ".join(f'"{reader_name(n)}"' for n in range(16) if n != SLOT)
+    OPENSC_CONF.write_text(f"app default {{\n\tignored_readers = {others};\n}}\n")
+    return OPENSC_CONF
+
+
 def opensc_env() -> dict[str, str]:
-    """The environment for OpenSC tools: never with debug logging (it would log PINs)."""
+    """The environment for OpenSC tools: never with debug logging (it would log PINs), and
+    only this module's reader."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENSC_DEBUG")}
     env["LC_ALL"] = "C"
+    env["OPENSC_CONF"] = str(_opensc_conf())
     return env
 
 
