@@ -1,14 +1,15 @@
 """End to end through the real pcscd and vpcd driver: pyscard written the ordinary way,
 pcsc_scan, the PC/SC transport's errors, card removal and re-insertion.
 
-Slot 1 ("Virtual PCD 00 01") is used here; slot 0 belongs to the behaviour suite's link.
+Slot 1 ("Virtual PCD 00 01") is used here, and slot 7 for the reset by another application;
+slot 0 belongs to the behaviour suite's link.
 
 pcscd + vpcd 3.3 quirk: when an SCardTransmit hits a card socket that has died (emulator
 killed, or the card pulled mid-command), vpcd drops the socket inside the transmit instead of
 at a presence poll, and the slot then stops reporting a re-inserted card for as long as the
 client process that made that call keeps running (seen for 40 s+; a fresh process is usually
 fine, but not always); a reset through a second handle can do the same. The tests that
-provoke it run last.
+provoke it run last, and the reset test has a slot of its own.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from smartcard.Exceptions import CardConnectionException, NoCardException
 from smartcard.System import readers
 
 from emulator.echo import ECHO_ATR
-from emulator.vpcd import VpcdServer, slot_port
+from emulator.vpcd import VpcdServer, reader_name, slot_port
 from harness.pcsc import (
     AmbiguousReaderError,
     CardResetError,
@@ -248,16 +249,31 @@ def test_pcscd_not_running_is_named() -> None:
     assert "NOT RUNNING pcscd is not running" in result.stdout, result.stderr
 
 
-@pytest.fixture
-def standin_slot1() -> Iterator[tuple[VpcdServer, StandInCard]]:
+def _serve_standin(slot: int) -> Iterator[tuple[VpcdServer, StandInCard]]:
     card = StandInCard()
-    server = VpcdServer(card, port=slot_port(1), backoff_min=0.01, backoff_max=0.1)
+    server = VpcdServer(card, port=slot_port(slot), backoff_min=0.01, backoff_max=0.1)
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     yield server, card
     server.stop()
     thread.join(10)
-    wait_until(lambda: not _card_present(READER_SLOT1), POLL_TIMEOUT, "slot 1 to empty")
+    reader = reader_name(slot)
+    wait_until(lambda: not _card_present(reader), POLL_TIMEOUT, f"{reader} to empty")
+
+
+@pytest.fixture
+def standin_slot1() -> Iterator[tuple[VpcdServer, StandInCard]]:
+    yield from _serve_standin(1)
+
+
+#: A slot of its own for the reset test: after the mid-command pull of the test before it,
+#: vpcd 3.3 may not re-insert a card in slot 1 while this process runs (module docstring).
+RESET_SLOT = 7
+
+
+@pytest.fixture
+def standin_reset_slot() -> Iterator[tuple[VpcdServer, StandInCard]]:
+    yield from _serve_standin(RESET_SLOT)
 
 
 def test_transport_transmit_reset_and_reconnect(  # late: may leave the slot stuck
@@ -281,17 +297,13 @@ def test_transport_transmit_reset_and_reconnect(  # late: may leave the slot stu
         assert server.connections == 2
 
 
-@pytest.mark.xfail(
-    reason="vpcd 3.3: after the mid-command pull above, slot 1 may not re-insert a card in "
-    "this process (see module docstring); passes when run alone",
-    strict=False,
-)
-def test_reset_by_another_application(  # last: the slot may not re-insert after it
-    standin_slot1: tuple[VpcdServer, StandInCard],
+def test_reset_by_another_application(
+    standin_reset_slot: tuple[VpcdServer, StandInCard],
 ) -> None:
+    reader = reader_name(RESET_SLOT)
     with (
-        PcscTransport(READER_SLOT1, wait=POLL_TIMEOUT) as mine,
-        PcscTransport(READER_SLOT1) as other,
+        PcscTransport(reader, wait=POLL_TIMEOUT) as mine,
+        PcscTransport(reader) as other,
     ):
         assert mine.transmit(SELECT)[-2:] == b"\x90\x00"
         other.reset()
