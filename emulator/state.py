@@ -90,26 +90,32 @@ class CardState:
     # --- on-disk form ---------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        doc = self._head()
+        # A copy: callers may edit the document, the cached encoding must not change.
+        doc["pki"] = dict(_pki_json(*self._pki_values()))
+        return doc
+
+    def to_json_bytes(self) -> bytes:
+        """The on-disk form, compact. Same document as :meth:`to_json`, built faster: the
+        keys and certificates (most of the bytes) are encoded once and reused per commit."""
+        head = json.dumps(self._head(), ensure_ascii=False, separators=(",", ":"))
+        return f'{head[:-1]},"pki":{_pki_text(*self._pki_values())}}}'.encode()
+
+    def _head(self) -> dict[str, Any]:
+        """Everything but the PKI. ``vars`` copies: ``asdict`` costs ~10 µs a dataclass."""
         return {
             "format": STATE_FORMAT,
             "version": self.version,
             "profile": self.profile,
             "atr_form": self.atr_form,
-            "quirks": asdict(self.quirks),
-            "holder": asdict(self.holder),
+            "quirks": dict(vars(self.quirks)),
+            "holder": dict(vars(self.holder)),
             "pins": {name: _pin_json(rec) for name, rec in self.pins.items()},
-            # A copy: callers may edit the document, the cached encoding must not change.
-            "pki": dict(_pki_json(*(getattr(self.pki, f) for f in _PKI_FIELDS))),
         }
 
-    def to_json_bytes(self) -> bytes:
-        """The on-disk form, compact. Same document as :meth:`to_json`, built faster: the
-        keys and certificates (most of the bytes) are encoded once and reused per commit."""
-        doc = self.to_json()
-        doc.pop("pki")
-        head = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-        pki = _pki_text(*(getattr(self.pki, f) for f in _PKI_FIELDS))
-        return f'{head[:-1]},"pki":{pki}}}'.encode()
+    def _pki_values(self) -> tuple[bytes | None, ...]:
+        pki = self.pki
+        return tuple(getattr(pki, f) for f in _PKI_FIELDS)
 
     @classmethod
     def from_json(cls, doc: Any) -> CardState:
