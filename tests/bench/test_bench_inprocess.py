@@ -186,32 +186,33 @@ def test_bench_atomic_write_baseline(
 
 
 @pytest.mark.benchmark(group="durable")
-def test_bench_durable_wrong_verify(
-    benchmark: Any, durable: Card, fsync_write_median: float, atomic_write_median: float
+@pytest.mark.parametrize(
+    "apdu, answer, writes", [(VERIFY_WRONG, b"\x63\xc2", 1), (VERIFY_RIGHT, b"\x90\x00", 2)],
+    ids=["wrong_verify", "correct_verify"],
+)
+def test_bench_durable_verify(
+    benchmark: Any,
+    durable: Card,
+    fsync_write_median: float,
+    atomic_write_median: float,
+    apdu: bytes,
+    answer: bytes,
+    writes: int,
 ) -> None:
+    """A wrong VERIFY writes once (the decrement), a correct one twice (decrement, restore)."""
     record = durable.state.pins["auth"]
 
-    def refill() -> None:  # in memory only: the benchmarked VERIFY does the durable write
+    def refill() -> None:  # in memory only: the benchmarked VERIFY does the durable writes
         record.tries_left = record.max_tries
 
-    writes = durable.store.writes
+    before = durable.store.writes
     result = benchmark.pedantic(
-        durable.transmit, args=(VERIFY_WRONG,), setup=refill, rounds=100, warmup_rounds=3
+        durable.transmit, args=(apdu,), setup=refill, rounds=100, warmup_rounds=3
     )
-    assert result == b"\x63\xc2"
-    benchmark.extra_info["durable_writes_per_apdu"] = (durable.store.writes - writes) / 103
-    _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
-    _report(benchmark, atomic_write_median, "ratio_to_atomic_write")
-
-
-@pytest.mark.benchmark(group="durable")
-def test_bench_durable_correct_verify(
-    benchmark: Any, durable: Card, fsync_write_median: float, atomic_write_median: float
-) -> None:
-    writes = durable.store.writes
-    result = benchmark.pedantic(durable.transmit, args=(VERIFY_RIGHT,), rounds=100, warmup_rounds=3)
-    assert result == b"\x90\x00"
-    benchmark.extra_info["durable_writes_per_apdu"] = (durable.store.writes - writes) / 103
+    assert result == answer
+    per_apdu = (durable.store.writes - before) / 103
+    assert per_apdu == writes
+    benchmark.extra_info["durable_writes_per_apdu"] = per_apdu
     _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
     _report(benchmark, atomic_write_median, "ratio_to_atomic_write")
 
