@@ -94,32 +94,28 @@ def test_bench_non_mutating(
 # --- durable mode ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def fsync_write_median(tmp_path_factory: pytest.TempPathFactory) -> float:
-    """One fsync'ed small-file write: open, write 64 bytes, fsync, close."""
-    path = tmp_path_factory.mktemp("fsync") / "small.bin"
-    payload = os.urandom(64)
-
-    def write() -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    return _median_seconds(write, 50, repeat=5)
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """The minimal crash-safe replace of a small file, without any card logic."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _fsync_write(path: Path, payload: bytes) -> None:
+    """One fsync'ed small-file write: open, write, fsync, close."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, payload)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@pytest.fixture(scope="module")
+def fsync_write_median(tmp_path_factory: pytest.TempPathFactory) -> float:
+    """One fsync'ed write of 64 bytes."""
+    path = tmp_path_factory.mktemp("fsync") / "small.bin"
+    payload = os.urandom(64)
+    return _median_seconds(lambda: _fsync_write(path, payload), 50, repeat=5)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    """The minimal crash-safe replace of a small file, without any card logic."""
+    tmp = path.with_name(path.name + ".tmp")
+    _fsync_write(tmp, payload)
     os.replace(tmp, path)
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -156,18 +152,9 @@ def durable(tmp_path: Path) -> Card:
 def test_bench_fsync_write_baseline(
     benchmark: Any, tmp_path: Path, fsync_write_median: float
 ) -> None:
-    path = tmp_path / "small.bin"
     payload = os.urandom(64)
-
-    def write() -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    benchmark.pedantic(write, rounds=100, warmup_rounds=3)
+    benchmark.pedantic(_fsync_write, args=(tmp_path / "small.bin", payload), rounds=100,
+                       warmup_rounds=3)
     _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
 
 
