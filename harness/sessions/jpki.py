@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from emulator.grammar import CommandApdu, TokenInfo
 from emulator.grammar.ids import JPKI, SHA256_DIGEST_INFO_PREFIX
+from emulator.pins import SPECS
 from harness.sessions.base import PinStatus, Session
 
 logger = logging.getLogger(__name__)
@@ -23,11 +24,12 @@ CLA_PROPRIETARY = 0x80
 P1_AS_GIVEN = 0x00
 SIGNATURE_LE = 0x100
 
-AUTH_MAX_TRIES = 3
-SIGN_MAX_TRIES = 5
 
 
-_PINS = {"auth": (JPKI.EF_AUTH_PIN, AUTH_MAX_TRIES), "sign": (JPKI.EF_SIGN_PIN, SIGN_MAX_TRIES)}
+_PINS = {
+    "auth": (JPKI.EF_AUTH_PIN, SPECS["auth"].max_tries),
+    "sign": (JPKI.EF_SIGN_PIN, SPECS["sign"].max_tries),
+}
 _KEYS = {"auth": JPKI.EF_AUTH_KEY, "sign": JPKI.EF_SIGN_KEY}
 
 

@@ -6,6 +6,7 @@ import logging
 
 from emulator.grammar import CommandApdu
 from emulator.grammar.ids import JUKI
+from emulator.pins import SPECS
 from harness.sessions.base import PinStatus, Session, to_bytes
 from harness.transport import Transport
 
@@ -13,7 +14,6 @@ logger = logging.getLogger(__name__)
 
 
 CLA_PROPRIETARY = 0x80
-MAX_TRIES = 3
 
 
 class JukiSession(Session):
@@ -29,7 +29,7 @@ class JukiSession(Session):
         super().__init__(transport, select=select)
 
     def pin_status(self, name: str = "juki") -> PinStatus:
-        return self._pin_status("juki", JUKI.EF_PIN, MAX_TRIES)
+        return self._pin_status("juki", JUKI.EF_PIN, SPECS["juki"].max_tries)
 
     def verify(self, pin: str | bytes) -> None:
         self._verify(JUKI.EF_PIN, pin, "Juki")

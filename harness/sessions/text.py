@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from emulator.grammar import parse_tlvs
 from emulator.grammar.ids import TEXT
+from emulator.pins import SPECS
 from harness.errors import ApduError
 from harness.sessions.base import PinStatus, Session
 
@@ -16,7 +17,6 @@ logger = logging.getLogger(__name__)
 
 MY_NUMBER_SIZE = 17
 TAG_NAME, TAG_ADDRESS, TAG_BIRTH, TAG_SEX = 0xDF22, 0xDF23, 0xDF24, 0xDF25
-MAX_TRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class TextSession(Session):
     NAME = "text AP"
 
     def pin_status(self, name: str = "helper") -> PinStatus:
-        return self._pin_status("helper", TEXT.EF_PIN, MAX_TRIES)
+        return self._pin_status("helper", TEXT.EF_PIN, SPECS["helper"].max_tries)
 
     def verify(self, pin: str | bytes) -> None:
         self._verify(TEXT.EF_PIN, pin, "text helper")

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from emulator.grammar import tries_left
+from emulator.pins import SPECS
 from harness.trace.recorder import Record
 
 logger = logging.getLogger(__name__)
 
-MAX_TRIES = {"auth": 3, "sign": 5, "juki": 3, "helper": 3}
 PIN_LABELS = {
     "auth": "JPKI auth PIN", "sign": "JPKI signing password", "juki": "Juki PIN",
     "helper": "text-AP PIN", "text-0012": "text-AP EF 0012",
@@ -179,6 +179,12 @@ def explain(records: Sequence[Record]) -> Explanation:
     return Explanation(tuple(findings), apdus, dict(counts), tuple(warnings))
 
 
+def max_tries(pin: str) -> int | None:
+    """The retry limit of *pin*; ``None`` for references that are no PIN (text-AP 0012)."""
+    spec = SPECS.get(pin)
+    return spec.max_tries if spec else None
+
+
 def _misread(note: Record, status_sw: dict[str, tuple[int, int, str]]) -> Finding | None:
     pin = str(note.get("pin", ""))
     shown = note.get("tries_shown")
@@ -186,7 +192,7 @@ def _misread(note: Record, status_sw: dict[str, tuple[int, int, str]]) -> Findin
         return None
     i, sw, app = status_sw[pin]
     real = tries_left(sw)
-    if real == shown or (real is None and sw == 0x9000 and shown == MAX_TRIES.get(pin)):
+    if real == shown or (real is None and sw == 0x9000 and shown == max_tries(pin)):
         return None
     told = f"{real} tries left" if real is not None else f"{sw:04X}, which is not a tries count"
     return Finding(i, app, pin, f"{sw:04X}", real, Cause.STATUS_MISREAD,
