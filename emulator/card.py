@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from emulator import commands, pins
@@ -16,12 +17,14 @@ from emulator.errors import CardPoweredOff, SwError
 from emulator.files import Application, Ef, Handler
 from emulator.grammar import SW, ApduFormatError, CommandApdu
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, FACE_AUTH, PROFILES, STANDARD
-from emulator.state import CardState, FileStore, MemoryStore, PinRecord, Quirks, Store
+from emulator.state import CardState, PinChange, PinRecord, Quirks
+from emulator.store import DEFAULT_WAIT, MemoryStore, SqliteStore, Store, StoreError
 
 logger = logging.getLogger(__name__)
 
 _SW_WRONG_LENGTH = SW.WRONG_LENGTH.to_bytes(2, "big")
 _SW_UNKNOWN = SW.NO_PRECISE_DIAGNOSIS.to_bytes(2, "big")
+_SW_MEMORY_FAILURE = SW.MEMORY_FAILURE.to_bytes(2, "big")
 
 #: Interindustry (CLA 0x) commands, by INS.
 _ISO_COMMANDS: dict[int, Handler] = {
@@ -60,20 +63,27 @@ class Card:
 
     def __init__(self, state: CardState, store: Store | None = None) -> None:
         self.state = state
-        self.store: Store = store or MemoryStore()
+        self.store: Store = store or MemoryStore(state)
         self.faults = Faults()
         self.powered = False
         self.session = Session()
         self.applications: dict[bytes, Application] = {}
+        #: Why the last command could not be made durable (answered 6581), else ``None``.
+        self.store_error: StoreError | None = None
+        self._generation = self.store.generation()
         self._rebuild()
 
     # --- construction -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Card:
-        """A durable card from an existing state file (``StateError`` if unusable)."""
-        store = FileStore(path)
-        return cls(store.load(), store)
+    def open(cls, path: str | os.PathLike[str], *, wait: float = DEFAULT_WAIT) -> Card:
+        """A durable card from an existing card database (``StateError`` if unusable)."""
+        store = SqliteStore.open(path, wait=wait)
+        try:
+            return cls(store.load(), store)
+        except BaseException:
+            store.close()
+            raise
 
     @classmethod
     def memory(cls, profile: str = STANDARD, **kwargs: object) -> Card:
@@ -83,11 +93,32 @@ class Card:
         return cls(new_state(profile=profile, **kwargs))  # type: ignore[arg-type]
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], state: CardState) -> Card:
-        """Write *state* to a new file at *path* and open it durably."""
-        store = FileStore(path)
-        store.commit(state)
-        return cls(state, store)
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        state: CardState,
+        *,
+        force: bool = False,
+        wait: float = DEFAULT_WAIT,
+    ) -> Card:
+        """Write *state* as a new card database at *path* and open it durably."""
+        store = SqliteStore.create(path, state, force=force, wait=wait)
+        try:
+            return cls(store.load(), store)
+        except BaseException:
+            store.close()
+            raise
+
+    def reissue_in_memory(self, state: CardState) -> None:
+        """Give an in-memory card a new *state*, keeping its parsed file model (tests reuse
+        card objects: parsing the RSA keys costs ~50 ms). Same keys and holder only."""
+        if not isinstance(self.store, MemoryStore):
+            raise TypeError("only an in-memory card can be re-issued in place")
+        self.power_off()
+        self.state = state
+        self.store = MemoryStore(state)
+        self._generation = self.store.generation()
+        self.faults = Faults()
 
     def _rebuild(self) -> None:
         """Recompute the file model after a change of profile, keys or holder data."""
@@ -101,6 +132,12 @@ class Card:
         return ATRS[self.state.atr_form]
 
     def power_on(self) -> bytes:
+        # Another process may have re-issued the card (profile, keys, quirks) meanwhile.
+        generation = self.store.generation()
+        if generation != self._generation:
+            self.state = self.store.load()
+            self._generation = generation
+            self._rebuild()
         self.powered = True
         self.session = Session()
         return self.atr
@@ -113,8 +150,9 @@ class Card:
         return self.power_on()
 
     def close(self) -> None:
-        """Power off. Every change is already durable, so there is nothing to flush."""
+        """Power off and release the store. Every change is already durable."""
         self.power_off()
+        self.store.close()
 
     # --- the dispatcher -----------------------------------------------------------------------
 
@@ -126,10 +164,17 @@ class Card:
             apdu = CommandApdu.from_bytes(raw)
         except ApduFormatError:
             return _SW_WRONG_LENGTH
+        self.store_error = None
         try:
             return self._dispatch(apdu)
         except SwError as exc:
             return exc.response()
+        except StoreError as exc:
+            # Nothing is answered that is not durable: "memory failure", the counter as the
+            # store has it, and the reason for whoever drives the card.
+            self.store_error = exc
+            logger.error("%s", exc)
+            return _SW_MEMORY_FAILURE
         except CardPoweredOff:
             raise
         except Exception:
@@ -164,17 +209,30 @@ class Card:
 
     # --- durable changes ----------------------------------------------------------------------
 
-    def commit(self) -> None:
-        """Make the current state durable before the response leaves the card."""
-        self.store.commit(self.state)
+    def read_pin(self, name: str) -> PinRecord:
+        """A PIN record as stored now (another process may have changed it)."""
+        record = self.store.read_pin(name)
+        self.state.pins[name] = record
+        return record
+
+    def update_pin(self, name: str, change: PinChange) -> PinRecord:
+        """Apply *change* to a PIN record in one durable step, before the card answers."""
+        record = self.store.modify_pin(name, change)
+        self.state.pins[name] = record
+        return record
+
+    def _transform(self, change: Callable[[CardState], None]) -> None:
+        """A durable change outside the PIN records; the file model follows it."""
+        self.state = self.store.transform(change)
+        self._generation = self.store.generation()
+        self._rebuild()
 
     # --- administration (test controls; not reachable by APDU) ---------------------------------
 
     def pin_record(self, name: str) -> PinRecord:
-        try:
-            return self.state.pins[name]
-        except KeyError:
-            raise KeyError(f"this {self.state.profile} card has no {name!r} PIN") from None
+        if name not in self.state.pins:
+            raise KeyError(f"this {self.state.profile} card has no {name!r} PIN")
+        return self.read_pin(name)
 
     def set_pin(self, name: str, value: str) -> None:
         """Set a PIN's value and restore its counter (as a municipal counter would)."""
@@ -183,28 +241,36 @@ class Card:
         problem = spec.violation(raw)
         if problem:
             raise ValueError(problem)
-        pins.set_value(self.pin_record(name), raw)
-        self.commit()
+        self.pin_record(name)
+        self.update_pin(name, pins.new_value(raw))
 
     def set_tries(self, name: str, tries: int) -> None:
         rec = self.pin_record(name)
         if not 0 <= tries <= rec.max_tries:
             raise ValueError(f"tries for {name!r} must be 0..{rec.max_tries}")
-        rec.tries_left = tries
-        self.commit()
+        self.update_pin(name, pins.set_tries(tries))
 
     def block(self, name: str) -> None:
         self.set_tries(name, 0)
 
     def set_quirks(self, **flags: bool) -> None:
-        self.state.quirks = Quirks(**{**self.state.quirks.__dict__, **flags})
-        self.commit()
+        unknown = set(flags) - set(vars(self.state.quirks))
+        if unknown:
+            raise ValueError(f"unknown quirk {sorted(unknown)[0]!r}")
+
+        def change(state: CardState) -> None:
+            state.quirks = Quirks(**{**vars(state.quirks), **flags})
+
+        self._transform(change)
 
     def set_atr_form(self, form: str) -> None:
         if form not in ATRS:
             raise ValueError(f"unknown ATR form {form!r}; known: {', '.join(ATRS)}")
-        self.state.atr_form = form
-        self.commit()
+
+        def change(state: CardState) -> None:
+            state.atr_form = form
+
+        self._transform(change)
 
     def set_profile(
         self, profile: str, *, auth: str | None = None, sign: str | None = None
@@ -214,9 +280,7 @@ class Card:
 
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-        apply_profile(self.state, profile, auth=auth, sign=sign)
-        self.commit()
-        self._rebuild()
+        self._transform(lambda state: apply_profile(state, profile, auth=auth, sign=sign))
 
 
 __all__ = ["DEFAULT_ATR_FORM", "FACE_AUTH", "STANDARD", "Card", "CardPoweredOff"]

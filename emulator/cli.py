@@ -6,17 +6,20 @@ Exit status: 0 success, 1 a command failed, 2 bad usage or input (one-line messa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from emulator import __version__, pins
 from emulator.card import Card
 from emulator.personalise import new_state
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, PROFILES, STANDARD
-from emulator.state import Quirks, StateError
+from emulator.state import Quirks, StateError, dump_json, load_json
+from emulator.store import DEFAULT_WAIT, StoreError
 
 PIN_ORDER = ("auth", "sign", "juki", "helper")
 
@@ -42,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    init = sub.add_parser("init", help="create a new card state file")
-    init.add_argument("--state", required=True, type=Path, help="state file to create")
+    init = sub.add_parser("init", help="create a new card (a card database)")
+    init.add_argument("--state", required=True, type=Path, help="card database to create")
     init.add_argument("--profile", choices=PROFILES, default=STANDARD,
                       help="standard PIN card or face-authentication card (default: standard)")
     init.add_argument(
@@ -57,10 +60,28 @@ def build_parser() -> argparse.ArgumentParser:
                       help="answer 9000 to an empty VERIFY after a successful one (seen on "
                            "some real cards)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    _add_wait(init)
 
     show = sub.add_parser("show", help="profile and PIN counters (never the values)")
     show.add_argument("--state", required=True, type=Path)
     show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    imp = sub.add_parser(
+        "import",
+        help="create a card database from a JSON card state (older myna-hil, or 'export')",
+    )
+    imp.add_argument("json_file", type=Path, metavar="JSON", help="the JSON card state to read")
+    imp.add_argument("--state", required=True, type=Path, help="card database to create")
+    imp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    _add_wait(imp)
+
+    exp = sub.add_parser(
+        "export",
+        help="write a card as JSON (salted hashes, never PIN values), e.g. to keep it in git",
+    )
+    exp.add_argument("--state", required=True, type=Path)
+    exp.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help="write here (created 0600) instead of standard output")
 
     apdu = sub.add_parser(
         "apdu",
@@ -70,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apdu.add_argument("--state", required=True, type=Path)
     apdu.add_argument("apdus", nargs="*", metavar="HEX")
+    _add_wait(apdu)
 
     try:
         from emulator.cli_serve import add_serve_parser
@@ -78,6 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_serve_parser(sub)
     return p
+
+
+def _add_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait", type=_seconds, default=DEFAULT_WAIT, metavar="SECONDS",
+        help="how long to wait for another process that is changing the same card "
+             f"(default: {DEFAULT_WAIT:g})",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError("must be a number of seconds, 0 to 3600")
+    return value
 
 
 def _hex(text: str) -> bytes:
@@ -89,7 +129,7 @@ def _hex(text: str) -> bytes:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    if args.state.exists() and not args.force:
+    if os.path.lexists(args.state) and not args.force:
         raise UsageError(f"{args.state} exists; use --force to overwrite it")
     overrides = dict(args.pin)
     try:
@@ -99,9 +139,42 @@ def cmd_init(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    Card.create(args.state, state)
+    Card.create(args.state, state, force=args.force, wait=args.wait).close()
     print(f"created {args.profile} card {args.state} (holder: {state.holder.name})")
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    if os.path.lexists(args.state) and not args.force:
+        raise UsageError(f"{args.state} exists; use --force to overwrite it")
+    state = load_json(args.json_file)
+    Card.create(args.state, state, force=args.force, wait=args.wait).close()
+    print(f"imported {args.json_file} into {args.state} ({state.profile} card)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with _opened(args.state) as card:
+        text = dump_json(card.state)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+    return 0
+
+
+@contextlib.contextmanager
+def _opened(path: Path, wait: float = DEFAULT_WAIT) -> Iterator[Card]:
+    card = Card.open(path, wait=wait)
+    try:
+        yield card
+    finally:
+        card.close()
 
 
 def pin_table(card: Card) -> list[dict[str, object]]:
@@ -119,7 +192,11 @@ def pin_table(card: Card) -> list[dict[str, object]]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    card = Card.open(args.state)
+    with _opened(args.state) as card:  # reads one snapshot; never blocks a writer
+        return _show(card, args)
+
+
+def _show(card: Card, args: argparse.Namespace) -> int:
     rows = pin_table(card)
     if args.json:
         json.dump({"profile": card.state.profile, "atr": card.atr.hex().upper(),
@@ -147,14 +224,15 @@ def _lines(args: argparse.Namespace) -> Iterable[str]:
 
 def cmd_apdu(args: argparse.Namespace) -> int:
     commands = [_hex(a) for a in args.apdus]  # validate arguments before touching the card
-    card = Card.open(args.state)
-    card.power_on()
-    try:
+    with _opened(args.state, args.wait) as card:
+        card.power_on()
         source = commands if args.apdus else (_hex(line) for line in _lines(args))
         for raw in source:
-            print(card.transmit(raw).hex().upper(), flush=True)
-    finally:
-        card.close()
+            response = card.transmit(raw)
+            print(response.hex().upper(), flush=True)
+            if card.store_error is not None:
+                # The card answered 6581: the change was not made durable. Stop here.
+                raise card.store_error
     return 0
 
 
@@ -165,7 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # serve sets up its own logging (-v / -vv); a basicConfig here would win over it
         # (basicConfig does nothing once the root logger has a handler).
         logging.basicConfig(level=logging.WARNING, format="myna-emu: %(levelname)s %(message)s")
-    handlers = {"init": cmd_init, "show": cmd_show, "apdu": cmd_apdu}
+    handlers = {"init": cmd_init, "show": cmd_show, "apdu": cmd_apdu, "import": cmd_import,
+                "export": cmd_export}
     try:
         if args.command in handlers:
             return handlers[args.command](args)
@@ -175,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, StateError) as exc:
         print(f"myna-emu: error: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"myna-emu: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -20,7 +20,6 @@ from emulator.profiles import contact_atr
 
 if TYPE_CHECKING:
     from emulator.card import Card
-    from emulator.state import PinRecord
 
 OK = b"\x90\x00"
 
@@ -69,11 +68,10 @@ def _pin_ef(card: Card, p2: int) -> PinEf:
     return ef
 
 
-def _record(card: Card, ef: PinEf) -> PinRecord:
-    """The PIN record behind *ef*; permanently blocked or disabled references answer 6984."""
+def _check_usable(card: Card, ef: PinEf) -> None:
+    """Permanently blocked or disabled references, and absent PINs, answer 6984."""
     if ef.disabled or ef.pin is None or ef.pin not in card.state.pins:
         raise SwError(SW.REFERENCE_DATA_NOT_USABLE)
-    return card.state.pins[ef.pin]
 
 
 # --- SELECT ------------------------------------------------------------------------------------
@@ -119,28 +117,30 @@ def verify(card: Card, apdu: CommandApdu) -> bytes:
     if ef.pin is None and not ef.disabled:
         # Text AP 0012, blocked on every card examined [card].
         raise SwError(SW.VERIFY_FAILED if not apdu.data else SW.REFERENCE_DATA_NOT_USABLE)
-    record = _record(card, ef)
     name = ef.pin
     assert name is not None
+    _check_usable(card, ef)
     if not apdu.data:
         if card.state.quirks.status_9000_after_verify and name in card.session.verified:
             return OK  # the quirk some cards show [card]; off by default
-        raise SwError(verify_failed(record.tries_left))
-    if record.blocked:
-        raise SwError(SW.REFERENCE_DATA_NOT_USABLE)
+        raise SwError(verify_failed(card.read_pin(name).tries_left))
     spec = pins.SPECS[name]
     if not spec.length_ok(apdu.data):
-        raise SwError(SW.WRONG_LENGTH)  # [model] no try spent for an impossible length
-    # Decrement before compare, durable before the comparison (anti-tearing) [card].
-    record.tries_left -= 1
-    card.commit()
+        # [model] no try spent for an impossible length; a blocked PIN still says so first
+        if card.read_pin(name).blocked:
+            raise SwError(SW.REFERENCE_DATA_NOT_USABLE)
+        raise SwError(SW.WRONG_LENGTH)
+    # Decrement before compare, durable before the comparison (anti-tearing) [card]. The
+    # record compared is the one the decrement read, inside the same transaction.
+    record = card.update_pin(name, pins.spend_try(SwError(SW.REFERENCE_DATA_NOT_USABLE)))
     if card.faults.tear_after_decrement:
         card.faults.tear_after_decrement -= 1
         card.power_off()
         raise PowerLost("power lost after the counter decrement")
     if pins.matches(record, apdu.data):
-        record.tries_left = record.max_tries
-        card.commit()
+        # [model] re-set by another process between decrement and compare: not this value
+        changed = SwError(verify_failed(record.tries_left))
+        card.update_pin(name, pins.restore_tries(record.digest, changed))
         card.session.verified.add(name)
         return OK
     card.session.verified.discard(name)
@@ -151,14 +151,13 @@ def _change(card: Card, apdu: CommandApdu, family: str) -> bytes:
     ef = _pin_ef(card, apdu.p2)
     if ef.change != family:
         raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] the other INS family
-    record = _record(card, ef)
+    _check_usable(card, ef)
     assert ef.pin is not None
     if ef.pin not in card.session.verified:
         raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
     if pins.SPECS[ef.pin].violation(apdu.data):
         raise SwError(SW.INCORRECT_DATA)  # [model]
-    pins.set_value(record, apdu.data)
-    card.commit()
+    card.update_pin(ef.pin, pins.new_value(apdu.data))
     return OK
 
 
@@ -251,19 +250,19 @@ def reset_retry_counter(card: Card, apdu: CommandApdu) -> bytes:
     if apdu.p1 not in (0x02, 0x03):
         raise SwError(SW.INCORRECT_P1P2)
     ef = _pin_ef(card, apdu.p2)
-    record = _record(card, ef)
+    _check_usable(card, ef)
     assert ef.pin is not None
     if not card.session.issuer_authenticated:
         raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
     if apdu.p1 == 0x02:
         if pins.SPECS[ef.pin].violation(apdu.data):
             raise SwError(SW.INCORRECT_DATA)
-        pins.set_value(record, apdu.data)
+        card.update_pin(ef.pin, pins.new_value(apdu.data))
     else:
         if apdu.data:
             raise SwError(SW.WRONG_LENGTH)
-        record.tries_left = record.max_tries
-    card.commit()
+        max_tries = pins.SPECS[ef.pin].max_tries
+        card.update_pin(ef.pin, pins.set_tries(max_tries))
     return OK
 
 

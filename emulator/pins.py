@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from emulator.state import PinRecord
+from emulator.state import PinChange, PinRecord
 
 #: PBKDF2 rounds. Low on purpose: no stretching protects a 4-digit PIN (10,000 candidates),
 #: and a VERIFY must cost about one durable write, not a key derivation. The salted hash keeps
@@ -83,6 +83,44 @@ def set_value(record: PinRecord, value: bytes) -> None:
     record.iterations = PBKDF2_ITERATIONS
     record.digest = _digest(value, record.salt, record.iterations)
     record.tries_left = record.max_tries
+
+
+# --- changes of a record, each applied by the store inside one transaction ----------------
+#
+# A change may raise to abort (nothing is written). They work on the record as stored at that
+# moment, never on a copy some process loaded earlier.
+
+def spend_try(blocked: Exception) -> PinChange:
+    """Decrement the counter, or raise *blocked* if there is no try left."""
+
+    def change(record: PinRecord) -> None:
+        if record.blocked:
+            raise blocked
+        record.tries_left -= 1
+
+    return change
+
+
+def restore_tries(digest: bytes, changed: Exception) -> PinChange:
+    """Full counter after a correct value; *changed* if the value was re-set meanwhile."""
+
+    def change(record: PinRecord) -> None:
+        if record.digest != digest:
+            raise changed
+        record.tries_left = record.max_tries
+
+    return change
+
+
+def new_value(value: bytes) -> PinChange:
+    return lambda record: set_value(record, value)
+
+
+def set_tries(tries: int) -> PinChange:
+    def change(record: PinRecord) -> None:
+        record.tries_left = tries
+
+    return change
 
 
 def matches(record: PinRecord, value: bytes) -> bool:

@@ -1,25 +1,22 @@
-"""Card state as data, and its durable, versioned on-disk form.
+"""Card state as data, and its versioned JSON form (``myna-emu export`` / ``import``).
 
 Everything that survives a power cycle lives in :class:`CardState`: profile, quirks, PIN
 records (salted hashes and counters, never the values), keys, certificates and holder data.
-A :class:`Store` makes it durable. :class:`FileStore` writes atomically (temp file, fsync,
-rename, fsync of the directory), so a kill at any moment leaves either the old or the new
-state; :class:`MemoryStore` keeps nothing, for fast tests.
+Where it is kept -- memory, or a card database several processes share -- is
+:mod:`emulator.store`'s business. The JSON form is for people who keep test cards in git.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import functools
 import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-#: Version of the on-disk form. Bump on any incompatible change; older files are migrated,
+#: Version of the JSON form. Bump on any incompatible change; older files are migrated,
 #: newer ones refused.
 STATE_VERSION = 1
 STATE_FORMAT = "myna-hil-card-state"
@@ -42,6 +39,10 @@ class PinRecord:
     @property
     def blocked(self) -> bool:
         return self.tries_left == 0
+
+
+#: A change of one PIN record, applied by a store inside one transaction; raising aborts it.
+PinChange = Callable[[PinRecord], None]
 
 
 @dataclass
@@ -87,22 +88,9 @@ class CardState:
     quirks: Quirks = field(default_factory=Quirks)
     version: int = STATE_VERSION
 
-    # --- on-disk form ---------------------------------------------------------------------
+    # --- JSON form ------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        doc = self._head()
-        # A copy: callers may edit the document, the cached encoding must not change.
-        doc["pki"] = dict(_pki_json(*self._pki_values()))
-        return doc
-
-    def to_json_bytes(self) -> bytes:
-        """The on-disk form, compact. Same document as :meth:`to_json`, built faster: the
-        keys and certificates (most of the bytes) are encoded once and reused per commit."""
-        head = json.dumps(self._head(), ensure_ascii=False, separators=(",", ":"))
-        return f'{head[:-1]},"pki":{_pki_text(*self._pki_values())}}}'.encode()
-
-    def _head(self) -> dict[str, Any]:
-        """Everything but the PKI. ``vars`` copies: ``asdict`` costs ~10 µs a dataclass."""
         return {
             "format": STATE_FORMAT,
             "version": self.version,
@@ -111,181 +99,227 @@ class CardState:
             "quirks": dict(vars(self.quirks)),
             "holder": dict(vars(self.holder)),
             "pins": {name: _pin_json(rec) for name, rec in self.pins.items()},
+            "pki": {k: None if v is None else _b64(v) for k, v in vars(self.pki).items()},
         }
-
-    def _pki_values(self) -> tuple[bytes | None, ...]:
-        pki = self.pki
-        return tuple(getattr(pki, f) for f in _PKI_FIELDS)
 
     @classmethod
     def from_json(cls, doc: Any) -> CardState:
+        """The state in a JSON document; ``StateError`` saying which field is wrong."""
         if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
             raise StateError("not a myna-hil card state (missing or wrong 'format')")
         version = doc.get("version")
-        if not isinstance(version, int):
-            raise StateError("card state has no integer 'version'")
+        if type(version) is not int or version < 1:
+            raise StateError("card state has no valid 'version' (a positive integer)")
         if version > STATE_VERSION:
             raise StateError(
                 f"card state version {version} is newer than this myna-hil understands"
                 f" ({STATE_VERSION}); upgrade myna-hil"
             )
-        try:
-            state = cls(
-                profile=str(doc["profile"]),
-                atr_form=str(doc["atr_form"]),
-                quirks=Quirks(**doc.get("quirks", {})),
-                holder=Holder(**doc["holder"]),
-                pins={n: PinRecord(**_decode_bytes(r, PinRecord)) for n, r in doc["pins"].items()},
-                pki=Pki(**_decode_bytes(doc["pki"], Pki)),
-                version=STATE_VERSION,
-            )
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"card state is incomplete or malformed: {exc!r}") from None
-        problem = state._problem()
+        pins = _field(doc, "pins", dict)
+        pki = _field(doc, "pki", dict)
+        return cls.from_parts(
+            profile=_field(doc, "profile", str),
+            atr_form=_field(doc, "atr_form", str),
+            quirks=doc.get("quirks", {}),
+            holder=_field(doc, "holder", dict),
+            pins={
+                str(n): PinRecord(**_decode(r, ("salt", "digest"), f"pins.{n}"))
+                if isinstance(r, dict) and set(r) == _PIN_KEYS
+                else _bad(f"pins.{n}", f"an object with {', '.join(sorted(_PIN_KEYS))}")
+                for n, r in pins.items()
+            },
+            pki=_decode(pki, _PKI_FIELDS, "pki"),
+        )
+
+    @classmethod
+    def from_parts(
+        cls,
+        *,
+        profile: Any,
+        atr_form: Any,
+        quirks: Any,
+        holder: Any,
+        pins: dict[str, PinRecord],
+        pki: dict[str, Any],
+    ) -> CardState:
+        """A state from decoded parts, validated; ``StateError`` names the first problem."""
+        for name, value, keys in (
+            ("quirks", quirks, None),
+            ("holder", holder, _HOLDER_KEYS),
+            ("pki", pki, set(_PKI_FIELDS)),
+        ):
+            if not isinstance(value, dict) or (keys is not None and set(value) != keys):
+                expected = "an object" if keys is None else f"exactly {', '.join(sorted(keys))}"
+                _bad(name, expected)
+        if set(quirks) - _QUIRK_KEYS:
+            _bad("quirks", f"only {', '.join(sorted(_QUIRK_KEYS))}")
+        state = cls(
+            profile=profile,
+            atr_form=atr_form,
+            quirks=Quirks(**quirks),
+            holder=Holder(**holder),
+            pins=pins,
+            pki=Pki(**pki),
+        )
+        problem = state.problem()
         if problem:
             raise StateError(f"card state is inconsistent: {problem}")
         return state
 
-    def _problem(self) -> str | None:
-        """What makes a decoded state unusable by the card, or ``None``.
+    def problem(self) -> str | None:
+        """What makes this state unusable by the card, or ``None``.
 
-        A well-formed JSON document can still hold values the card would trip over at the
-        first APDU (a string counter, an unknown profile); refuse them at load time instead.
+        A well-formed document can still hold values the card would trip over at the first
+        APDU (a string counter, an unknown profile, a key that is not DER); refuse them when
+        the state is loaded instead. Messages name fields, never values.
         """
-        from emulator.profiles import ATRS, PROFILES, STANDARD
+        from emulator.pins import SPECS
+        from emulator.profiles import ATRS, FACE_AUTH, PROFILES, STANDARD
 
         if self.profile not in PROFILES:
-            return f"unknown profile {self.profile!r}"
+            return f"'profile' must be one of {', '.join(PROFILES)}"
         if self.atr_form not in ATRS:
-            return f"unknown ATR form {self.atr_form!r}"
+            return f"'atr_form' must be one of {', '.join(sorted(ATRS))}"
+        if not all(type(v) is bool for v in vars(self.quirks).values()):
+            return "quirks must be true or false"
+        if not all(isinstance(v, str) for v in vars(self.holder).values()):
+            return "holder data must be text"
         for name, rec in self.pins.items():
-            if not all(isinstance(v, bytes) for v in (rec.salt, rec.digest)):
-                return f"PIN {name!r} reference data is not base64"
+            where = f"PIN {name!r}"
+            if name not in SPECS:
+                return f"unknown PIN name (known: {', '.join(SPECS)})"
+            if not (isinstance(rec.salt, bytes) and 8 <= len(rec.salt) <= 64):
+                return f"{where}: 'salt' must be 8-64 bytes"
+            if not (isinstance(rec.digest, bytes) and len(rec.digest) == DIGEST_SIZE):
+                return f"{where}: 'digest' must be {DIGEST_SIZE} bytes"
             counts = (rec.tries_left, rec.max_tries, rec.iterations)
             if not all(type(v) is int for v in counts):
-                return f"PIN {name!r} has a non-integer counter"
-            if not 0 <= rec.tries_left <= rec.max_tries <= 15:
-                return f"PIN {name!r} counter out of range"
-        if not all(isinstance(v, str) for v in asdict(self.holder).values()):
-            return "holder data must be text"
-        needed = {"juki", "helper"} | ({"auth", "sign"} if self.profile == STANDARD else set())
+                return f"{where}: counters and iterations must be integers"
+            if not 1 <= rec.iterations <= MAX_ITERATIONS:
+                return f"{where}: 'iterations' must be 1..{MAX_ITERATIONS}"
+            if rec.max_tries != SPECS[name].max_tries:
+                return f"{where}: 'max_tries' must be {SPECS[name].max_tries}"
+            if not 0 <= rec.tries_left <= rec.max_tries:
+                return f"{where}: 'tries_left' must be 0..{rec.max_tries}"
+        jpki = {"auth", "sign"}
+        needed = {"juki", "helper"} | (jpki if self.profile == STANDARD else set())
         if needed - set(self.pins):
             return f"{self.profile} card without PIN {sorted(needed - set(self.pins))[0]!r}"
-        if self.profile == STANDARD and (self.pki.sign_key is None or self.pki.sign_cert is None):
+        if self.profile == FACE_AUTH and jpki & set(self.pins):
+            return "a face-authentication card has no JPKI PIN or signing password"
+        signing = (self.pki.sign_key, self.pki.sign_cert)
+        if self.profile == STANDARD and None in signing:
             return "standard card without a signing key and certificate"
-        return None
+        if self.profile == FACE_AUTH and signing != (None, None):
+            return "a face-authentication card has no signing key or certificate"
+        return _pki_problem(self.pki)
 
 
-_BYTES_FIELDS = {
-    "PinRecord": ("salt", "digest"),
-    "Pki": tuple(Pki.__dataclass_fields__),
-}
+#: PBKDF2-HMAC-SHA-256 output.
+DIGEST_SIZE = 32
+#: A bound on the work one comparison may cost (a huge count would hang every VERIFY).
+MAX_ITERATIONS = 1_000_000
+_PIN_KEYS = {f.name for f in fields(PinRecord)}
+_HOLDER_KEYS = {f.name for f in fields(Holder)}
+_QUIRK_KEYS = {f.name for f in fields(Quirks)}
+_PKI_FIELDS = tuple(f.name for f in fields(Pki))
 
 
-_PKI_FIELDS = tuple(Pki.__dataclass_fields__)
+def _pki_problem(pki: Pki) -> str | None:
+    """The first key or certificate that is not what the card needs (DER), or ``None``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    for name, value in vars(pki).items():
+        if value is None:
+            continue
+        if not isinstance(value, bytes):
+            return f"pki.{name} must be DER bytes"
+        try:
+            if name.endswith("_cert"):
+                x509.load_der_x509_certificate(value)
+            else:
+                key = serialization.load_der_private_key(
+                    value, None, unsafe_skip_rsa_key_validation=True
+                )
+                if not isinstance(key, rsa.RSAPrivateKey):
+                    return f"pki.{name} is not an RSA key"
+        except (ValueError, TypeError):
+            kind = "X.509 certificate" if name.endswith("_cert") else "PKCS#8 private key"
+            return f"pki.{name} is not a DER {kind}"
+    return None
 
 
-@functools.lru_cache(maxsize=8)
-def _pki_json(*values: bytes | None) -> dict[str, str | None]:
-    """Base64 form of the keys and certificates, cached: they rarely change, counters often."""
-    return {
-        k: None if v is None else base64.b64encode(v).decode()
-        for k, v in zip(_PKI_FIELDS, values, strict=True)
-    }
+def _bad(where: str, expected: str) -> Any:
+    raise StateError(f"card state field {where!r} must be {expected}")
 
 
-@functools.lru_cache(maxsize=8)
-def _pki_text(*values: bytes | None) -> str:
-    return json.dumps(_pki_json(*values), separators=(",", ":"))
+def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
+    value = doc.get(name)
+    if not isinstance(value, kind):
+        _bad(name, "an object" if kind is dict else "text" if kind is str else kind.__name__)
+    return value
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
 
 
 def _pin_json(rec: PinRecord) -> dict[str, Any]:
     return {
-        "salt": base64.b64encode(rec.salt).decode(),
-        "digest": base64.b64encode(rec.digest).decode(),
+        "salt": _b64(rec.salt),
+        "digest": _b64(rec.digest),
         "iterations": rec.iterations,
         "tries_left": rec.tries_left,
         "max_tries": rec.max_tries,
     }
 
 
-def _decode_bytes(d: dict[str, Any], kind: type) -> dict[str, Any]:
-    names = _BYTES_FIELDS[kind.__name__]
-    return {
-        k: base64.b64decode(v, validate=True) if k in names and isinstance(v, str) else v
-        for k, v in d.items()
-    }
-
-
-# --- stores ---------------------------------------------------------------------------------
-
-
-class Store:
-    """Where a card's state goes when it changes. ``commit`` returns only once durable."""
-
-    def __init__(self) -> None:
-        #: Durable writes performed: the emulator's analogue of EEPROM write cycles.
-        self.writes = 0
-
-    def commit(self, state: CardState) -> None:
-        self.writes += 1
-
-    def describe(self) -> str:
-        return "memory"
-
-
-class MemoryStore(Store):
-    """No persistence: the state lives as long as the process."""
-
-
-class FileStore(Store):
-    """One JSON file per card, replaced atomically on every commit."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__()
-        self.path = Path(path)
-
-    def describe(self) -> str:
-        return str(self.path)
-
-    def load(self) -> CardState:
+def _decode(d: dict[str, Any], names: tuple[str, ...], where: str) -> dict[str, Any]:
+    """*d* with the base64 fields among *names* decoded (``None`` stays ``None``)."""
+    out = dict(d)
+    for k in names:
+        v = out.get(k)
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            _bad(f"{where}.{k}", "base64 text")
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise StateError(
-                f"no card state at {self.path}; create one with 'myna-emu init --state {self.path}'"
-            ) from None
-        except OSError as exc:
-            raise StateError(f"cannot read card state {self.path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise StateError(f"card state {self.path} is corrupt (not UTF-8 text)") from None
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise StateError(f"card state {self.path} is corrupt (not JSON: {exc.msg})") from None
-        try:
-            return CardState.from_json(doc)
-        except StateError as exc:
-            raise StateError(f"{self.path}: {exc}") from None
+            out[k] = base64.b64decode(v, validate=True)
+        except ValueError:
+            _bad(f"{where}.{k}", "base64 text")
+    return out
 
-    def commit(self, state: CardState) -> None:
-        data = state.to_json_bytes()
-        directory = self.path.parent
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            # A failed write leaves the previous state in place, never half a file.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        super().commit(state)
+
+# --- JSON files -----------------------------------------------------------------------------
+
+
+def load_json(path: str | os.PathLike[str]) -> CardState:
+    """A card state from a JSON file (``myna-emu import``); ``StateError`` naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StateError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise StateError(f"{path} is a directory, not a card state") from None
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise StateError(f"{path} is not a JSON card state (not UTF-8 text)") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateError(f"{path} is not JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise StateError(f"{path} is not a card state (nested too deeply)") from None
+    try:
+        return CardState.from_json(doc)
+    except StateError as exc:
+        raise StateError(f"{path}: {exc}") from None
+
+
+def dump_json(state: CardState) -> str:
+    """The JSON form, indented for diffs (``myna-emu export``)."""
+    return json.dumps(state.to_json(), indent=2, ensure_ascii=False) + "\n"

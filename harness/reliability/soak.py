@@ -217,9 +217,9 @@ def run_soak(
     with tempfile.TemporaryDirectory(prefix="myna-soak-") as tmp:
         work = workdir or Path(tmp)
         state = new_state()
-        Card.create(work / "card.json", state)
+        Card.create(work / "card.db", state).close()
         procs = [
-            EmulatorProcess(slots[0], "--state", str(work / "card.json"), log=work / "emu.log")
+            EmulatorProcess(slots[0], "--state", str(work / "card.db"), log=work / "emu.log")
         ]
         procs += [EmulatorProcess(s, "--echo", log=work / f"echo-{s}.log") for s in slots[1:2]]
         atrs = [ATRS[state.atr_form], ECHO_ATR]

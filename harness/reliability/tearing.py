@@ -24,7 +24,6 @@ import contextlib
 import logging
 import queue
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,8 @@ from emulator import pins
 from emulator.card import Card
 from emulator.personalise import new_state
 from emulator.profiles import ATRS
-from emulator.state import FileStore, StateError
+from emulator.state import StateError
+from emulator.store import SqliteStore, copy_card
 from harness.reliability.slots import (
     EmulatorProcess,
     SlotBusyError,
@@ -188,12 +188,13 @@ def _check(
     state_path: Path, workdir: Path, model: Model, torn: Op | None, issued: dict[str, object]
 ) -> tuple[list[str], int]:
     """Compare a copy of the state file with what the card may hold; (violations, checks)."""
-    copy = workdir / "check.json"
-    shutil.copyfile(state_path, copy)
+    copy = workdir / "check.db"
     try:
+        copy_card(state_path, copy)
         card = Card.open(copy)
     except StateError as exc:
         return [f"state file does not load: {exc}"], 1
+    card.close()
     found: list[str] = []
     checks = 1
     doc = card.state.to_json()
@@ -233,7 +234,11 @@ def _check(
 
 def _resync(model: Model, state_path: Path) -> None:
     """Take the (checked) file as the truth for the next round."""
-    state = FileStore(state_path).load()
+    store = SqliteStore.open(state_path)
+    try:
+        state = store.load()
+    finally:
+        store.close()
     for name, p in model.pins.items():
         record = state.pins[name]
         for v in {p.value, *POOL[name]}:
@@ -270,9 +275,9 @@ def run_tearing(
     if workdir is None:
         own_tmp = tempfile.TemporaryDirectory(prefix="myna-tearing-")
         workdir = Path(own_tmp.name)
-    state_path = workdir / "card.json"
+    state_path = workdir / "card.db"
     state = new_state()
-    Card.create(state_path, state)
+    Card.create(state_path, state).close()
     issued = state.to_json()
     issued.pop("pins")
     atr = ATRS[state.atr_form]

@@ -10,7 +10,7 @@ import copy
 import functools
 import logging
 
-from emulator.card import Card, Faults
+from emulator.card import Card
 from emulator.identity import generate_pki, my_number_check_digit
 from emulator.personalise import new_state
 from emulator.pins import DEFAULT_PINS
@@ -60,9 +60,7 @@ def pooled_card(profile: str = "standard") -> Card:
     if card is None or card.state.profile != profile:
         card = _POOL[profile] = new_card(profile)
         return card
-    card.power_off()
-    card.state = new_state_for(profile)
-    card.faults = Faults()
+    card.reissue_in_memory(new_state_for(profile))
     return card
 
 

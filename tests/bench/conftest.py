@@ -18,6 +18,7 @@ COLUMNS = (
     "ratio_to_fsync_write",
     "ratio_to_atomic_write",
     "apdu_per_s",
+    "verify_per_s",
     "p50_us",
     "p99_us",
     "durable_writes_per_apdu",
@@ -56,7 +57,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     rows = [
         (b.name, b.stats.median, dict(b.extra_info))
         for b in benchmarks
-        if getattr(b, "stats", None) is not None
+        if getattr(b, "stats", None) is not None and b.stats.data  # a failed one has none
     ]
     if not rows:
         return

@@ -6,18 +6,21 @@
 * Non-mutating APDUs (status query, SELECT, 256-byte READ BINARY) through the in-process
   transport, each reported beside a bare bytes-in/bytes-out echo card measured in the same
   run (``extra_info['ratio_to_echo']``); target <= 20 µs median per APDU.
-* Durable mode (FileStore in tmp_path): a wrong VERIFY, a correct VERIFY, one fsync'ed
-  small-file write (``ratio_to_fsync_write``) and one *atomic* small-file write -- temp file,
-  fsync, rename, fsync of the directory, the least a crash-safe replace costs -- of the
-  state file's size (``ratio_to_atomic_write``), all measured in the same run; expected about
-  1x and 2x the atomic write.
+* Durable mode (a card database in tmp_path): a wrong VERIFY, a correct VERIFY and a status
+  query, against one in-place 64-byte ``pwrite`` + ``fdatasync`` in the same directory
+  (``ratio_to_fsync_write``; issue 9 targets <= 2x wrong, <= 4x correct, no write for the
+  status query), and for comparison the atomic replace of a JSON-sized file that the former
+  store paid per change (``ratio_to_atomic_write``).
+* Several processes on one card file: correct VERIFYs from 1 and 4 processes, VERIFY/s.
 
 Benchmarks report; they never assert a time.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sqlite3
 import statistics
 import timeit
 from collections.abc import Callable
@@ -28,6 +31,8 @@ import pytest
 
 from emulator.card import Card
 from emulator.echo import EchoCard
+from emulator.state import dump_json
+from emulator.store import SqliteStore
 from harness.inprocess import InProcessTransport
 from tests.support.cards import fresh_card, fresh_state
 
@@ -94,28 +99,39 @@ def test_bench_non_mutating(
 # --- durable mode ---------------------------------------------------------------------------
 
 
-def _fsync_write(path: Path, payload: bytes) -> None:
-    """One fsync'ed small-file write: open, write, fsync, close."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _open_baseline_file(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(fd, bytes(4096))
+    os.fsync(fd)
+    return fd
+
+
+def _fsync_write(fd: int, payload: bytes) -> None:
+    """The floor of one durable change: 64 bytes written in place, then ``fdatasync``."""
+    os.pwrite(fd, payload, 0)
+    os.fdatasync(fd)
+
+
+@pytest.fixture(scope="module")
+def fsync_write_median(tmp_path_factory: pytest.TempPathFactory) -> float:
+    """One in-place 64-byte ``pwrite`` + ``fdatasync``, in the directory the cards use."""
+    fd = _open_baseline_file(tmp_path_factory.mktemp("fsync") / "small.bin")
+    payload = os.urandom(64)
+    try:
+        return _median_seconds(lambda: _fsync_write(fd, payload), 100, repeat=5)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    """A crash-safe replace of a whole file: what the JSON store did on every change."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, payload)
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-@pytest.fixture(scope="module")
-def fsync_write_median(tmp_path_factory: pytest.TempPathFactory) -> float:
-    """One fsync'ed write of 64 bytes."""
-    path = tmp_path_factory.mktemp("fsync") / "small.bin"
-    payload = os.urandom(64)
-    return _median_seconds(lambda: _fsync_write(path, payload), 50, repeat=5)
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """The minimal crash-safe replace of a small file, without any card logic."""
-    tmp = path.with_name(path.name + ".tmp")
-    _fsync_write(tmp, payload)
     os.replace(tmp, path)
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -125,24 +141,21 @@ def _atomic_write(path: Path, payload: bytes) -> None:
 
 
 @pytest.fixture(scope="module")
-def state_size(tmp_path_factory: pytest.TempPathFactory) -> int:
-    """Bytes of a card state file (keys, certificates, holder, counters)."""
-    path = tmp_path_factory.mktemp("size") / "card.json"
-    Card.create(path, fresh_state())
-    return path.stat().st_size
+def state_size() -> int:
+    """Bytes of a card's JSON form (keys, certificates, holder, counters)."""
+    return len(dump_json(fresh_state()).encode())
 
 
 @pytest.fixture(scope="module")
 def atomic_write_median(tmp_path_factory: pytest.TempPathFactory, state_size: int) -> float:
-    """One atomic write of a file as large as a card state file."""
-    path = tmp_path_factory.mktemp("atomic") / "small.bin"
+    path = tmp_path_factory.mktemp("atomic") / "card.json"
     payload = os.urandom(state_size)
     return _median_seconds(lambda: _atomic_write(path, payload), 50, repeat=5)
 
 
 @pytest.fixture
 def durable(tmp_path: Path) -> Card:
-    card = Card.create(tmp_path / "card.json", fresh_state())
+    card = Card.create(tmp_path / "card.db", fresh_state())
     card.power_on()
     assert card.transmit(SELECT_JPKI) == b"\x90\x00"
     return card
@@ -152,24 +165,37 @@ def durable(tmp_path: Path) -> Card:
 def test_bench_fsync_write_baseline(
     benchmark: Any, tmp_path: Path, fsync_write_median: float
 ) -> None:
+    fd = _open_baseline_file(tmp_path / "small.bin")
     payload = os.urandom(64)
-    benchmark.pedantic(_fsync_write, args=(tmp_path / "small.bin", payload), rounds=100,
-                       warmup_rounds=3)
+    benchmark.pedantic(_fsync_write, args=(fd, payload), rounds=200, warmup_rounds=3)
+    os.close(fd)
     _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
 
 
 @pytest.mark.benchmark(group="durable")
-def test_bench_atomic_write_baseline(
+def test_bench_json_atomic_replace(
     benchmark: Any,
     tmp_path: Path,
     state_size: int,
     atomic_write_median: float,
     fsync_write_median: float,
 ) -> None:
+    """For comparison: the least the former JSON store paid per change."""
     payload = os.urandom(state_size)
-    benchmark.pedantic(_atomic_write, args=(tmp_path / "s.bin", payload), rounds=100)
+    benchmark.pedantic(_atomic_write, args=(tmp_path / "s.json", payload), rounds=100)
     _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
     _report(benchmark, atomic_write_median, "ratio_to_atomic_write")
+
+
+def _refiller(card: Card) -> Callable[[], None]:
+    """Put the auth counter back to full through another connection (not timed, not counted)."""
+    assert isinstance(card.store, SqliteStore)
+    conn = sqlite3.connect(card.store.path, isolation_level=None)
+
+    def refill() -> None:
+        conn.execute("UPDATE pin SET tries_left = max_tries WHERE name = 'auth'")
+
+    return refill
 
 
 @pytest.mark.benchmark(group="durable")
@@ -186,18 +212,16 @@ def test_bench_durable_verify(
     answer: bytes,
     writes: int,
 ) -> None:
-    """A wrong VERIFY writes once (the decrement), a correct one twice (decrement, restore)."""
-    record = durable.state.pins["auth"]
+    """A wrong VERIFY writes once (the decrement), a correct one twice (decrement, restore).
 
-    def refill() -> None:  # in memory only: the benchmarked VERIFY does the durable writes
-        record.tries_left = record.max_tries
-
+    Targets (issue 9): wrong <= 2x, correct <= 4x one in-place pwrite + fdatasync.
+    """
     before = durable.store.writes
     result = benchmark.pedantic(
-        durable.transmit, args=(apdu,), setup=refill, rounds=100, warmup_rounds=3
+        durable.transmit, args=(apdu,), setup=_refiller(durable), rounds=200, warmup_rounds=3
     )
     assert result == answer
-    per_apdu = (durable.store.writes - before) / 103
+    per_apdu = (durable.store.writes - before) / 203
     assert per_apdu == writes
     benchmark.extra_info["durable_writes_per_apdu"] = per_apdu
     _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
@@ -208,7 +232,75 @@ def test_bench_durable_verify(
 def test_bench_durable_status_query(
     benchmark: Any, durable: Card, fsync_write_median: float, atomic_write_median: float
 ) -> None:
+    assert isinstance(durable.store, SqliteStore)
+    files = [durable.store.path, Path(f"{durable.store.path}-wal")]
+    before = [(p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     writes = durable.store.writes
     assert benchmark(durable.transmit, STATUS_QUERY) == b"\x63\xc3"
     assert durable.store.writes == writes, "a status query writes nothing"
+    assert [(p.stat().st_size, p.stat().st_mtime_ns) for p in files] == before
     _report(benchmark, fsync_write_median, "ratio_to_fsync_write")
+
+
+# --- several processes on one card ----------------------------------------------------------
+
+WORKERS = 4
+VERIFYS_PER_ROUND = 50
+
+
+def _worker(path: str, conn: Any) -> None:
+    """Correct VERIFYs (two durable writes each) on demand, on a card another process shares."""
+    card = Card.open(path, wait=60)
+    card.power_on()
+    card.transmit(SELECT_JPKI)
+    while (count := conn.recv()) > 0:
+        answers = {card.transmit(VERIFY_RIGHT) for _ in range(count)}
+        conn.send(answers == {b"\x90\x00"})
+    card.close()
+
+
+class _Farm:
+    def __init__(self, path: Path, workers: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        pipes = [ctx.Pipe() for _ in range(workers)]
+        self.conns = [parent for parent, _ in pipes]
+        self.procs = [ctx.Process(target=_worker, args=(str(path), child)) for _, child in pipes]
+        for p in self.procs:
+            p.start()
+
+    def round(self, count: int) -> bool:
+        for c in self.conns:
+            c.send(count)
+        return all(c.recv() for c in self.conns)
+
+    def stop(self) -> None:
+        for c in self.conns:
+            c.send(0)
+        for p in self.procs:
+            p.join(timeout=30)
+
+
+@pytest.mark.benchmark(group="durable-processes")
+@pytest.mark.parametrize("workers", [1, WORKERS], ids=["1_process", f"{WORKERS}_processes"])
+def test_bench_processes_on_one_card(
+    benchmark: Any, tmp_path: Path, fsync_write_median: float, workers: int
+) -> None:
+    """Correct VERIFYs from several processes on one card file: throughput, reported."""
+    path = tmp_path / "card.db"
+    Card.create(path, fresh_state()).close()
+    farm = _Farm(path, workers)
+    try:
+        assert farm.round(2)  # every worker is up
+        ok = benchmark.pedantic(farm.round, args=(VERIFYS_PER_ROUND,), rounds=5)
+    finally:
+        farm.stop()
+    assert ok
+    verifys = workers * VERIFYS_PER_ROUND
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["verify_per_s"] = round(verifys / median)
+    benchmark.extra_info["apdus"] = verifys
+    # Per VERIFY, against the floor of the two durable writes it needs.
+    benchmark.extra_info["ratio_to_fsync_write"] = round(
+        median / verifys / fsync_write_median, 3
+    )
+    assert Card.open(path).state.pins["auth"].tries_left == 3

@@ -162,7 +162,7 @@ def test_issuer_authentication_ends_with_reselection(link: Link) -> None:
 
 
 def test_reset_counts_one_durable_write(tmp_path: Path, make_link: Callable[..., Link]) -> None:
-    link = make_link(Card.create(tmp_path / "card.json", fresh_state()))
+    link = make_link(Card.create(tmp_path / "card.db", fresh_state()))
     assert link.sw(select_app(JPKI)) == OK
     _issuer_auth(link)
     before = link.card.store.writes

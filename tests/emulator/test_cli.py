@@ -1,4 +1,4 @@
-"""``myna-emu init / show / apdu`` run in-process, plus one run of the installed script."""
+"""``myna-emu init / show / apdu / import / export`` in-process, and the installed script."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from emulator import cli
+from emulator.card import Card
 from emulator.personalise import new_state
-from emulator.state import FileStore
 from tests.support.cards import template_pki
 
 SELECT_JPKI = "00A4040C0AD392F000260100000001"
@@ -28,7 +28,7 @@ def _reuse_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
-    path = tmp_path / "card.json"
+    path = tmp_path / "card.db"
     assert cli.main(["init", "--state", str(path)]) == 0
     return path
 
@@ -65,7 +65,7 @@ def test_init_refuses_to_overwrite(state: Path, capsys: pytest.CaptureFixture[st
     assert "--force" in capsys.readouterr().err
     assert state.read_bytes() == before
     assert cli.main(["init", "--state", str(state), "--force", "--profile", "face-auth"]) == 0
-    assert FileStore(state).load().profile == "face-auth"
+    assert Card.open(state).state.profile == "face-auth"
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_init_refuses_to_overwrite(state: Path, capsys: pytest.CaptureFixture[st
 def test_invalid_pin_is_refused_with_the_rule(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], pin: str, rule: str
 ) -> None:
-    path = tmp_path / "card.json"
+    path = tmp_path / "card.db"
     assert cli.main(["init", "--state", str(path), "--pin", pin]) == 2
     err = capsys.readouterr().err
     assert rule in err and err.count("\n") == 1
@@ -87,14 +87,14 @@ def test_invalid_pin_is_refused_with_the_rule(
 
 def test_unknown_pin_name_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
-        cli.main(["init", "--state", str(tmp_path / "c.json"), "--pin", "puk=1234"])
+        cli.main(["init", "--state", str(tmp_path / "c.db"), "--pin", "puk=1234"])
     assert exc.value.code == 2
 
 
 def test_face_auth_card_takes_no_jpki_pins(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "card.json"
+    path = tmp_path / "card.db"
     assert cli.main(["init", "--state", str(path), "--profile", "face-auth",
                      "--pin", "auth=1111"]) == 2
     assert "face" in capsys.readouterr().err
@@ -104,7 +104,7 @@ def test_face_auth_card_takes_no_jpki_pins(
 
 
 def test_show_never_prints_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "card.json"
+    path = tmp_path / "card.db"
     args = ["init", "--state", str(path)]
     for s in SECRETS:
         args += ["--pin", s]
@@ -155,17 +155,17 @@ def test_non_hex_is_exit_2_one_line(
 
 def test_missing_state_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for cmd in ("show", "apdu"):
-        assert cli.main([cmd, "--state", str(tmp_path / "nope.json")]) == 2
+        assert cli.main([cmd, "--state", str(tmp_path / "nope.db")]) == 2
         err = capsys.readouterr().err
         assert "myna-emu init" in err and err.count("\n") == 1
-    assert not (tmp_path / "nope.json").exists()
+    assert not (tmp_path / "nope.db").exists()
 
 
 def test_installed_console_script(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("myna-emu")
     if not script.exists():
         pytest.skip("myna-emu is not installed next to this interpreter")
-    path = tmp_path / "card.json"
+    path = tmp_path / "card.db"
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(script), *args], input=stdin, capture_output=True,
@@ -178,3 +178,126 @@ def test_installed_console_script(tmp_path: Path) -> None:
     assert r.returncode == 0 and "auth" in r.stdout and "1234" not in r.stdout
     r = run("apdu", "--state", str(path), "XYZ")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
+
+
+def test_export_import_round_trip(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _apdu(state, capsys, SELECT_JPKI, "0020009804" + b"0000".hex())
+    exported = state.with_suffix(".json")
+    assert cli.main(["export", "--state", str(state), "-o", str(exported)]) == 0
+    assert oct(exported.stat().st_mode & 0o777) == "0o600"
+    assert json.loads(exported.read_text())["pins"]["auth"]["tries_left"] == 2
+    copy = state.with_name("copy.db")
+    assert cli.main(["import", str(exported), "--state", str(copy)]) == 0
+    assert _show(copy, capsys) == _show(state, capsys)
+    capsys.readouterr()
+    assert cli.main(["import", str(exported), "--state", str(copy)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert cli.main(["export", "--state", str(state)]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(exported.read_text())
+
+
+def test_import_of_a_bad_json_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "myna-hil-card-state", "version": 1, "profile": 3}')
+    assert cli.main(["import", str(bad), "--state", str(tmp_path / "x.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'pins'" in err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_json_state_given_to_apdu_says_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old.json"
+    old.write_text('{"format": "myna-hil-card-state", "version": 1}')
+    assert cli.main(["apdu", "--state", str(old), SELECT_JPKI]) == 2
+    err = capsys.readouterr().err
+    assert "myna-emu import" in err and err.count("\n") == 1
+
+
+def test_busy_card_is_exit_1_one_line_naming_the_file(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    holder = sqlite3.connect(state, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        capsys.readouterr()
+        args = ["apdu", "--state", str(state), "--wait", "0.1", SELECT_JPKI,
+                "0020009804" + b"0000".hex(), "00200098"]
+        assert cli.main(args) == 1
+        captured = capsys.readouterr()
+        assert captured.out.split() == ["9000", "6581"], "nothing after the failed change"
+        assert captured.err.count("\n") == 1 and str(state) in captured.err
+        assert "busy" in captured.err
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert Card.open(state).state.pins["auth"].tries_left == 3
+
+
+@pytest.mark.parametrize("wait", ["-1", "x", "4000"])
+def test_bad_wait_is_a_usage_error(state: Path, wait: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["apdu", "--state", str(state), "--wait", wait, SELECT_JPKI])
+    assert exc.value.code == 2
+
+
+def _script(name: str) -> Path:
+    script = Path(sys.executable).with_name(name)
+    if not script.exists():
+        pytest.skip(f"{name} is not installed next to this interpreter")
+    return script
+
+
+def test_read_only_card_is_refused_not_faked(tmp_path: Path) -> None:
+    """A card on a read-only file system: the change is refused on one line, never faked."""
+    import os
+    import shutil
+
+    script = _script("myna-emu")
+    work = tmp_path / "ro"
+    work.mkdir()
+    path = work / "card.db"
+    assert subprocess.run([str(script), "init", "--state", str(path)], capture_output=True,
+                          timeout=120, check=False).returncode == 0
+    command = [str(script), "apdu", "--state", str(path), SELECT_JPKI,
+               "0020009804" + b"0000".hex()]
+    if os.geteuid() == 0:  # root writes through file modes: mount the directory read-only
+        unshare = shutil.which("unshare")
+        if unshare is None:
+            pytest.skip("running as root without unshare(1): cannot make a read-only mount")
+        mount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+        command = [unshare, "-m", "sh", "-c", mount, str(work), *command]
+    else:
+        path.chmod(0o444)
+        work.chmod(0o555)
+    r = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    work.chmod(0o755)
+    path.chmod(0o600)
+    if "mount:" in r.stderr:
+        pytest.skip(f"cannot make a read-only mount here: {r.stderr.strip()}")
+    assert r.returncode != 0
+    assert r.stderr.count("\n") == 1 and str(path) in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "63C2" not in r.stdout, "no decrement is reported that was not made durable"
+    assert Card.open(path).state.pins["auth"].tries_left == 3
+
+
+def test_twelve_cli_processes_spend_five_tries_once_each(state: Path) -> None:
+    """The issue's measurement: 12 concurrent one-guess runs against the signing password."""
+    script = _script("myna-emu")
+    wrong = "0020009B06" + b"ZZZ999".hex()
+    procs = [
+        subprocess.Popen([str(script), "apdu", "--state", str(state), "--wait", "60",
+                          SELECT_JPKI, wrong], stdout=subprocess.PIPE, text=True)
+        for _ in range(12)
+    ]
+    answers = [p.communicate(timeout=120)[0].split()[-1] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(a for a in answers if a.startswith("63C")) == [f"63C{n}" for n in range(5)]
+    assert answers.count("6984") == 7
+    assert Card.open(state).state.pins["sign"].blocked

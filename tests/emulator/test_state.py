@@ -1,16 +1,15 @@
-"""Durable card state: JSON round trip, atomic writes, and refusal of unusable files."""
+"""Card state as data: the JSON form (export / import) and refusal of unusable documents."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from emulator.card import Card
-from emulator.state import STATE_VERSION, CardState, FileStore, StateError
+from emulator.state import STATE_VERSION, CardState, StateError, dump_json, load_json
 from tests.support.cards import fresh_state
 
 SECRET_PINS = {"auth": "8642", "sign": "QZXW7319PLMK", "juki": "9753", "helper": "1357"}
@@ -23,49 +22,8 @@ def test_json_round_trip(profile: str) -> None:
     assert CardState.from_json(json.loads(json.dumps(state.to_json()))) == state
 
 
-def test_file_round_trip_and_counters_survive_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "card.json"
-    card = Card.create(path, fresh_state())
-    card.power_on()
-    card.transmit(bytes.fromhex("00A4040C0AD392F000260100000001"))
-    assert card.transmit(bytes.fromhex("002000980439393939")) == b"\x63\xc2"
-    again = Card.open(path)
-    assert again.state == card.state
-    assert again.state.pins["auth"].tries_left == 2
-
-
-def test_commit_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
-    path = tmp_path / "card.json"
-    store = FileStore(path)
-    state = fresh_state()
-    store.commit(state)
-    store.commit(state)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.json"]
-    assert store.writes == 2
-
-
-def test_failed_write_keeps_the_previous_state(tmp_path: Path, monkeypatch) -> None:
-    path = tmp_path / "card.json"
-    store = FileStore(path)
-    state = fresh_state()
-    store.commit(state)
-    before = path.read_bytes()
-    state.pins["auth"].tries_left = 0
-
-    def fail(*args: Any) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", fail)
-    with pytest.raises(OSError):
-        store.commit(state)
-    monkeypatch.undo()
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.json"]
-    assert FileStore(path).load().pins["auth"].tries_left == 3
-
-
 def test_missing_file_is_an_error_not_a_fresh_card(tmp_path: Path) -> None:
-    path = tmp_path / "absent.json"
+    path = tmp_path / "absent.db"
     with pytest.raises(StateError, match="myna-emu init") as exc:
         Card.open(path)
     assert str(path) in str(exc.value)
@@ -87,33 +45,44 @@ def _pin_with(field: str, value: Any) -> bytes:
 
 
 UNUSABLE = {
-    "empty": (b"", "corrupt"),
-    "not-json": (b"{\"format\": ", "corrupt"),
-    "binary": (b"\xff\xfe\x00\x81garbage", "corrupt"),
+    "empty": (b"", "not JSON"),
+    "not-json": (b"{\"format\": ", "not JSON"),
+    "binary": (b"\xff\xfe\x00\x81garbage", "not UTF-8"),
+    "deep": (b"[" * 100_000, "nested too deeply|not a myna-hil"),
     "json-list": (b"[]", "not a myna-hil card state"),
     "other-format": (_with("format", "something-else"), "not a myna-hil card state"),
     "no-version": (_with("version", None), "version"),
     "newer-version": (_with("version", STATE_VERSION + 1), "newer"),
-    "no-pins": (_with("pins", None), "malformed"),
-    "pins-list": (_with("pins", []), "malformed"),
-    "pin-not-object": (_with("pins", {"juki": "x"}), "malformed"),
-    "bad-base64": (_pin_with("salt", "***"), "malformed"),
-    "string-counter": (_pin_with("tries_left", "3"), "counter"),
-    "counter-above-max": (_pin_with("tries_left", 9), "counter"),
-    "unknown-profile": (_with("profile", "gold"), "profile"),
-    "unknown-atr": (_with("atr_form", "nfc-f"), "ATR"),
+    "version-zero": (_with("version", 0), "version"),
+    "version-bool": (_with("version", True), "version"),
+    "no-pins": (_with("pins", None), "'pins'"),
+    "pins-list": (_with("pins", []), "'pins'"),
+    "pin-not-object": (_with("pins", {"juki": "x"}), "'pins.juki'"),
+    "bad-base64": (_pin_with("salt", "***"), "'pins.juki.salt'"),
+    "short-digest": (_pin_with("digest", "AAAA"), "'digest'"),
+    "string-counter": (_pin_with("tries_left", "3"), "integers"),
+    "counter-above-max": (_pin_with("tries_left", 9), "'tries_left'"),
+    "iterations-zero": (_pin_with("iterations", 0), "'iterations'"),
+    "iterations-huge": (_pin_with("iterations", 10**12), "'iterations'"),
+    "unknown-profile": (_with("profile", "gold"), "'profile'"),
+    "unknown-atr": (_with("atr_form", "nfc-f"), "'atr_form'"),
     "holder-not-text": (_with("holder", {**_doc()["holder"], "name": 5}), "holder"),
-    "unknown-quirk": (_with("quirks", {"lucky": True}), "malformed"),
+    "holder-missing": (_with("holder", {"name": "x"}), "'holder'"),
+    "unknown-quirk": (_with("quirks", {"lucky": True}), "'quirks'"),
+    "quirk-not-bool": (_with("quirks", {"status_9000_after_verify": "yes"}), "quirks"),
+    "bad-der": (_with("pki", {**_doc()["pki"], "auth_key": "AAEC"}), "pki.auth_key"),
+    "bad-cert": (_with("pki", {**_doc()["pki"], "sign_cert": "AAEC"}), "pki.sign_cert"),
 }
 
 
 @pytest.mark.parametrize(("raw", "message"), UNUSABLE.values(), ids=UNUSABLE.keys())
-def test_unusable_file_is_a_clear_state_error(tmp_path: Path, raw: bytes, message: str) -> None:
+def test_unusable_json_is_a_clear_state_error(tmp_path: Path, raw: bytes, message: str) -> None:
     path = tmp_path / "card.json"
     path.write_bytes(raw)
     with pytest.raises(StateError, match=message) as exc:
-        Card.open(path)
+        load_json(path)
     assert str(path) in str(exc.value)
+    assert "\n" not in str(exc.value)
     assert path.read_bytes() == raw, "a refused file is never overwritten"
 
 
@@ -123,13 +92,30 @@ def test_standard_card_without_signing_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "card.json"
     path.write_text(json.dumps(doc))
     with pytest.raises(StateError, match="signing key"):
+        load_json(path)
+
+
+def test_json_card_given_as_database_says_how_to_import(tmp_path: Path) -> None:
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(_doc()))
+    with pytest.raises(StateError, match="myna-emu import"):
         Card.open(path)
 
 
-def test_no_pin_value_in_the_state_file(tmp_path: Path) -> None:
-    path = tmp_path / "card.json"
-    Card.create(path, fresh_state(pin_overrides=SECRET_PINS))
-    text = path.read_text()
+def test_export_import_round_trip(tmp_path: Path) -> None:
+    card = Card.create(tmp_path / "a.db", fresh_state())
+    card.set_tries("sign", 2)
+    exported = tmp_path / "a.json"
+    exported.write_text(dump_json(card.state))
+    again = Card.create(tmp_path / "b.db", load_json(exported))
+    assert again.state == card.state
+
+
+def test_no_pin_value_in_the_exported_state(tmp_path: Path) -> None:
+    card = Card.create(tmp_path / "card.db", fresh_state(pin_overrides=SECRET_PINS))
+    text = dump_json(card.state)
+    raw = (tmp_path / "card.db").read_bytes()
+    assert not any(v.encode() in raw for v in SECRET_PINS.values())
     assert SECRET_PINS["sign"] not in text
     doc = json.loads(text)
     for name, record in doc["pins"].items():

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from emulator.card import Card
-from emulator.state import FileStore, Quirks
+from emulator.state import Quirks
+from emulator.store import SqliteStore
 from harness.inprocess import InProcessTransport
 from harness.transport import CardRemovedError
 from tests.conftest import Link
@@ -164,7 +165,7 @@ def test_same_value_against_several_pins_spends_tries_on_each(link: Link) -> Non
 
 @pytest.fixture
 def durable(tmp_path: Path, make_link: Callable[..., Link]) -> Link:
-    return make_link(Card.create(tmp_path / "card.json", fresh_state()))
+    return make_link(Card.create(tmp_path / "card.db", fresh_state()))
 
 
 def _writes(link: Link) -> int:
@@ -191,12 +192,12 @@ def test_wrong_verify_is_durable_before_the_answer(durable: Link) -> None:
     assert durable.sw(select_app(JPKI)) == OK
     assert durable.sw(verify("0000", 0x98)) == 0x63C2
     store = durable.card.store
-    assert isinstance(store, FileStore)
+    assert isinstance(store, SqliteStore)
     assert store.load().pins["auth"].tries_left == 2
 
 
 def test_tearing_after_the_decrement_costs_a_correct_pin_a_try(tmp_path: Path) -> None:
-    path = tmp_path / "card.json"
+    path = tmp_path / "card.db"
     card = Card.create(path, fresh_state())
     with InProcessTransport(card) as t:
         t.transmit(bytes.fromhex(select_app(JPKI)))

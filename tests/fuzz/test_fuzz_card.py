@@ -37,7 +37,7 @@ from emulator.commands import issuer_cryptogram
 from emulator.errors import CardPoweredOff
 from emulator.grammar import CommandApdu
 from emulator.pins import DEFAULT_PINS
-from emulator.state import CardState, MemoryStore, Quirks
+from emulator.state import CardState, Quirks
 from tests.support.cards import fresh_state
 
 EXAMPLES = int(os.environ.get("MYNA_FUZZ_EXAMPLES", "50"))
@@ -80,10 +80,9 @@ def _reused_card(profile: str, quirk: bool) -> Card:
     change lives in ``card.state`` (counters, PIN hashes) and the session, reset here.
     """
     card = _card(profile)
-    card.state = copy.deepcopy(_template(profile))
-    card.state.quirks = Quirks(status_9000_after_verify=quirk)
-    card.store = MemoryStore()
-    card.faults = Faults()
+    state = copy.deepcopy(_template(profile))
+    state.quirks = Quirks(status_9000_after_verify=quirk)
+    card.reissue_in_memory(state)
     card.power_on()
     return card
 

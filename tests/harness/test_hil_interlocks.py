@@ -9,9 +9,7 @@ among themselves); a reader that still holds another card is waited for.
 
 from __future__ import annotations
 
-import base64
 import fcntl
-import hashlib
 import json
 import os
 import signal
@@ -25,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from emulator.identity import certificate_serial
+from tests.support import carddb
 from tests.support.pcscd import REPO, ensure_pcscd, in_ci
 
 pytestmark = pytest.mark.vpcd
@@ -43,11 +42,10 @@ class Served:
     proc: subprocess.Popen[bytes]
 
     def digest(self) -> str:
-        return hashlib.sha256(self.state.read_bytes()).hexdigest()
+        return carddb.digest(self.state)
 
     def tries(self) -> dict[str, int]:
-        doc = json.loads(self.state.read_text())
-        return {n: r["tries_left"] for n, r in doc["pins"].items()}
+        return carddb.tries(self.state)
 
 
 def _reader(slot: int) -> str:
@@ -87,11 +85,10 @@ def slot_lock() -> Iterator[None]:
 
 
 def _init(tmp_path: Path, *extra: str) -> tuple[Path, str]:
-    state = tmp_path / "card.json"
+    state = tmp_path / "card.db"
     subprocess.run([str(BIN / "myna-emu"), "init", "--state", str(state),
                     "--atr", "contactless-alt", *extra], check=True, capture_output=True)
-    doc = json.loads(state.read_text())
-    return state, certificate_serial(base64.b64decode(doc["pki"]["auth_cert"]))
+    return state, certificate_serial(carddb.der(state, "auth_cert"))
 
 
 def _serve(tmp_path: Path, state: Path | None, card_id: str | None,
@@ -135,9 +132,7 @@ def served(tmp_path: Path, slot_lock: None, request: pytest.FixtureRequest) -> I
     tries: int | None = getattr(request, "param", None)
     state, card_id = _init(tmp_path)
     if tries is not None:
-        doc = json.loads(state.read_text())
-        doc["pins"]["auth"]["tries_left"] = tries
-        state.write_text(json.dumps(doc))
+        carddb.set_tries(state, "auth", tries)
     yield from _serve(tmp_path, state, card_id)
 
 

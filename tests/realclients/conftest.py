@@ -244,8 +244,8 @@ def pcscd() -> None:
 @pytest.fixture
 def state_file(tmp_path: Path) -> Path:
     """A new standard card (default PINs: auth 1234, sign ABC123) in a state file."""
-    path = tmp_path / "card.json"
-    Card.create(path, fresh_state())
+    path = tmp_path / "card.db"
+    Card.create(path, fresh_state()).close()
     return path
 
 

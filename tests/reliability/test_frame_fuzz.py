@@ -18,7 +18,6 @@ Budget: ``MYNA_FRAME_FUZZ_EXAMPLES`` (default 300; a few seconds). No vpcd slot 
 
 from __future__ import annotations
 
-import shutil
 import socket
 import struct
 import subprocess
@@ -33,7 +32,7 @@ from hypothesis import strategies as st
 
 from emulator.card import Card
 from emulator.errors import CardPoweredOff
-from emulator.state import FileStore, MemoryStore
+from emulator.store import SqliteStore, copy_card
 from tests.reliability.conftest import budget
 from tests.support.cards import fresh_state
 from tests.support.pcscd import REPO
@@ -100,9 +99,11 @@ class Rig:
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     work = tmp_path_factory.mktemp("frame-fuzz")
-    state = work / "card.json"
-    Card.create(state, fresh_state())
-    model = Model(Card(FileStore(state).load(), MemoryStore()))
+    state = work / "card.db"
+    Card.create(state, fresh_state()).close()
+    store = SqliteStore.open(state)
+    model = Model(Card(store.load()))  # an in-memory twin of the served card
+    store.close()
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(TIMEOUT)
     port = listener.getsockname()[1]
@@ -213,8 +214,8 @@ def test_state_file_loads_and_matches_the_model_after_fuzzing(rig: Rig, tmp_path
     # Runs after the fuzz test (same module-scoped rig; -p no:randomly keeps the order, and
     # under random order it simply checks a shorter history).
     assert rig.proc.poll() is None
-    copy = tmp_path / "copy.json"
-    shutil.copyfile(rig.state, copy)
+    copy = tmp_path / "copy.db"
+    copy_card(rig.state, copy)
     on_disk = Card.open(copy).state.pins
     for name, record in rig.model.card.state.pins.items():
         assert on_disk[name].tries_left == record.tries_left, name
