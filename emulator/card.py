@@ -17,6 +17,7 @@ from emulator.errors import CardPoweredOff, SwError
 from emulator.files import Application, Ef, Handler
 from emulator.grammar import SW, ApduFormatError, CommandApdu
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, FACE_AUTH, PROFILES, STANDARD
+from emulator.redact import redact_command
 from emulator.state import CardState, PinChange, PinRecord, Quirks
 from emulator.store import DEFAULT_WAIT, MemoryStore, SqliteStore, Store, StoreError
 
@@ -179,7 +180,7 @@ class Card:
             raise
         except Exception:
             # A bug must not take the card down: answer 6F00 and keep serving.
-            logger.exception("internal error on %r", apdu)
+            logger.exception("internal error on %s", redact_command(raw))
             return _SW_UNKNOWN
 
     def _dispatch(self, apdu: CommandApdu) -> bytes:

@@ -10,8 +10,9 @@ import contextlib
 import json
 import logging
 import os
+import string
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from emulator import __version__, pins
@@ -29,11 +30,13 @@ class UsageError(Exception):
 
 
 def _parse_pin(text: str) -> tuple[str, str]:
+    # The argument is a secret: messages say what is wrong with it and never quote it.
     name, sep, value = text.partition("=")
     if not sep:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {name!r}")
+        raise argparse.ArgumentTypeError("expected NAME=VALUE, e.g. auth=1234 (no '=' found)")
     if name not in pins.SPECS:
-        raise argparse.ArgumentTypeError(f"unknown PIN {name!r}; known: {', '.join(PIN_ORDER)}")
+        known = ", ".join(PIN_ORDER)
+        raise argparse.ArgumentTypeError(f"unknown PIN name before '='; known: {known}")
     return name, value
 
 
@@ -120,12 +123,15 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _hex(text: str) -> bytes:
+def _hex(text: str, where: str) -> bytes:
+    """The APDU in *text*; a ``UsageError`` that says where and why, never what (a PIN)."""
     cleaned = "".join(text.split())
-    try:
-        return bytes.fromhex(cleaned)
-    except ValueError:
-        raise UsageError(f"not a hex APDU: {text.strip()[:40]!r}") from None
+    bad = next((i for i, c in enumerate(cleaned) if c not in string.hexdigits), None)
+    if bad is not None:
+        raise UsageError(f"{where} is not a hex APDU (character {bad + 1} is not a hex digit)")
+    if len(cleaned) % 2:
+        raise UsageError(f"{where} is not a hex APDU (odd number of hex digits)")
+    return bytes.fromhex(cleaned)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -216,18 +222,37 @@ def _show(card: Card, args: argparse.Namespace) -> int:
     return 0
 
 
-def _lines(args: argparse.Namespace) -> Iterable[str]:
+#: Bound on APDU lines read from standard input (each is checked before any is sent).
+MAX_STDIN_BYTES = 16 * 1024 * 1024
+
+
+def _commands(args: argparse.Namespace) -> list[bytes]:
+    """Every APDU, checked before the card is touched: arguments, else standard input."""
     if args.apdus:
-        return list(args.apdus)
-    return (line for line in sys.stdin if line.strip() and not line.lstrip().startswith("#"))
+        return [_hex(a, f"argument {i}") for i, a in enumerate(args.apdus, 1)]
+    if sys.stdin is None or sys.stdin.closed:
+        raise UsageError("no APDUs: give them as arguments or one per line on standard input")
+    try:
+        text = sys.stdin.read(MAX_STDIN_BYTES + 1)
+    except UnicodeDecodeError:
+        raise UsageError("standard input is not text (expected hex APDUs, one per line)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read standard input: {exc.strerror}") from None
+    if len(text) > MAX_STDIN_BYTES:
+        raise UsageError(f"standard input is larger than {MAX_STDIN_BYTES // 2**20} MiB")
+    return [
+        _hex(line, f"line {n}")
+        for n, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def cmd_apdu(args: argparse.Namespace) -> int:
-    commands = [_hex(a) for a in args.apdus]  # validate arguments before touching the card
+    commands = _commands(args) if args.apdus else []  # arguments: checked before opening
     with _opened(args.state, args.wait) as card:
+        commands = commands or _commands(args)  # stdin: every line checked before sending
         card.power_on()
-        source = commands if args.apdus else (_hex(line) for line in _lines(args))
-        for raw in source:
+        for raw in commands:
             response = card.transmit(raw)
             print(response.hex().upper(), flush=True)
             if card.store_error is not None:

@@ -10,22 +10,16 @@ from __future__ import annotations
 
 __all__ = ["is_secret_command", "redact_command"]
 
-#: ISO 7816-4 instructions whose data field is a PIN / password (any class byte):
-#: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER.
-_SECRET_INS = frozenset({0x20, 0x24, 0x2C})
-#: JICSAP CHANGE KEY (CLA 80 INS 32): the new Juki PIN, in a proprietary class.
-_INS_JICSAP_CHANGE_KEY = 0x32
+#: Instructions whose data field is (or may be) a PIN or password, whatever the class byte:
+#: VERIFY (20, and 21 with BER-TLV data), CHANGE REFERENCE DATA (24, 25), RESET RETRY COUNTER
+#: (2C, 2D) and JICSAP CHANGE KEY (32). The class is not consulted: a card may accept a
+#: proprietary or secure-messaging class, and a log must not depend on what it accepts.
+SECRET_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x2C, 0x2D, 0x32})
 
 
 def is_secret_command(apdu: bytes) -> bool:
-    """True when the command's data field carries a PIN or password."""
-    if len(apdu) < 4:
-        return False
-    cla, ins = apdu[0], apdu[1]
-    if ins in _SECRET_INS:
-        return True
-    # Bit 8 of CLA set (and not the invalid FF) = proprietary class, where 32 is CHANGE KEY.
-    return ins == _INS_JICSAP_CHANGE_KEY and cla & 0x80 != 0 and cla != 0xFF
+    """True when the command's data field may carry a PIN or password."""
+    return len(apdu) >= 4 and apdu[1] in SECRET_INS
 
 
 def _split_lc(body: bytes) -> tuple[bytes, int, bytes] | None:

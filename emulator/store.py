@@ -251,6 +251,9 @@ class SqliteStore(Store):
     def generation(self) -> int:
         with self._errors("read"):
             row = self._conn.execute("SELECT generation FROM card").fetchone()
+        if row is None or type(row[0]) is not int:
+            raise StateError(f"{self.path}: the card row is missing or its generation is not"
+                             " an integer")
         return int(row[0])
 
     def read_pin(self, name: str) -> PinRecord:
