@@ -77,9 +77,11 @@ class Card:
     # --- construction -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, wait: float = DEFAULT_WAIT) -> Card:
+    def open(
+        cls, path: str | os.PathLike[str], *, wait: float = DEFAULT_WAIT, read_only: bool = False
+    ) -> Card:
         """A durable card from an existing card database (``StateError`` if unusable)."""
-        store = SqliteStore.open(path, wait=wait)
+        store = SqliteStore.open(path, wait=wait, read_only=read_only)
         try:
             return cls(store.load(), store)
         except BaseException:

@@ -160,7 +160,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with _opened(args.state) as card:
+    with _opened(args.state, read_only=True) as card:
         text = dump_json(card.state)
     if args.output is None:
         sys.stdout.write(text)
@@ -175,8 +175,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _opened(path: Path, wait: float = DEFAULT_WAIT) -> Iterator[Card]:
-    card = Card.open(path, wait=wait)
+def _opened(path: Path, wait: float = DEFAULT_WAIT, *, read_only: bool = False) -> Iterator[Card]:
+    card = Card.open(path, wait=wait, read_only=read_only)
     try:
         yield card
     finally:
@@ -198,7 +198,8 @@ def pin_table(card: Card) -> list[dict[str, object]]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with _opened(args.state) as card:  # reads one snapshot; never blocks a writer
+    # One snapshot, never blocking a writer; read-only media too.
+    with _opened(args.state, read_only=True) as card:
         return _show(card, args)
 
 

@@ -166,11 +166,22 @@ class SqliteStore(Store):
     # --- opening and creating ---------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, wait: float = DEFAULT_WAIT) -> SqliteStore:
-        """Open an existing card; ``StateError`` (one line, naming the file) if unusable."""
+    def open(
+        cls, path: str | os.PathLike[str], *, wait: float = DEFAULT_WAIT, read_only: bool = False
+    ) -> SqliteStore:
+        """Open an existing card; ``StateError`` (one line, naming the file) if unusable.
+
+        *read_only* (``show``, ``export``) also opens a card on read-only media, where SQLite
+        cannot create the files a writer needs; every change then answers 6581.
+        """
         path = Path(path)
         _refuse_non_database(path)
-        conn = _connect(path, wait)
+        try:
+            conn = _connect(path, wait)
+        except StateError:
+            if not read_only:
+                raise
+            conn = _connect_read_only(path)
         try:
             _check_schema(conn, path)
         except BaseException:
@@ -322,6 +333,19 @@ def _connect(path: Path, wait: float, *, new: bool = False) -> sqlite3.Connectio
             hint = " (a card needs a writable directory for its -wal and -shm files)"
         raise StateError(f"cannot open card {path}: {exc}{hint}") from None
     return conn
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that needs no -shm: immutable, so only when no log holds newer data."""
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StateError(f"cannot open card {path} read-only: its log {wal.name} holds changes"
+                         " that only a writable directory can fold in")
+    uri = f"{Path(os.path.abspath(path)).as_uri()}?immutable=1"
+    try:
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open card {path}: {exc}") from None
 
 
 @contextmanager

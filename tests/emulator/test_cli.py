@@ -264,22 +264,28 @@ def test_read_only_card_is_refused_not_faked(tmp_path: Path) -> None:
     path = work / "card.db"
     assert subprocess.run([str(script), "init", "--state", str(path)], capture_output=True,
                           timeout=120, check=False).returncode == 0
-    command = [str(script), "apdu", "--state", str(path), SELECT_JPKI,
-               "0020009804" + b"0000".hex()]
+    prefix: list[str] = []
     if os.geteuid() == 0:  # root writes through file modes: mount the directory read-only
         unshare = shutil.which("unshare")
         if unshare is None:
             pytest.skip("running as root without unshare(1): cannot make a read-only mount")
         mount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
-        command = [unshare, "-m", "sh", "-c", mount, str(work), *command]
+        prefix = [unshare, "-m", "sh", "-c", mount, str(work)]
     else:
         path.chmod(0o444)
         work.chmod(0o555)
-    r = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*prefix, str(script), *args, "--state", str(path)],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    r = run("apdu", SELECT_JPKI, "0020009804" + b"0000".hex())
+    shown = run("show")
     work.chmod(0o755)
     path.chmod(0o600)
     if "mount:" in r.stderr:
         pytest.skip(f"cannot make a read-only mount here: {r.stderr.strip()}")
+    assert shown.returncode == 0 and "auth       3 / 3" in shown.stdout, shown.stderr
     assert r.returncode != 0
     assert r.stderr.count("\n") == 1 and str(path) in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
