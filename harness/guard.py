@@ -4,14 +4,22 @@ Every card reached through PC/SC counts as physical (``Transport.physical``), th
 behind vpcd included: a mistake on a real card costs its owner a trip to city hall. The rules:
 
 1. **Identification** reads free data only (SELECT, READ BINARY, GET DATA): the card's
-   identity is the serial number of its authentication certificate.
-2. **Without opt-in** a physical card gets reads, counter queries (empty VERIFY), signatures
-   and challenges, and at most one VERIFY with data (the owner's PIN, given explicitly), and
-   only when a wrong value would still leave ``min_tries`` (earlier failures may be the
-   owner's). Nothing else is sent.
+   identity is the serial number of its authentication certificate. Every reset or
+   reconnection identifies the card again before anything else is sent; a different card
+   (or one that cannot be identified) stops the run.
+2. **Without opt-in** a physical card gets reads, counter queries (empty ``00 20 00 P2``),
+   signatures and challenges, and at most one VERIFY with data: the owner's JPKI
+   authentication PIN (JPKI selected, P2 ``98``, or ``80`` with EF 0018 selected), given
+   explicitly, and only when a wrong value would still leave ``min_tries`` (earlier failures
+   may be the owner's). Nothing else is sent.
 3. **The named test card** (``--destructive-card ID`` equal to the identity read in 1) may run
-   destructive steps; a VERIFY that could block a PIN (one try left) and the scenarios that
-   block PINs need ``--allow-blocking`` as well. A mismatch raises before any APDU that
+   destructive steps. Every command that can compare or replace a secret -- INS 20, 21, 24,
+   2C or 32 under any class byte (secure messaging, chaining, logical channels, proprietary
+   classes) -- passes the tries check first: an empty VERIFY of the same reference must show
+   that a wrong value would leave a try. Only the forms whose counter that query reports
+   (``00 20 00``, ``00 24 00/01``, ``00 2C 02/03``, ``80 32 00``) can pass it; any other form
+   (or a check that fails) is refused. ``--allow-blocking`` lifts the check, for these commands
+   and for the scenarios that block PINs. A mismatch of the ID raises before any APDU that
    could spend a try.
 4. Once the card went away (pulled, reader unplugged, pcscd gone) nothing more is sent on that
    connection: no retry can spend a try on whatever card is inserted next.
@@ -29,7 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from emulator.grammar import tries_left
+from emulator.grammar import ApduFormatError, CommandApdu, tries_left
+from emulator.grammar.ids import JPKI
 from harness.transport import Transport, TransportError
 
 if TYPE_CHECKING:
@@ -60,11 +69,34 @@ DEFAULT_MIN_TRIES = 2
 _ISO, _PROPRIETARY = 0x00, 0x80
 INS_SELECT, INS_READ_BINARY, INS_GET_DATA, INS_VERIFY = 0xA4, 0xB0, 0xCA, 0x20
 INS_GET_CHALLENGE, INS_SIGN = 0x84, 0x2A
+INS_VERIFY_BER, INS_CHANGE_REFERENCE_DATA, INS_RESET_RETRY_COUNTER = 0x21, 0x24, 0x2C
+INS_JICSAP_CHANGE_KEY = 0x32
 #: Commands that only read: allowed before and after identification.
 _FREE = frozenset({(_ISO, INS_SELECT), (_ISO, INS_READ_BINARY), (_ISO, INS_GET_DATA)})
 #: Commands that spend no try and change nothing durable: allowed on an identified card.
 _HARMLESS = frozenset({(_PROPRIETARY, INS_SIGN), (_ISO, INS_GET_CHALLENGE)})
-
+#: Instructions that can compare or replace a secret, under ANY class byte (a card may accept
+#: secure messaging, chaining or a logical channel; FF is a reader's own class): VERIFY (20,
+#: and 21 with BER-TLV data), CHANGE REFERENCE DATA, RESET RETRY COUNTER, JICSAP CHANGE KEY.
+#: The card has no other "check number" command (emulator/card.py, emulator/apps).
+_SECRET_INS = frozenset({INS_VERIFY, INS_VERIFY_BER, INS_CHANGE_REFERENCE_DATA,
+                         INS_RESET_RETRY_COUNTER, INS_JICSAP_CHANGE_KEY})
+#: The forms whose counter an empty ``00 20 00 P2`` reports (class, INS) -> P1 values:
+#: VERIFY; CHANGE REFERENCE DATA old+new (00) or new only (01); RESET RETRY COUNTER without a
+#: resetting code (02 new value, 03 unblock); JICSAP CHANGE KEY. Nothing else is checkable.
+_CHECKABLE: dict[tuple[int, int], frozenset[int]] = {
+    (_ISO, INS_VERIFY): frozenset({0x00}),
+    (_ISO, INS_CHANGE_REFERENCE_DATA): frozenset({0x00, 0x01}),
+    (_ISO, INS_RESET_RETRY_COUNTER): frozenset({0x02, 0x03}),
+    (_PROPRIETARY, INS_JICSAP_CHANGE_KEY): frozenset({0x00}),
+}
+#: Commands after which the current EF is still the one selected before.
+_KEEP_EF = frozenset({(_ISO, INS_GET_DATA), (_ISO, INS_GET_CHALLENGE), (_ISO, INS_VERIFY),
+                      (_PROPRIETARY, INS_SIGN)})
+#: The owner's one VERIFY on a card nobody opted in: the JPKI auth PIN, by SFI (80 | 18).
+_P2_CURRENT_EF = 0x80
+_P2_AUTH_PIN = _P2_CURRENT_EF | (JPKI.EF_AUTH_PIN & 0x1F)
+_MF = 0x3F00
 
 class InterlockError(Exception):
     """The interlocks stopped the run (the message says why; it never holds a PIN)."""
@@ -202,25 +234,54 @@ def refusal(
     return None
 
 
-def _is_empty_verify(apdu: bytes) -> bool:
-    return len(apdu) == 4 or (len(apdu) == 5 and apdu[4] == 0)
+def _parse(apdu: bytes) -> CommandApdu | None:
+    try:
+        return CommandApdu.from_bytes(apdu)
+    except ApduFormatError:
+        return None
+
+
+def _is_counter_query(apdu: bytes) -> bool:
+    """An empty ``00 20 00 P2``: reports the counter and spends no try."""
+    cmd = _parse(apdu)
+    return cmd is not None and (cmd.cla, cmd.ins, cmd.p1) == (_ISO, INS_VERIFY, 0) \
+        and not cmd.data
+
+
+def _checkable(apdu: bytes) -> bool:
+    """Whether an empty VERIFY of the same P2 reports the counter *apdu* could spend."""
+    return apdu[2] in _CHECKABLE.get((apdu[0], apdu[1]), frozenset()) \
+        and _parse(apdu) is not None
+
+
+def _header(apdu: bytes) -> str:
+    """Name and header of a command, never its data (which may be a PIN)."""
+    return f"{_name(apdu)} ({apdu[:4].hex(' ').upper()})"
 
 
 class GuardedTransport(Transport):
     """Enforces a :class:`Permit` APDU by APDU; refused commands are never sent.
 
-    A VERIFY with data is preceded, unless blocking is allowed, by an empty VERIFY of the
-    same reference (same P1 P2, same selection): the counter it reports decides.
+    A command that can compare or replace a secret is preceded, unless blocking is allowed,
+    by an empty VERIFY of the same reference (same P2, same selection): the counter it
+    reports decides. The guard follows the selection (application and current EF) from the
+    commands it sends; anything it cannot follow makes the selection unknown. After every
+    :meth:`reset` the card is identified again (free reads) and must be the permit's card.
     """
 
-    def __init__(self, inner: Transport, permit: Permit, *, close_inner: bool = True) -> None:
+    def __init__(self, inner: Transport, permit: Permit, *, close_inner: bool = True,
+                 identify: Callable[[Transport], CardIdentity] = _identify) -> None:
         self.inner = inner
         self.permit = permit
         self.name = f"guarded:{inner.name}"
         self.physical = inner.physical
         self._close_inner = close_inner
+        self._identify = identify
         self._verifies_left = permit.verifies
         self.stopped: str | None = None
+        #: The selected application (its AID) and current EF, ``None`` when unknown.
+        self.selected_app: bytes | None = None
+        self.current_ef: int | None = None
 
     @property
     def atr(self) -> bytes:
@@ -236,10 +297,33 @@ class GuardedTransport(Transport):
 
     def _send(self, apdu: bytes) -> bytes:
         try:
-            return self.inner.transmit(apdu)
+            rsp = self.inner.transmit(apdu)
         except TransportError as exc:
             self.stopped = f"the card went away ({exc})"
             raise
+        self._follow(apdu, rsp)
+        return rsp
+
+    def _follow(self, apdu: bytes, rsp: bytes) -> None:
+        """Track what *apdu* selected; unknown (``None``) whenever in doubt."""
+        key = (apdu[0], apdu[1])
+        if apdu[1] == INS_SELECT:
+            cmd = _parse(apdu)
+            ok = rsp[-2:] == b"\x90\x00"
+            if cmd is None or key != (_ISO, INS_SELECT) or not ok:
+                self.selected_app = self.current_ef = None
+            elif cmd.p1 == 0x04 and cmd.p2 in (0x00, 0x0C):
+                self.selected_app, self.current_ef = cmd.data, None
+            elif cmd.p1 in (0x00, 0x02) and len(cmd.data) == 2:
+                self.current_ef = int.from_bytes(cmd.data, "big")
+                if self.current_ef == _MF:
+                    self.selected_app = self.current_ef = None
+            else:
+                self.selected_app = self.current_ef = None
+        elif key == (_ISO, INS_READ_BINARY) and not apdu[2] & 0x80:
+            pass  # by current EF; an SFI in P1 makes another EF current
+        elif key not in _KEEP_EF:
+            self.current_ef = None
 
     def _why_not(self, apdu: bytes) -> str | None:
         if len(apdu) < 4:
@@ -247,34 +331,66 @@ class GuardedTransport(Transport):
         key = (apdu[0], apdu[1])
         if key in _FREE:
             return None
-        if key == (_ISO, INS_VERIFY) and _is_empty_verify(apdu):
+        if _is_counter_query(apdu):
             return None if self.permit.identified else "the card is not identified yet"
         if not self.permit.identified:
-            return (f"{_name(apdu)} before the card is identified "
+            return (f"{_header(apdu)} before the card is identified "
                     "(identification reads free data only)")
         if key in _HARMLESS:
             return None
-        if key == (_ISO, INS_VERIFY):
-            return self._verify_refusal(apdu)
+        if apdu[1] in _SECRET_INS:
+            return self._secret_refusal(apdu)
         if self.permit.destructive:
             return None
-        return (f"{_name(apdu)} can spend tries or change the card; only for the card named "
+        return (f"{_header(apdu)} can spend tries or change the card; only for the card named "
                 "by --destructive-card ID")
 
-    def _verify_refusal(self, apdu: bytes) -> str | None:
+    def _secret_refusal(self, apdu: bytes) -> str | None:
+        """A command that can compare or replace a secret: refused, or passes the tries check."""
+        if not self.permit.destructive:
+            return self._owner_verify_refusal(apdu)
+        if self.permit.blocking:
+            return None
+        if not _checkable(apdu):
+            return (f"{_header(apdu)} can compare or replace a secret in a form whose counter "
+                    "an empty VERIFY does not report (class, INS or P1); only with "
+                    "--allow-blocking")
+        return self._tries_refusal(apdu)
+
+    def _owner_verify_refusal(self, apdu: bytes) -> str | None:
+        if (apdu[0], apdu[1], apdu[2]) != (_ISO, INS_VERIFY, 0) or _parse(apdu) is None:
+            return (f"{_header(apdu)} can spend tries or change a PIN; only for the card named "
+                    "by --destructive-card ID")
+        if self.permit.verifies == 0:
+            return ("VERIFY with data on a card nobody opted in: this connection verifies no "
+                    "PIN (reads and counter queries only)")
         if self._verifies_left is not None and self._verifies_left <= 0:
             return ("a second VERIFY with data on a card nobody opted in (the owner's PIN "
                     "is verified once)")
-        if self.permit.blocking:
-            return None
-        rsp = self._send(apdu[:4])  # empty VERIFY of the same reference: no try spent
+        if not self._names_auth_pin(apdu[3]):
+            return ("on a card nobody opted in, the one VERIFY with data goes only to the JPKI "
+                    "authentication PIN (JPKI selected, P2 98, or P2 80 with EF 0018 "
+                    f"selected); P2 {apdu[3]:02X} here")
+        return self._tries_refusal(apdu)
+
+    def _names_auth_pin(self, p2: int) -> bool:
+        if self.selected_app != JPKI.AID:
+            return False
+        if p2 == _P2_AUTH_PIN:
+            return True
+        return p2 == _P2_CURRENT_EF and self.current_ef == JPKI.EF_AUTH_PIN
+
+    def _tries_refusal(self, apdu: bytes) -> str | None:
+        """Query the counter of *apdu*'s reference (an empty VERIFY spends no try)."""
+        rsp = self._send(bytes([_ISO, INS_VERIFY, 0x00, apdu[3]]))
         sw = rsp[-2] << 8 | rsp[-1]
         n = tries_left(sw)
         if n is None:
-            return f"the card did not report the counter (empty VERIFY answered {sw:04X})"
+            return (f"{_header(apdu)}: the card did not report the counter (empty VERIFY "
+                    f"answered {sw:04X})")
         if n - 1 < self.permit.floor:
-            return (f"{n} tries left: a wrong value would leave {max(n - 1, 0)}, fewer than "
-                    f"{self.permit.floor}"
+            return (f"{_header(apdu)}: {n} tries left: a wrong value would leave "
+                    f"{max(n - 1, 0)}, fewer than {self.permit.floor}"
                     + ("" if self.permit.destructive else " (earlier failures may be the "
                        "owner's; --min-tries sets the floor)")
                     + ("; --allow-blocking to go on" if self.permit.destructive else ""))
@@ -283,13 +399,43 @@ class GuardedTransport(Transport):
         return None
 
     def reset(self) -> bytes:
+        """Reset the card, then identify it again before anything else is sent.
+
+        Whatever is in the reader now (the old card was maybe pulled and another inserted:
+        a PC/SC reset then connects to the new one) must be the permit's card, else the run
+        stops with :class:`WrongCardError`.
+        """
         if self.stopped is not None:
             raise RunStoppedError(f"not reset: {self.stopped}")
         try:
-            return self.inner.reset()
+            atr = self.inner.reset()
         except TransportError as exc:
             self.stopped = f"the card went away ({exc})"
             raise
+        self.selected_app = self.current_ef = None
+        if self.permit.card_id is not None:
+            self._identify_again()
+        return atr
+
+    def _identify_again(self) -> None:
+        from harness.hil_identity import NotAMyNumberCardError
+
+        probe = GuardedTransport(self.inner, IDENTIFYING, close_inner=False)
+        try:
+            card_id = self._identify(probe).card_id
+        except TransportError as exc:
+            self.stopped = f"the card went away ({exc})"
+            raise
+        except (NotAMyNumberCardError, InterlockError) as exc:
+            self.stopped = f"after a reset the card could not be identified ({exc})"
+            raise WrongCardError(f"{self.stopped}; the run stops, nothing more is sent") from None
+        finally:
+            self.selected_app, self.current_ef = probe.selected_app, probe.current_ef
+        if card_id != self.permit.card_id:
+            self.stopped = (f"after a reset the reader holds another card (ID {card_id}, not "
+                            f"{self.permit.card_id}: swapped?)")
+            raise WrongCardError(f"{self.stopped}; the run stops, nothing more is sent")
+        logger.info("card %s identified again after the reset", card_id)
 
     def close(self) -> None:
         if self._close_inner:

@@ -281,7 +281,11 @@ class PcscTransport(Transport):
         raise PcscError(f"transmit to {self.reader!r} failed: {_message(code)}", code)
 
     def reset(self) -> bytes:
-        """Reconnect with a card reset (security state lost); connect anew after a removal."""
+        """Reconnect with a card reset (security state lost); connect anew after a removal.
+
+        After a removal the card connected may be another one: :mod:`harness.guard`
+        identifies it again before anything else is sent.
+        """
         self._check_open()
         if self._card is None:
             self._connect()

@@ -11,9 +11,11 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
     gets its own card; the worker's TEST keys are generated once.
 ``myna_transport``
     What the code under test should talk to: the ``myna_card`` transport, or with
-    ``--myna-reader NAME`` a PC/SC reader (tests that need ``myna_card``'s controls are
-    skipped there — a physical card has none). A reader's card is identified and guarded
-    (:mod:`harness.guard`): read-only and one owner VERIFY unless
+    ``--myna-reader NAME`` a PC/SC reader. There, tests that use ``myna_card`` (its controls:
+    fault injection, quirks, tries, blocking) or carry a ``myna_card`` marker are skipped
+    before any APDU is sent: a physical card has no controls, and a test written for a
+    configured virtual card may send wrong PINs. A reader's card is identified and guarded
+    (:mod:`harness.guard`): read-only, no VERIFY with data at all, unless
     ``--myna-destructive-card ID`` names it (``--myna-allow-blocking`` for blocking steps).
 ``myna_vpcd_reader``
     A card served in a vpcd slot of the local pcscd; yields the reader name (the card's
@@ -32,6 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -64,6 +67,23 @@ def pytest_configure(config: pytest.Config) -> None:
         "myna_card fixture's card")
 
 
+#: Why a test that needs the in-process card does not run against ``--myna-reader``.
+SKIP_ON_READER = ("needs the in-process card (the myna_card fixture's controls or a myna_card "
+                  "marker); --myna-reader points at a physical card, which has neither: "
+                  "skipped before any APDU is sent")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--myna-reader``, skip what needs the in-process card before any fixture runs."""
+    if not config.getoption("--myna-reader"):
+        return
+    skip = pytest.mark.skip(reason=SKIP_ON_READER)
+    for item in items:
+        if item.get_closest_marker("myna_card") is not None \
+                or "myna_card" in getattr(item, "fixturenames", ()):
+            item.add_marker(skip)
+
+
 def _card_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     marker = request.node.get_closest_marker("myna_card")
     return dict(marker.kwargs) if marker else {}
@@ -86,8 +106,7 @@ def make_card(profile: str = "standard", pins: dict[str, str] | None = None,
 def myna_card(request: pytest.FixtureRequest) -> Iterator[InProcessCard]:
     """A fresh in-process virtual card with state controls (see the module docstring)."""
     if request.config.getoption("--myna-reader"):
-        pytest.skip("needs the in-process card's controls; --myna-reader points at a "
-                    "physical card")
+        pytest.skip(SKIP_ON_READER)
     card = make_card(**_card_options(request))
     try:
         yield card
@@ -107,7 +126,12 @@ def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
         try:
             interlocks = Interlocks(request.config.getoption("--myna-destructive-card"),
                                     request.config.getoption("--myna-allow-blocking"))
-            transport: Transport = guarded(raw, authorise(raw, interlocks))
+            permit = authorise(raw, interlocks)
+            if not permit.destructive:
+                # Nobody gave the owner's PIN: a vendor's test sends whatever value it was
+                # written with, and every test gets a new connection.
+                permit = replace(permit, verifies=0)
+            transport: Transport = guarded(raw, permit)
         except BaseException:
             raw.close()
             raise

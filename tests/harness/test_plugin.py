@@ -105,3 +105,63 @@ def test_vpcd_fixture_passes_over_busy_readers(
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*a reader with a card in it is in use*"])
+
+
+
+READER_SKIPPED = '''
+import pytest
+from harness.guard import RefusedCommandError
+from harness.sessions import JpkiSession
+
+
+@pytest.mark.myna_card(pins={"auth": "7777"})
+def test_marked_but_uses_only_the_transport(myna_transport):
+    JpkiSession(myna_transport).verify("auth", "7777")
+
+
+def test_transport_first_then_controls(myna_transport, myna_card):
+    JpkiSession(myna_transport).verify("auth", "9999")
+'''
+READER_UNMARKED = '''
+
+def test_a_vendor_pin_is_never_sent(myna_transport):
+    s = JpkiSession(myna_transport)
+    for _ in range(3):
+        with pytest.raises(RefusedCommandError, match="verifies no PIN"):
+            s.verify("auth", "9999")
+    assert s.pin_status("auth").tries_left == 3
+'''
+READER_NAMED = '''
+
+def test_the_named_card_is_reached(myna_transport):
+    assert JpkiSession(myna_transport).pin_status("auth").tries_left == 3
+'''
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["nobody-opted-in", "destructive-card"])
+def test_myna_reader_skips_card_tests_before_any_apdu(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, named: bool) -> None:
+    from emulator.identity import certificate_serial
+    from tests.harness.test_guard_bypass import ReaderLike
+    from tests.support.cards import fresh_card
+
+    card = fresh_card()
+    opened: list[ReaderLike] = []
+
+    def reader(name: str, **_: object) -> ReaderLike:
+        transport = ReaderLike(card)
+        transport.close = lambda: None  # type: ignore[method-assign]
+        opened.append(transport)
+        return transport
+
+    monkeypatch.setattr("harness.pcsc.PcscTransport", reader)
+    args = ["--myna-reader", "Test Reader", "-rs", "-p", "no:cacheprovider"]
+    if named:
+        args += ["--myna-destructive-card", certificate_serial(card.state.pki.auth_cert)]
+    pytester.makepyfile(READER_SKIPPED + (READER_NAMED if named else READER_UNMARKED))
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(skipped=2, passed=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*needs the in-process card*physical card*"] * 2)
+    assert len(opened) == 1  # only the unmarked test connected: the skipped ones sent nothing
+    assert not [a for a in opened[0].sent if a[1] == 0x20 and len(a) > 5]  # no VERIFY with data
+    assert card.pin_record("auth").tries_left == 3
