@@ -1,7 +1,7 @@
 """The interindustry commands (ISO 7816-4) as the My Number Card implements them.
 
 Each handler takes the card and a parsed command and returns the whole response, or raises
-``SwError``. Facts tagged [card]/[client] follow ``shared/reference/card.md``; [model] marks
+``SwError``. Facts tagged [card]/[client] follow ``docs/card.md``; [model] marks
 behaviour that is not public and is this project's choice.
 """
 
@@ -217,7 +217,7 @@ def get_data(card: Card, apdu: CommandApdu) -> bytes:
     return contact_atr(card.state.atr_form)[1:] + OK
 
 
-# --- issuer authentication and re-set ([model], card.md §7) ---------------------------------
+# --- issuer authentication and re-set ([model], docs/card.md#issuer-reset) -----------------
 
 
 def get_challenge(card: Card, apdu: CommandApdu) -> bytes:

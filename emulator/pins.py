@@ -22,7 +22,7 @@ PBKDF2_ITERATIONS = 16
 
 @dataclass(frozen=True, slots=True)
 class PinSpec:
-    """Format and retry limit of one secret (reference: card.md §4)."""
+    """Format and retry limit of one secret (docs/card.md#secrets)."""
 
     name: str  # "auth" | "sign" | "juki" | "helper"
     label: str

@@ -1,4 +1,7 @@
-"""Card profiles and answer-to-reset forms (reference: card.md §1, §8)."""
+"""Card profiles and answer-to-reset forms.
+
+Reference: docs/card.md#answer-to-reset and #face-authentication-profile.
+"""
 
 from __future__ import annotations
 

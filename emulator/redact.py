@@ -1,7 +1,7 @@
 """Hex dumps of command APDUs with the secrets taken out.
 
 PINs and passwords travel in the data field of a few commands. Traces and logs must never
-carry them (STYLE.md), but the header, Lc and Le stay useful for debugging, so only the
+carry them (docs/safety.md), but the header, Lc and Le stay useful for debugging, so only the
 data field is replaced by ``<redacted N bytes>``. Used by the vpcd server's TRAFFIC log and
 the harness's traces.
 """

@@ -8,7 +8,7 @@ anything longer is a command APDU, answered with the response APDU.
 Speed: Debian's vpcd writes length and body in two ``send()`` calls with Nagle on, so a card
 that lets the kernel delay its ACKs stalls ~40 ms per exchange (21 APDU/s). This side sets
 ``TCP_NODELAY``, re-arms ``TCP_QUICKACK`` before every receive and writes each answer in one
-``sendall`` (~12,000 APDU/s). See ``../shared/reference/vpcd.md``.
+``sendall`` (~12,000 APDU/s). See ``docs/vpcd.md``.
 
 Robustness: the socket is read as a byte stream (several messages per segment, one message
 over several segments); bad frames are logged and dropped; a connection that breaks -- pcscd

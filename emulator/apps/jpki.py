@@ -1,6 +1,7 @@
 """The JPKI application (公的個人認証): two PINs, two RSA keys, their certificates.
 
-Files per card.md §3; face-authentication cards per §8 ([model]).
+Files per docs/card.md#jpki-files; face-authentication cards per
+#face-authentication-profile ([model]).
 """
 
 from __future__ import annotations

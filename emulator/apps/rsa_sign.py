@@ -1,4 +1,7 @@
-"""RSA-2048 signing the way the JPKI application does it (card.md §6)."""
+"""RSA-2048 signing the way the JPKI application does it.
+
+Reference: docs/card.md#compute-digital-signature.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The card-info input helper application (券面事項入力補助AP, "text AP"), card.md §3."""
+"""The card-info input helper application (券面事項入力補助AP, "text AP").
+
+Reference: docs/card.md#text-ap-files.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Identifiers of the My Number Card: application AIDs, EF ids, proprietary INS codes, tags.
 
 One source for the card (``emulator/apps``) and its clients (``harness/sessions``); see
-``shared/reference/card.md`` §2-§6. Short file identifiers are an EF id's low five bits.
+``docs/card.md`` (#applications, #files). Short file identifiers are an EF id's low five bits.
 """
 
 from __future__ import annotations

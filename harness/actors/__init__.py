@@ -1,3 +1,3 @@
-"""The people and terminals around a card (scenarios.md "Actors"); none of them is the card."""
+"""The people and terminals around a card (docs/scenarios.md#actors); none of them is the card."""
 
 from __future__ import annotations

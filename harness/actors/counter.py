@@ -2,7 +2,8 @@
 
 The clerk's identity check is an input (:class:`IdentityCheck`). The holder in person with a
 photo ID is served at once. A legal representative starts a documentary inquiry: the request
-stays pending and is completed at a second visit, once the inquiry's answer is back (rule 3).
+stays pending and is completed at a second visit, once the inquiry's answer is back
+(docs/scenarios.md rule 3).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class CounterRequest:
 
 
 class CounterTerminal:
-    """Re-sets PINs through issuer authentication (card.md §7 [model])."""
+    """Re-sets PINs through issuer authentication (docs/card.md#issuer-reset, [model])."""
 
     NAME = "counter"
 

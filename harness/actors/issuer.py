@@ -1,8 +1,8 @@
 """[model] Issuer authentication and RESET RETRY COUNTER, shared by the counter and the kiosk.
 
 The terminal asks the card for a challenge, answers it with the TEST issuer key's cryptogram
-(``emulator.commands.issuer_cryptogram``; card.md §7) and re-sets a PIN. SELECT clears the
-issuer authentication, so all three run inside one selected application.
+(``emulator.commands.issuer_cryptogram``; docs/card.md#issuer-reset) and re-sets a PIN.
+SELECT clears the issuer authentication, so all three run inside one selected application.
 """
 
 from __future__ import annotations

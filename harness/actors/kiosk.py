@@ -1,4 +1,4 @@
-"""Smartphone reset app, J-LIS-style backend and convenience-store kiosk (rule 2).
+"""Smartphone reset app, J-LIS-style backend and convenience-store kiosk (docs/scenarios.md rule 2).
 
 The app starts a request at T0 for one JPKI secret (the other one must be remembered); the
 backend keeps it for 24 hours; at the kiosk the remembered secret is verified on the card

@@ -11,7 +11,7 @@ spent on the real one) and checked against a model of what the card answered:
 * an answered command is never lost (a ``9000`` to CHANGE / RESET, a ``63Cx`` decrement);
 * a counter never rose without a correct PIN or an authorised re-set;
 * the command that was not answered is fully there or fully absent: the PIN holds the old
-  value or the new one, never something else (card.md §4: decrement before compare, so a
+  value or the new one, never something else (docs/card.md#verify: decrement before compare, so a
   correct VERIFY torn mid-way may cost a try).
 
 PIN values here are those of a throw-away TEST card this module creates; messages name them

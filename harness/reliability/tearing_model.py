@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from emulator.commands import issuer_cryptogram
 
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
-#: The two JPKI secrets, by short file identifier (card.md §3, §4).
+#: The two JPKI secrets, by short file identifier (docs/card.md#jpki-files, #secrets).
 SFI = {"auth": 0x18, "sign": 0x1B}
 #: Values the stream moves between (TEST card). Index 0 is the issued value.
 POOL: dict[str, list[bytes]] = {

@@ -1,3 +1,3 @@
-"""The scenario catalogue of scenarios.md, runnable on any transport."""
+"""The scenario catalogue of docs/scenarios.md, runnable on any transport."""
 
 from __future__ import annotations

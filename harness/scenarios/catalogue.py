@@ -70,7 +70,7 @@ def sign(ctx: Ctx, step: str, expected: str, password: str | None = None) -> Non
     ctx.check(step, expected, got)
 
 
-# --- rule 1: lockouts ---------------------------------------------------------------------
+# --- docs/scenarios.md rule 1: lockouts ------------------------------------------------------
 
 
 @scenario("lockout-auth", "3 wrong auth PINs; login refused")
@@ -110,7 +110,7 @@ def lockout_juki(ctx: Ctx) -> None:
     _lockout_raw(ctx, "juki")
 
 
-# --- rule 2: the kiosk route ----------------------------------------------------------------
+# --- docs/scenarios.md rule 2: the kiosk route----------------------------------------------
 
 
 def _start(ctx: Ctx, backend: JlisBackend, pin: str) -> Ticket | None:
@@ -198,7 +198,7 @@ def kiosk_ineligible(ctx: Ctx) -> None:
               sw_of(lambda: JukiSession(ctx.transport).verify(NEW["juki"])))
 
 
-# --- rule 3: the municipal counter ----------------------------------------------------------
+# --- docs/scenarios.md rule 3: the municipal counter---------------------------------------------
 
 
 def _pins_of(ctx: Ctx) -> list[str]:

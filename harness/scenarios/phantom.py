@@ -1,5 +1,5 @@
-"""The catalogue, part 2: the face-authentication card (rule 4), phantom lockouts (rule 5)
-and a read-only check that is safe on any card."""
+"""The catalogue, part 2: the face-authentication card (docs/scenarios.md rule 4), phantom
+lockouts (rule 5) and a read-only check that is safe on any card."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def face_auth_card(ctx: Ctx) -> None:
     ctx.expect_counters("counters after", auth=3, sign=5, juki=3, helper=3)
 
 
-# --- rule 5: phantom lockouts --------------------------------------------------------------
+# --- docs/scenarios.md rule 5: phantom lockouts---------------------------------------------
 
 
 @scenario("phantom-tearing", "correct auth PIN, field lost after the decrement, three times",

@@ -1,4 +1,4 @@
-"""APDU builders (hex) and read helpers for the behaviour tests; values from card.md."""
+"""APDU builders (hex) and read helpers for the behaviour tests; values from docs/card.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Changing PINs (card.md §5) and the [model] issuer-authenticated re-set (§7)."""
+"""Changing PINs (docs/card.md#change-reference-data) and the [model]
+issuer-authenticated re-set (#issuer-reset)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The face-authentication card (card.md §8, [model] APDU behaviour)."""
+"""The face-authentication card ([model] APDU behaviour).
+
+Reference: docs/card.md#face-authentication-profile.
+"""
 
 from __future__ import annotations
 

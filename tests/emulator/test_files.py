@@ -1,4 +1,4 @@
-"""The files of card.md §3 with their access rules and contents, and READ BINARY (§6)."""
+"""The files of docs/card.md#files with their access and contents, and #read-binary."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Answer to reset, GET DATA 5F51, selection and the security state (card.md §1, §2)."""
+"""Answer to reset, GET DATA 5F51, selection and the security state (docs/card.md)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tests.emulator.apdus import (
     verify,
 )
 
-#: ATR forms, byte for byte from card.md §1.
+#: ATR forms, byte for byte from docs/card.md#answer-to-reset.
 ATRS = {
     "contact": "3BDA13FF8131FB468012392F31C173C601C03B",
     "contact-short": "3BC5FF8131FB458073C6010000",

@@ -1,4 +1,7 @@
-"""COMPUTE DIGITAL SIGNATURE (card.md §6), verified with the certificate read from the card."""
+"""COMPUTE DIGITAL SIGNATURE, verified with the certificate read from the card.
+
+Reference: docs/card.md#compute-digital-signature.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VERIFY and the retry counters (card.md §4, §9): forms, counts, quirks, durability."""
+"""VERIFY and the retry counters (docs/card.md#verify): forms, counts, quirks, durability."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.conftest import Link
 from tests.emulator.apdus import JPKI, JUKI, OK, TEXT, open_ef, select_app, verify
 from tests.support.cards import fresh_state
 
-#: (name, AID, FID, correct value, wrong value, max tries) per card.md §4.
+#: (name, AID, FID, correct value, wrong value, max tries) per docs/card.md#secrets.
 PINS = [
     ("auth", JPKI, 0x0018, "1234", "4321", 3),
     ("sign", JPKI, 0x001B, "ABC123", "ABC124", 5),

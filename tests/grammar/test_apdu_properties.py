@@ -1,6 +1,6 @@
 """Property tests: build∘parse identity, and every fast path agrees with the construct grammar.
 
-The construct grammar is the reference (STYLE.md, "speed without a second truth"): the
+The construct grammar is the reference (docs/README.md#conventions): the
 hand-written ``CommandApdu.from_bytes`` / ``to_bytes`` and the compiled grammars must give
 the same answer on generated valid APDUs and on arbitrary byte strings.
 """

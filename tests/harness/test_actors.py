@@ -1,4 +1,4 @@
-"""Actors' rules (scenarios.md rules 2-4) checked directly, edges included."""
+"""Actors' rules (docs/scenarios.md rules 2-4) checked directly, edges included."""
 
 from __future__ import annotations
 

@@ -249,7 +249,7 @@ def test_no_form_reaches_a_card_nobody_opted_in_but_the_owner_verify(apdu: str) 
     assert len(_with_data(reader.sent, 0x20)) <= 1
 
 
-# --- rule 2: the one owner VERIFY goes to the JPKI auth PIN only -----------------------------
+# --- docs/safety.md rule 2: the one owner VERIFY goes to the JPKI auth PIN only-------------------
 
 
 def _select(guard: GuardedTransport, aid: bytes, fid: int | None = None) -> None:
