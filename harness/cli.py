@@ -1,7 +1,8 @@
 """``myna-hil``: run the lock/reset scenarios, query a card, read and explain traces.
 
 Exit status: 0 success; 1 a scenario failed (or a trace diverged / differs from golden);
-2 bad usage or input, with a one-line message on stderr.
+2 bad usage or input (or output that cannot be written), with a one-line message on stderr
+and no traceback (``-v`` logs details).
 """
 
 from __future__ import annotations
@@ -116,24 +117,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its message
         return 0 if exc.code == 0 else 2
+    from harness.cli_output import tolerate_encoding
+
+    tolerate_encoding(sys.stdout, sys.stderr)
     if args.verbose:
         from emulator import TRAFFIC
 
         logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s",
                             level=TRAFFIC if args.verbose > 1 else logging.INFO)
+    else:
+        _quiet_logging()
     try:
         return dispatch(args, parser)
     except UsageError as exc:
-        print(f"myna-hil: {exc}", file=sys.stderr)
+        error(str(exc))
         return 2
     except BrokenPipeError:  # output piped into head & co.
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the terminal, a pipe or the disk failed us: not a bug
+        error(f"{exc.strerror or type(exc).__name__}"
+              f"{f': {exc.filename}' if exc.filename else ''}")
+        return 2
     except KeyboardInterrupt:
         print("myna-hil: interrupted", file=sys.stderr)
         return 130
+
+
+def error(message: str) -> None:
+    """The one line on stderr of a failed command (``myna-hil: error: ...``, like argparse)."""
+    first = message.splitlines()[0] if message.strip() else "failed"
+    print(f"myna-hil: error: {first}", file=sys.stderr)
+
+
+def _quiet_logging() -> None:
+    """Without ``-v``, a logged error (a scenario that crashed on a malformed replayed
+    answer) must not reach stderr through logging's last-resort handler as a traceback:
+    the result already names the error."""
+    for name in ("harness", "emulator"):
+        log = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+            log.addHandler(logging.NullHandler())
 
 
 def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

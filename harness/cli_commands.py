@@ -96,6 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.trace is not None and args.trace.exists() and not args.trace.is_dir():
         raise UsageError(f"--trace {args.trace}: not a directory")
+    if args.json is not None and args.json.is_dir():  # before the run, not after it
+        raise UsageError(f"--json {args.json}: is a directory, not a file")
     kwargs: dict[str, Any] = {
         "trace_dir": args.trace, "redact": not args.unredacted_secrets,
         "interlocks": interlocks,
@@ -163,7 +165,11 @@ def _run_units(args: argparse.Namespace, units: list[Unit], opener: Opener | Non
     if args.json:
         where = args.reader or ("in-process" if args.vpcd_slot is None else
                                 f"vpcd slot {args.vpcd_slot}")
-        write_json(args.json, to_json(results, seconds, where))
+        try:
+            write_json(args.json, to_json(results, seconds, where))
+        except OSError as exc:
+            raise UsageError(f"--json {args.json}: cannot write: "
+                             f"{exc.strerror or type(exc).__name__}") from None
     if args.trace:
         print(f"traces: {args.trace}/<scenario>.jsonl"
               f"{' (secrets NOT redacted)' if args.unredacted_secrets else ''}")

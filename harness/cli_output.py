@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +17,35 @@ from harness.scenarios.base import REGISTRY, ScenarioResult
 logger = logging.getLogger(__name__)
 
 OK, FAIL, SKIP = "✓", "✗", "-"
+#: The marks on a terminal that cannot show ✓ / ✗ (``PYTHONIOENCODING=ascii``, a C locale).
+ASCII_OK, ASCII_FAIL = "ok", "FAIL"
 STEP_W, EXPECTED_W = 40, 62
+#: Characters the human output uses beyond ASCII.
+_UNICODE_SAMPLE = "✓✗…·—µ"
+
+
+def can_encode(stream: TextIO | None, text: str = _UNICODE_SAMPLE) -> bool:
+    """Whether *stream* (default: the current ``sys.stdout``) can write *text*."""
+    stream = stream if stream is not None else sys.stdout
+    try:
+        text.encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def marks(stream: TextIO | None = None) -> tuple[str, str]:
+    """(pass, fail) marks for *stream* (default ``sys.stdout``): ✓ / ✗, or ASCII words."""
+    return (OK, FAIL) if can_encode(stream, OK + FAIL) else (ASCII_OK, ASCII_FAIL)
+
+
+def tolerate_encoding(*streams: TextIO) -> None:
+    """Let *streams* replace what their encoding cannot show instead of raising mid-output
+    (a trace note in Japanese on an ASCII terminal); ✓ / ✗ get ASCII words via :func:`marks`."""
+    for stream in streams:
+        if not can_encode(stream) and isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors="replace")
 
 
 def _cut(text: str, width: int) -> str:
@@ -27,7 +58,8 @@ def format_result(result: ScenarioResult, *, steps: bool = True) -> str:
     summary = REGISTRY[base].summary if base in REGISTRY else ""
     if result.skipped:
         return f"{SKIP} {result.unit}  skipped: {result.skipped}"
-    mark = OK if result.ok else FAIL
+    ok, fail = marks()
+    mark = ok if result.ok else fail
     head = (f"{mark} {result.unit}  {summary}  "
             f"({len(result.steps)} steps, {result.apdus} APDUs, {result.seconds * 1000:.0f} ms)")
     lines = [head]
@@ -38,10 +70,10 @@ def format_result(result: ScenarioResult, *, steps: bool = True) -> str:
         lines.append(f"    {'step':<{sw + 2}}  {'expected':<{ew}}  got")
     for s in shown:
         got = "=" if s.ok else s.got
-        lines.append(f"    {OK if s.ok else FAIL} {_cut(s.step, sw):<{sw}}  "
+        lines.append(f"    {ok if s.ok else fail} {_cut(s.step, sw):<{sw}}  "
                      f"{_cut(s.expected, ew):<{ew}}  {got}")
     if result.error:
-        lines.append(f"    {FAIL} stopped: {result.error}")
+        lines.append(f"    {fail} stopped: {result.error}")
     return "\n".join(lines)
 
 
@@ -55,7 +87,8 @@ def summary_line(results: Sequence[ScenarioResult], seconds: float) -> str:
         parts.append(f"{failed} FAILED")
     if skipped:
         parts.append(f"{skipped} skipped")
-    return (f"{len(results)} scenario units: {', '.join(parts)} — "
+    dash = "—" if can_encode(None, "—") else "-"
+    return (f"{len(results)} scenario units: {', '.join(parts)} {dash} "
             f"{apdus} APDUs in {seconds:.2f} s")
 
 
@@ -73,8 +106,19 @@ def to_json(results: Sequence[ScenarioResult], seconds: float, transport: str) -
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
+    """Write *doc* to *path* whole or not at all (through a temporary file and a rename), so
+    a full disk leaves no truncated results; raises :class:`OSError`."""
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a directory", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 class Progress:

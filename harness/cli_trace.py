@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cli import UsageError
-from harness.cli_output import format_result
+from harness.cli_output import format_result, marks
 from harness.controls import CardControls, ReplayControls
 from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
 from harness.trace import golden
@@ -26,10 +26,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return cmd_golden(args.update, args.dir or golden.GOLDEN_DIR)
     records = _load(args.file)
     if action == "show":
-        print(format_trace(records))
+        print(printable(format_trace(records)))
         return 0
     if action == "explain":
-        print(format_explanation(explain(records)))
+        print(printable(format_explanation(explain(records))))
         return 0
     return cmd_replay(records, args.scenario)
 
@@ -39,6 +39,14 @@ def _load(path: Path) -> list[Record]:
         return read_trace(path)
     except TraceFormatError as exc:
         raise UsageError(str(exc)) from None
+
+
+def printable(text: str) -> str:
+    """*text* with control characters escaped: a trace's free-text fields (note details)
+    must not drive the terminal."""
+    if all(c.isprintable() or c == "\n" for c in text):
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 def format_trace(records: Sequence[Record]) -> str:
@@ -112,7 +120,7 @@ def cmd_golden(update: bool, directory: Path) -> int:
         diff = golden.compare(unit.name, rec.records, directory)
         if diff:
             bad += 1
-            print(f"✗ {unit.name} differs from its golden trace:\n{diff}")
+            print(f"{marks()[1]} {unit.name} differs from its golden trace:\n{diff}")
     if update:
         print(f"wrote {len(all_units())} golden traces to {directory}")
         return 0

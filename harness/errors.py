@@ -19,6 +19,7 @@ __all__ = [
     "IncorrectDataError",
     "NoSuchFileError",
     "PinBlockedError",
+    "ProtocolError",
     "SecurityStatusError",
     "WrongLengthError",
     "WrongPinError",
@@ -88,6 +89,19 @@ class ConditionsNotSatisfiedError(ApduError):
 
 class AuthenticationFailedError(ApduError):
     """``6300``: the issuer cryptogram was wrong."""
+
+
+class ProtocolError(ApduError):
+    """The answer breaks the protocol whatever its SW says (``9000`` with no data to a READ
+    BINARY that needs more, a file larger than READ BINARY can address): a faulty or
+    hostile card. ``str()`` says what was wrong; the data is never shown."""
+
+    def __init__(self, command: str, problem: str, sw: int = SW.OK) -> None:
+        super().__init__(sw, b"", command)
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.command}: protocol error: {self.problem} (SW {self.sw:04X})"
 
 
 _BY_SW: dict[int, type[ApduError]] = {

@@ -10,8 +10,6 @@ import argparse
 import sys
 from typing import Any
 
-from harness.reliability.slots import SlotBusyError
-
 __all__ = ["add_soak_parser", "cmd_soak"]
 
 
@@ -55,16 +53,54 @@ def _progress(text: str) -> None:
         sys.stderr.flush()
 
 
+class NoSuchSlotError(RuntimeError):
+    """pcscd is unreachable or shows no reader for a requested slot."""
+
+
+def check_readers(slots: list[int]) -> None:
+    """Fail fast, before any process starts or any wait begins, when pcscd cannot be reached
+    or has no reader for one of *slots* (pcscd's reader.conf sets how many slots exist)."""
+    from smartcard import scard
+
+    from harness.reliability.slots import reader_for_slot
+
+    code, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if code != scard.SCARD_S_SUCCESS:
+        raise NoSuchSlotError(f"cannot reach pcscd: {scard.SCardGetErrorMessage(code)}")
+    try:
+        code, readers = scard.SCardListReaders(context, [])
+    finally:
+        scard.SCardReleaseContext(context)
+    if code & 0xFFFFFFFF == scard.SCARD_E_NO_READERS_AVAILABLE & 0xFFFFFFFF:
+        readers = []
+    elif code != scard.SCARD_S_SUCCESS:
+        raise NoSuchSlotError(f"cannot list readers: {scard.SCardGetErrorMessage(code)}")
+    for slot in slots:
+        reader = reader_for_slot(slot)
+        if reader not in readers:
+            have = sum(r.startswith("Virtual PCD") for r in readers)
+            raise NoSuchSlotError(
+                f"slot {slot}: pcscd has no reader {reader!r} ({have} vpcd slots; "
+                "ci/pcscd-start.sh with MYNA_VPCD_EXTRA adds more)"
+            )
+
+
 def cmd_soak(args: argparse.Namespace) -> int:
     try:
         if args.tearing is not None:
             return _tearing(args)
         return _soak(args)
-    except SlotBusyError as exc:
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
-        print(f"myna-hil soak: {exc}", file=sys.stderr)
-        return 2
+    except ImportError as exc:
+        return _fail(f"PC/SC support is not available ({exc})")
+    except RuntimeError as exc:  # SlotBusyError, NoSuchSlotError; slots.py: pcscd went away
+        return _fail(str(exc))
+
+
+def _fail(message: str) -> int:
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    print(f"myna-hil soak: error: {message}", file=sys.stderr)
+    return 2
 
 
 def _soak(args: argparse.Namespace) -> int:
@@ -74,6 +110,7 @@ def _soak(args: argparse.Namespace) -> int:
     if seconds <= 0:
         print("myna-hil soak: the duration must be positive", file=sys.stderr)
         return 2
+    check_readers(args.slots)
 
     def show(elapsed: float, r: SoakResult) -> None:
         rate = r.apdus / elapsed if elapsed else 0
@@ -93,6 +130,7 @@ def _tearing(args: argparse.Namespace) -> int:
     if args.tearing < 1:
         print("myna-hil soak: --tearing needs at least 1 kill", file=sys.stderr)
         return 2
+    check_readers(args.slots[:1])
 
     def show(r: TearingResult) -> None:
         _progress(f"tearing {r.kills}/{args.tearing} kills  {len(r.violations)} violations")

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from emulator.grammar import SW, CommandApdu, tries_left
-from harness.errors import ApduError, PinBlockedError, error_for
+from harness.errors import ApduError, PinBlockedError, ProtocolError, error_for
 from harness.transport import Transport
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,9 @@ P1_SELECT_EF = 0x02
 P2_NO_FCI = 0x0C
 P2_CURRENT_EF = 0x80
 CHUNK = 0x100
+#: The most a short READ BINARY can reach: P1 bit 8 means SFI, so offsets stop at 7FFF. Every
+#: read loop stops here, so a card that keeps answering cannot keep the harness reading.
+MAX_EF_SIZE = 0x8000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,7 @@ def to_bytes(pin: str | bytes) -> bytes:
 
 
 def status_from_sw(name: str, max_tries: int, sw: int) -> PinStatus:
-    """Interpret the answer to an empty VERIFY the way the card reference says (card.md §4)."""
+    """Interpret the answer to an empty VERIFY the way docs/card.md#verify says."""
     n = tries_left(sw)
     if n is not None:
         return PinStatus(name, n, max_tries, n == 0)
@@ -117,13 +120,26 @@ class Session:
         return self.send(apdu)
 
     def read_ef(self, fid: int, size: int | None = None) -> bytes:
-        """The content of EF *fid*: *size* bytes, or everything up to the end of the file."""
+        """The content of EF *fid*: *size* bytes, or everything up to the end of the file.
+
+        Bounded: an empty ``9000`` answer (no progress) or a file longer than
+        :data:`MAX_EF_SIZE` raises :class:`~harness.errors.ProtocolError`.
+        """
+        what = f"READ BINARY EF {fid:04X}"
+        if size is not None and not 0 <= size <= MAX_EF_SIZE:
+            raise ValueError(f"size must be 0..{MAX_EF_SIZE}, not {size}")
         self.select_ef(fid)
         out = bytearray()
         while size is None or len(out) < size:
-            want = CHUNK if size is None else min(CHUNK, size - len(out))
+            if len(out) >= MAX_EF_SIZE:
+                raise ProtocolError(what, f"the file goes on past {MAX_EF_SIZE} bytes")
+            want = min(CHUNK, (MAX_EF_SIZE if size is None else size) - len(out))
             data, sw = self.read_binary(len(out), want)
+            if sw in (SW.OK, SW.END_OF_FILE) and len(data) > want:
+                raise ProtocolError(what, f"{len(data)} bytes answered, {want} asked", sw)
             if sw == SW.OK:
+                if not data:
+                    raise ProtocolError(what, f"no data at offset {len(out)}")
                 out += data
                 continue
             if sw == SW.END_OF_FILE:
@@ -131,22 +147,32 @@ class Session:
                 break
             if sw == SW.WRONG_P1P2 and out:
                 break  # the previous read ended exactly at the end of the file
-            raise error_for(sw, data, f"READ BINARY EF {fid:04X}")
+            raise error_for(sw, data, what)
         return bytes(out)
 
     def read_der(self, fid: int) -> bytes:
         """A DER object (certificate): the 4-byte header gives the size (``LLLL + 4``)."""
         head = self.read_ef(fid, 4)
-        if head[:2] != b"\x30\x82":
+        if len(head) < 4 or head[:2] != b"\x30\x82":
             raise ApduError(SW.OK, b"", f"EF {fid:04X} does not start with 30 82")
-        return head + self._read_more(fid, 4, int.from_bytes(head[2:4], "big"))
+        n = int.from_bytes(head[2:4], "big")
+        if 4 + n > MAX_EF_SIZE:
+            raise ProtocolError(f"READ BINARY EF {fid:04X}",
+                                f"the object declares {n} bytes, more than an EF can hold")
+        return head + self._read_more(fid, 4, n)
 
     def _read_more(self, fid: int, offset: int, n: int) -> bytes:
+        what = f"READ BINARY EF {fid:04X}"
         out = bytearray()
         while len(out) < n:
-            data, sw = self.read_binary(offset + len(out), min(CHUNK, n - len(out)))
+            want = min(CHUNK, n - len(out))
+            data, sw = self.read_binary(offset + len(out), want)
             if sw not in (SW.OK, SW.END_OF_FILE):
-                raise error_for(sw, data, f"READ BINARY EF {fid:04X}")
+                raise error_for(sw, data, what)
+            if len(data) > want:
+                raise ProtocolError(what, f"{len(data)} bytes answered, {want} asked", sw)
+            if not data and sw == SW.OK:
+                raise ProtocolError(what, f"no data at offset {offset + len(out)}")
             out += data
             if sw == SW.END_OF_FILE:
                 break

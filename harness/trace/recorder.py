@@ -30,14 +30,16 @@ from emulator.redact import redact_command
 from harness.clock import Clock
 from harness.trace.decode import Tracker, command_name, is_secret
 from harness.trace.fingerprint import DESCRIPTION, Fingerprinter
+from harness.trace.validate import (
+    TRACE_FORMAT,
+    TRACE_VERSION,
+    Record,
+    TraceFormatError,
+    parse_trace,
+)
 from harness.transport import TRAFFIC, CardRemovedError, Transport
 
 logger = logging.getLogger(__name__)
-
-TRACE_FORMAT = "myna-hil-trace"
-TRACE_VERSION = 1
-
-Record = dict[str, Any]
 
 
 def _secret_data(apdu: bytes) -> bytes:
@@ -164,30 +166,19 @@ def write_trace(path: str | Path, records: Iterable[Record]) -> Path:
     return path
 
 
-class TraceFormatError(ValueError):
-    """The file is not a myna-hil trace (the message says where)."""
-
-
 def read_trace(path: str | Path) -> list[Record]:
-    """Load a trace; raises :class:`TraceFormatError` with the line number on bad input."""
-    path = Path(path)
-    records: list[Record] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise TraceFormatError(f"cannot read {path}: {exc.strerror}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TraceFormatError(f"{path}:{n}: not JSON ({exc.msg})") from None
-        if not isinstance(rec, dict) or "type" not in rec:
-            raise TraceFormatError(f"{path}:{n}: not a trace record")
-        records.append(rec)
-    if not records or records[0].get("format") != TRACE_FORMAT:
-        raise TraceFormatError(f"{path}: not a {TRACE_FORMAT} file (no meta line)")
-    if records[0].get("version", 0) > TRACE_VERSION:
-        raise TraceFormatError(f"{path}: trace version {records[0]['version']} is too new")
-    return records
+    """Load a trace, every record checked (:mod:`harness.trace.validate`); raises
+    :class:`TraceFormatError` naming the line and the field on bad input."""
+    return parse_trace(Path(path))
+
+
+__all__ = [
+    "TRACE_FORMAT",
+    "TRACE_VERSION",
+    "Record",
+    "RecordingTransport",
+    "TraceFormatError",
+    "note",
+    "read_trace",
+    "write_trace",
+]

@@ -78,11 +78,12 @@ class ReplayTransport(Transport):
 
     def transmit(self, apdu: bytes) -> bytes:
         sent = redact_command(apdu) if self.redacted else apdu.hex().upper()
-        rec = self._next("cmd", f"{sent}")
+        shown = redact_command(apdu)  # messages never carry a PIN, whatever the trace holds
+        rec = self._next("cmd", shown)
         if rec["hex"] != sent:
             self._pos -= 1
-            raise ReplayDivergence(rec["i"], _describe(rec), sent, self._last)
-        self._last = f"#{rec['i']} {rec.get('name', '')} {rec['hex']}"
+            raise ReplayDivergence(rec["i"], _describe(rec), shown, self._last)
+        self._last = f"#{rec['i']} {rec.get('name', '')} {_redacted(rec['hex'])}"
         answer = self._events[self._pos] if not self.finished else None
         if answer is None or answer.get("i") != rec["i"]:
             raise ReplayDivergence(rec["i"], "a recorded answer", "trace ends without one")
@@ -94,8 +95,8 @@ class ReplayTransport(Transport):
             return bytes.fromhex(answer["hex"])
         except ValueError:
             raise TransportError(
-                f"APDU #{rec['i']}: the recorded answer {answer['hex'][:40]!r} was normalised "
-                "(a golden trace); replay a trace recorded with 'myna-hil run --trace'"
+                f"APDU #{rec['i']}: the recorded answer (field 'hex') is not plain hex: it was "
+                "normalised (a golden trace?); replay a trace recorded with 'myna-hil run --trace'"
             ) from None
 
     def reset(self) -> bytes:
@@ -111,9 +112,18 @@ class ReplayTransport(Transport):
             raise ReplayDivergence(self.replayed, _describe(rec), "end of run", self._last)
 
 
+def _redacted(hexstr: str) -> str:
+    """*hexstr* of a recorded command as a message may show it (an unredacted trace's PIN
+    data is redacted here; an already redacted form is kept)."""
+    try:
+        return redact_command(bytes.fromhex(hexstr))
+    except ValueError:
+        return hexstr
+
+
 def _describe(rec: Record) -> str:
     if rec["type"] == "cmd":
-        return f"#{rec['i']} {rec.get('name', '')}: {rec['hex']}"
+        return f"#{rec['i']} {rec.get('name', '')}: {_redacted(rec['hex'])}"
     if rec["type"] == "reset":
         return "card reset"
     return f"{rec['type']} record"

@@ -131,7 +131,7 @@ def test_replay_notices_a_run_that_stops_early() -> None:
 def test_read_trace_rejects_bad_files(tmp_path: Path) -> None:
     p = tmp_path / "bad.jsonl"
     p.write_text("{not json\n")
-    with pytest.raises(TraceFormatError, match=r"bad\.jsonl:1"):
+    with pytest.raises(TraceFormatError, match=r"bad\.jsonl line 1: not JSON"):
         read_trace(p)
     p.write_text(json.dumps({"type": "cmd"}) + "\n")
     with pytest.raises(TraceFormatError, match="no meta"):
