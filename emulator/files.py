@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Union
 if TYPE_CHECKING:
     from emulator.card import Card
     from emulator.grammar import CommandApdu
+    from emulator.protocol import PinReference
 
 #: A command handler: returns the whole response (data + SW) or raises ``SwError``.
 Handler = Callable[["Card", "CommandApdu"], bytes]
@@ -41,6 +42,11 @@ class PinEf:
     pin: str | None
     disabled: bool = False
     change: str = "iso"  # "iso": 00 24 (CHANGE REFERENCE DATA); "jicsap": 80 32 (CHANGE KEY)
+
+    @classmethod
+    def of(cls, ref: PinReference, *, disabled: bool = False) -> PinEf:
+        """The EF of a row of :data:`emulator.protocol.PIN_REFERENCES`."""
+        return cls(ref.ef, ref.pin, disabled=disabled, change=ref.change)
 
 
 @dataclass(frozen=True, slots=True)

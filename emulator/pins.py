@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from emulator.protocol import Pin
 from emulator.state import PinChange, PinRecord
 
 #: PBKDF2 rounds. Low on purpose: no stretching protects a 4-digit PIN (10,000 candidates),
@@ -24,7 +25,7 @@ PBKDF2_ITERATIONS = 16
 class PinSpec:
     """Format and retry limit of one secret (docs/card.md#secrets)."""
 
-    name: str  # "auth" | "sign" | "juki" | "helper"
+    name: Pin
     label: str
     min_len: int
     max_len: int
@@ -48,17 +49,20 @@ class PinSpec:
         return None
 
 
-AUTH = PinSpec("auth", "JPKI user-authentication PIN", 4, 4, "0-9", "digits", 3)
+AUTH = PinSpec(Pin.AUTH, "JPKI user-authentication PIN", 4, 4, "0-9", "digits", 3)
 SIGN = PinSpec(
-    "sign", "JPKI signing password", 6, 16, "A-Z0-9", "characters of A-Z and 0-9", 5
+    Pin.SIGN, "JPKI signing password", 6, 16, "A-Z0-9", "characters of A-Z and 0-9", 5
 )
-JUKI = PinSpec("juki", "Juki (residence registry) PIN", 4, 4, "0-9", "digits", 3)
-HELPER = PinSpec("helper", "card-info input-helper PIN", 4, 4, "0-9", "digits", 3)
+JUKI = PinSpec(Pin.JUKI, "Juki (residence registry) PIN", 4, 4, "0-9", "digits", 3)
+HELPER = PinSpec(Pin.HELPER, "card-info input-helper PIN", 4, 4, "0-9", "digits", 3)
 
+#: Keyed by :class:`~emulator.protocol.Pin`; plain names work too (``Pin`` is a ``StrEnum``).
 SPECS: dict[str, PinSpec] = {s.name: s for s in (AUTH, SIGN, JUKI, HELPER)}
 
 #: Values a freshly initialised test card gets (documented in the README).
-DEFAULT_PINS: dict[str, str] = {"auth": "1234", "sign": "ABC123", "juki": "3456", "helper": "2345"}
+DEFAULT_PINS: dict[str, str] = {
+    Pin.AUTH: "1234", Pin.SIGN: "ABC123", Pin.JUKI: "3456", Pin.HELPER: "2345"
+}
 
 
 def _digest(value: bytes, salt: bytes, iterations: int) -> bytes:

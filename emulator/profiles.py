@@ -5,9 +5,11 @@ Reference: docs/card.md#answer-to-reset and #face-authentication-profile.
 
 from __future__ import annotations
 
-STANDARD = "standard"
-FACE_AUTH = "face-auth"
-PROFILES = (STANDARD, FACE_AUTH)
+from emulator.protocol import Profile
+
+STANDARD = Profile.STANDARD
+FACE_AUTH = Profile.FACE_AUTH
+PROFILES = tuple(Profile)
 
 #: ATR forms seen on real cards. The contactless ones are what a PC/SC part-3 reader builds
 #: from the card's ATQB; ``legacy-juki`` is the older Juki card OpenSC matches by ATR.

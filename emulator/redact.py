@@ -8,7 +8,9 @@ the harness's traces.
 
 from __future__ import annotations
 
-__all__ = ["is_secret_command", "redact_command"]
+from emulator.grammar.apdu import ApduFormatError, CommandApdu
+
+__all__ = ["SECRET_INS", "is_secret", "is_secret_command", "redact_command"]
 
 #: Instructions whose data field is (or may be) a PIN or password, whatever the class byte:
 #: VERIFY (20, and 21 with BER-TLV data), CHANGE REFERENCE DATA (24, 25), RESET RETRY COUNTER
@@ -17,55 +19,38 @@ __all__ = ["is_secret_command", "redact_command"]
 SECRET_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x2C, 0x2D, 0x32})
 
 
-def is_secret_command(apdu: bytes) -> bool:
-    """True when the command's data field may carry a PIN or password."""
-    return len(apdu) >= 4 and apdu[1] in SECRET_INS
+def is_secret(apdu: CommandApdu) -> bool:
+    """True when *apdu*'s data field may carry a PIN or password (it has data, INS above)."""
+    return bool(apdu.data) and apdu.ins in SECRET_INS
 
 
-def _split_lc(body: bytes) -> tuple[bytes, int, bytes] | None:
-    """Split the bytes after the header into (Lc field, data length, Le field).
+def is_secret_command(raw: bytes) -> bool:
+    """True when the command's data field may carry a PIN or password.
 
-    Returns None for a case 1 or case 2 command (no data) and for a body that fits no
-    ISO 7816-4 case (then the caller redacts all of it).
+    Decided on the header alone, so a malformed command (whose data cannot be located) with a
+    secret-bearing INS counts as secret too.
     """
-    n = len(body)
-    if n == 0 or n == 1:
-        return None  # case 1, case 2 short
-    if body[0] != 0:
-        lc = body[0]
-        if n == 1 + lc:
-            return body[:1], lc, b""  # case 3 short
-        if n == 2 + lc:
-            return body[:1], lc, body[-1:]  # case 4 short
-        raise ValueError("malformed")
-    if n == 3:
-        return None  # case 2 extended
-    lc = int.from_bytes(body[1:3], "big")
-    if lc and n == 3 + lc:
-        return body[:3], lc, b""  # case 3 extended
-    if lc and n == 5 + lc:
-        return body[:3], lc, body[-2:]  # case 4 extended
-    raise ValueError("malformed")
+    return len(raw) >= 4 and raw[1] in SECRET_INS
 
 
-def redact_command(apdu: bytes) -> str:
+def redact_command(raw: bytes) -> str:
     """Upper-case hex of a command APDU, with any PIN / password data replaced.
 
     ``00 20 00 80 04 31 32 33 34`` becomes ``"00200080 04 <redacted 4 bytes>"``; a command
     without secrets is returned as plain hex. A secret-bearing command whose length fits no
     ISO case has everything after its header redacted, since the data cannot be located.
     """
-    if not is_secret_command(apdu):
-        return apdu.hex().upper()
-    header, body = apdu[:4], apdu[4:]
+    if not is_secret_command(raw):
+        return raw.hex().upper()
+    header = raw[:4].hex().upper()
     try:
-        split = _split_lc(body)
-    except ValueError:
-        return f"{header.hex().upper()} <redacted {len(body)} bytes>"
-    if split is None:
-        return apdu.hex().upper()  # no data field: nothing secret (e.g. an empty VERIFY)
-    lc_field, n_data, le_field = split
-    text = f"{header.hex().upper()} {lc_field.hex().upper()} <redacted {n_data} bytes>"
-    if le_field:
-        text += f" {le_field.hex().upper()}"
-    return text
+        apdu = CommandApdu.from_bytes(raw)
+    except ApduFormatError:
+        return f"{header} <redacted {len(raw) - 4} bytes>"
+    if not apdu.data:
+        return raw.hex().upper()  # no data field: nothing secret (e.g. an empty VERIFY)
+    n = len(apdu.data)
+    lc = (b"\x00" + n.to_bytes(2, "big")) if apdu.extended else bytes((n,))
+    le = raw[4 + len(lc) + n :]
+    text = f"{header} {lc.hex().upper()} <redacted {n} bytes>"
+    return f"{text} {le.hex().upper()}" if le else text

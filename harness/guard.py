@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING
 
 from emulator.grammar import ApduFormatError, CommandApdu, tries_left
 from emulator.grammar.ids import JPKI
+from emulator.protocol import HOME, Pin
+from emulator.redact import SECRET_INS
 from harness.transport import Transport, TransportError
 
 if TYPE_CHECKING:
@@ -69,18 +71,17 @@ DEFAULT_MIN_TRIES = 2
 _ISO, _PROPRIETARY = 0x00, 0x80
 INS_SELECT, INS_READ_BINARY, INS_GET_DATA, INS_VERIFY = 0xA4, 0xB0, 0xCA, 0x20
 INS_GET_CHALLENGE, INS_SIGN = 0x84, 0x2A
-INS_VERIFY_BER, INS_CHANGE_REFERENCE_DATA, INS_RESET_RETRY_COUNTER = 0x21, 0x24, 0x2C
+INS_CHANGE_REFERENCE_DATA, INS_RESET_RETRY_COUNTER = 0x24, 0x2C
 INS_JICSAP_CHANGE_KEY = 0x32
 #: Commands that only read: allowed before and after identification.
 _FREE = frozenset({(_ISO, INS_SELECT), (_ISO, INS_READ_BINARY), (_ISO, INS_GET_DATA)})
 #: Commands that spend no try and change nothing durable: allowed on an identified card.
 _HARMLESS = frozenset({(_PROPRIETARY, INS_SIGN), (_ISO, INS_GET_CHALLENGE)})
 #: Instructions that can compare or replace a secret, under ANY class byte (a card may accept
-#: secure messaging, chaining or a logical channel; FF is a reader's own class): VERIFY (20,
-#: and 21 with BER-TLV data), CHANGE REFERENCE DATA, RESET RETRY COUNTER, JICSAP CHANGE KEY.
-#: The card has no other "check number" command (emulator/card.py, emulator/apps).
-_SECRET_INS = frozenset({INS_VERIFY, INS_VERIFY_BER, INS_CHANGE_REFERENCE_DATA,
-                         INS_RESET_RETRY_COUNTER, INS_JICSAP_CHANGE_KEY})
+#: secure messaging, chaining or a logical channel; FF is a reader's own class): the one
+#: definition the logs and traces redact by (VERIFY 20/21, CHANGE REFERENCE DATA 24/25,
+#: RESET RETRY COUNTER 2C/2D, JICSAP CHANGE KEY 32).
+_SECRET_INS = SECRET_INS
 #: The forms whose counter an empty ``00 20 00 P2`` reports (class, INS) -> P1 values:
 #: VERIFY; CHANGE REFERENCE DATA old+new (00) or new only (01); RESET RETRY COUNTER without a
 #: resetting code (02 new value, 03 unblock); JICSAP CHANGE KEY. Nothing else is checkable.
@@ -95,7 +96,7 @@ _KEEP_EF = frozenset({(_ISO, INS_GET_DATA), (_ISO, INS_GET_CHALLENGE), (_ISO, IN
                       (_PROPRIETARY, INS_SIGN)})
 #: The owner's one VERIFY on a card nobody opted in: the JPKI auth PIN, by SFI (80 | 18).
 _P2_CURRENT_EF = 0x80
-_P2_AUTH_PIN = _P2_CURRENT_EF | (JPKI.EF_AUTH_PIN & 0x1F)
+_P2_AUTH_PIN = HOME[Pin.AUTH].p2
 _MF = 0x3F00
 
 class InterlockError(Exception):
@@ -378,7 +379,7 @@ class GuardedTransport(Transport):
             return False
         if p2 == _P2_AUTH_PIN:
             return True
-        return p2 == _P2_CURRENT_EF and self.current_ef == JPKI.EF_AUTH_PIN
+        return p2 == _P2_CURRENT_EF and self.current_ef == HOME[Pin.AUTH].ef
 
     def _tries_refusal(self, apdu: bytes) -> str | None:
         """Query the counter of *apdu*'s reference (an empty VERIFY spends no try)."""

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from emulator.grammar import CommandApdu
+from emulator.pins import SPECS
+from emulator.protocol import HOME, Pin
 from harness.errors import ApduError, NoSuchFileError, PinBlockedError, WrongPinError
 from harness.sessions import JpkiSession, JukiSession, Session, TextSession
 from harness.sessions.base import INS_VERIFY, P2_CURRENT_EF, PinStatus, status_from_sw
@@ -99,12 +101,12 @@ class ReaderApp:
 
     def status(self, session: Session, pin: str) -> Outcome:
         """Ask the card for a counter (empty VERIFY) and show it, naively or correctly."""
-        session.select_ef(_PIN_EFS[pin])
+        session.select_ef(HOME[Pin(pin)].ef)
         _, sw = session.send(CommandApdu(0x00, INS_VERIFY, 0x00, P2_CURRENT_EF))
         if self.habits.naive_status:
             shown = sw & 0x0F if sw & 0xFFF0 == 0x63C0 else 0  # "not 63Cx, so 0 tries"
         else:
-            st = status_from_sw(pin, _max(pin), sw)
+            st = status_from_sw(pin, SPECS[pin].max_tries, sw)
             shown = st.tries_left if st.tries_left is not None else st.max_tries
             if not st.usable:
                 shown = 0
@@ -133,11 +135,6 @@ class ReaderApp:
         raise exc
 
 
-def _max(pin: str) -> int:
-    return 5 if pin == "sign" else 3
-
-
-_PIN_EFS = {"auth": 0x18, "sign": 0x1B, "helper": 0x11, "juki": 0x1C}
 
 
 class MynaportalLogin(ReaderApp):

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from emulator.commands import issuer_cryptogram
 from emulator.grammar import CommandApdu
-from harness.sessions import JpkiSession, JukiSession, Session, TextSession
+from emulator.protocol import HOME, Pin
+from harness.sessions import Session, session_for
 from harness.sessions.base import to_bytes
 from harness.transport import Transport
 
@@ -25,13 +26,6 @@ P1_NEW_VALUE = 0x02
 P1_UNBLOCK = 0x03
 CHALLENGE_LENGTH = 8
 
-#: PIN -> (session class, reference P2 = 80 | SFI of the PIN's EF).
-PIN_REFERENCES: dict[str, tuple[type[Session], int]] = {
-    "auth": (JpkiSession, 0x98),
-    "sign": (JpkiSession, 0x9B),
-    "helper": (TextSession, 0x91),
-    "juki": (JukiSession, 0x9C),
-}
 
 Cryptogram = Callable[[bytes], bytes]
 
@@ -48,8 +42,8 @@ def reset_pin(
     Pass *session* to stay in an application already selected (the kiosk, which has just
     verified the other JPKI secret there).
     """
-    cls, ref = PIN_REFERENCES[pin]
-    s = session if session is not None else cls(transport)
+    ref = HOME[Pin(pin)].p2
+    s = session if session is not None else session_for(pin, transport)
     challenge = s.call(CommandApdu(0x00, INS_GET_CHALLENGE, 0, 0, b"", CHALLENGE_LENGTH),
                        "GET CHALLENGE")
     s.call(CommandApdu(0x00, INS_EXTERNAL_AUTHENTICATE, 0, 0, cryptogram(challenge)),

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from emulator.commands import issuer_cryptogram
+from emulator.protocol import JPKI_PINS
 from harness.actors.issuer import reset_pin
 from harness.clock import Clock
 from harness.errors import ApduError, NoSuchFileError, WrongPinError
@@ -23,7 +24,7 @@ from harness.transport import Transport
 logger = logging.getLogger(__name__)
 
 WINDOW = dt.timedelta(hours=24)
-KIOSK_PINS = ("auth", "sign")
+KIOSK_PINS = JPKI_PINS
 OTHER = {"auth": "sign", "sign": "auth"}
 
 GO_COUNTER = "refused: go to the municipal counter"

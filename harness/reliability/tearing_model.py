@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from emulator.commands import issuer_cryptogram
+from emulator.protocol import HOME, JPKI_PINS
 
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
 #: The two JPKI secrets, by short file identifier (docs/card.md#jpki-files, #secrets).
-SFI = {"auth": 0x18, "sign": 0x1B}
+SFI: dict[str, int] = {pin: HOME[pin].sfi for pin in JPKI_PINS}
 #: Values the stream moves between (TEST card). Index 0 is the issued value.
 POOL: dict[str, list[bytes]] = {
     "auth": [b"1234", b"5678", b"0000", b"9999", b"2468"],

@@ -12,11 +12,13 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from emulator.pins import SPECS
+from emulator.protocol import PIN_ORDER
 from harness.clock import FakeClock
 from harness.errors import NoSuchFileError
-from harness.sessions import JpkiSession, JukiSession, TextSession
+from harness.sessions import session_for
 from harness.sessions.base import PinStatus
 from harness.trace.recorder import RecordingTransport
 
@@ -27,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 STANDARD = "standard"
 FACE_AUTH = "face-auth"
-PIN_ORDER = ("auth", "sign", "juki", "helper")
 
 
 class ScenarioSkipped(Exception):
@@ -107,11 +108,9 @@ class Ctx:
         """A PIN's counter by empty VERIFY (no try spent); ``None`` if the card has no such PIN."""
         t = self.transport
         try:
-            if pin in ("auth", "sign"):
-                return JpkiSession(t).pin_status(pin)
-            if pin == "juki":
-                return JukiSession(t).pin_status()
-            return TextSession(t).pin_status()
+            session: Any = session_for(pin, t)
+            status: PinStatus = session.pin_status(pin)
+            return status
         except NoSuchFileError:
             return None
 
@@ -136,7 +135,7 @@ class Ctx:
             if n not in expected:
                 continue
             v = expected[n]
-            full = 5 if n == "sign" else 3
+            full = SPECS[n].max_tries
             want.append(f"{n} 0/{full} blocked" if v == "blocked" else
                         f"{n} {v}" if isinstance(v, str) else f"{n} {v}/{full}")
         return self.check(step, ", ".join(want), self.counters(*expected))
@@ -145,7 +144,7 @@ class Ctx:
         """Every PIN of this profile at its maximum."""
         if self.profile == FACE_AUTH:
             return {"auth": "unusable", "sign": "absent", "juki": 3, "helper": 3}
-        return {"auth": 3, "sign": 5, "juki": 3, "helper": 3}
+        return {pin: SPECS[pin].max_tries for pin in PIN_ORDER}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emulator.protocol import PINS_OF, Profile
 from harness.actors.issuer import reset_pin
 from harness.clock import FakeClock
 from harness.guard import Interlocks, authorise, guarded, refusal
@@ -99,8 +100,7 @@ def restore(transport: Transport, pins: dict[str, str], profile: str) -> None:
     Runs after each unit on a reader, so the next unit finds the card as issued. Needs the
     TEST issuer key, i.e. the emulator (behind vpcd); a real card refuses it.
     """
-    names = ("juki", "helper") if profile == FACE_AUTH else ("auth", "sign", "juki", "helper")
-    for name in names:
+    for name in PINS_OF[Profile(profile)]:
         reset_pin(transport, name, pins[name])
 
 

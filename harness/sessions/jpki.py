@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from emulator.grammar import CommandApdu, TokenInfo
 from emulator.grammar.ids import JPKI, SHA256_DIGEST_INFO_PREFIX
 from emulator.pins import SPECS
+from emulator.protocol import HOME, JPKI_PINS
 from harness.sessions.base import PinStatus, Session
 
 logger = logging.getLogger(__name__)
@@ -26,9 +27,8 @@ SIGNATURE_LE = 0x100
 
 
 
-_PINS = {
-    "auth": (JPKI.EF_AUTH_PIN, SPECS["auth"].max_tries),
-    "sign": (JPKI.EF_SIGN_PIN, SPECS["sign"].max_tries),
+_PINS: dict[str, tuple[int, int]] = {
+    pin: (HOME[pin].ef, SPECS[pin].max_tries) for pin in JPKI_PINS
 }
 _KEYS = {"auth": JPKI.EF_AUTH_KEY, "sign": JPKI.EF_SIGN_KEY}
 

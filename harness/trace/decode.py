@@ -10,26 +10,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from emulator.grammar.ids import JPKI, JUKI, SURFACE, TEXT
+from emulator.grammar.apdu import ApduFormatError, CommandApdu
+from emulator.grammar.ids import TEXT
+from emulator.protocol import APPLICATION_BY_AID, PIN_REFERENCES
+from emulator.redact import SECRET_INS
 
 logger = logging.getLogger(__name__)
 
-APP_NAMES: dict[bytes, str] = {
-    JPKI.AID: "jpki",
-    TEXT.AID: "text",
-    SURFACE.AID: "surface",
-    JUKI.AID: "juki",
-    JUKI.COMMON_AID: "common",
-}
+APP_NAMES: dict[bytes, str] = {aid: str(app) for aid, app in APPLICATION_BY_AID.items()}
 
 #: (application, EF) -> PIN name; ``text-0012`` is the reference blocked on every card.
 PIN_EFS: dict[tuple[str, int], str] = {
-    ("jpki", JPKI.EF_AUTH_PIN): "auth",
-    ("jpki", JPKI.EF_SIGN_PIN): "sign",
-    ("text", TEXT.EF_PIN): "helper",
+    **{(str(r.app), r.ef): str(r.pin) for r in PIN_REFERENCES},
     ("text", TEXT.EF_BLOCKED_PIN): "text-0012",
-    ("juki", JUKI.EF_PIN): "juki",
-    ("common", JUKI.EF_PIN): "juki",
 }
 
 _ISO_NAMES = {
@@ -39,8 +32,12 @@ _ISO_NAMES = {
 }
 _PROPRIETARY_NAMES = {0x2A: "COMPUTE DIGITAL SIGNATURE", 0x32: "CHANGE KEY"}
 
-#: Commands that carry a PIN in their data: (CLA class, INS).
-SECRET_COMMANDS = frozenset({(0x00, 0x20), (0x00, 0x24), (0x00, 0x2C), (0x80, 0x32)})
+def parse(apdu: bytes) -> CommandApdu | None:
+    """The command, by the card's own parser; ``None`` when it fits no ISO case."""
+    try:
+        return CommandApdu.from_bytes(apdu)
+    except ApduFormatError:
+        return None
 
 
 def command_name(apdu: bytes) -> str:
@@ -49,25 +46,15 @@ def command_name(apdu: bytes) -> str:
         return "malformed"
     cla, ins, p1 = apdu[0], apdu[1], apdu[2]
     name = (_PROPRIETARY_NAMES if cla & 0x80 else _ISO_NAMES).get(ins, f"INS {ins:02X}")
+    cmd = parse(apdu)
+    data = cmd.data if cmd is not None else b""
     if ins == 0xA4 and not cla & 0x80:
-        data = _data(apdu)
         if p1 == 0x04:
             return f"SELECT {APP_NAMES.get(data, data.hex().upper())}"
         return f"SELECT EF {data.hex().upper()}"
-    if ins == 0x20 and not cla & 0x80 and len(apdu) <= 5:
+    if ins == 0x20 and not cla & 0x80 and cmd is not None and not data:
         return "VERIFY (status)"
     return name
-
-
-def _data(apdu: bytes) -> bytes:
-    """The data field of a short case 3/4 APDU (all this card's commands with data)."""
-    if len(apdu) > 5 and apdu[4] and len(apdu) in (5 + apdu[4], 6 + apdu[4]):
-        return apdu[5 : 5 + apdu[4]]
-    return b""
-
-
-def is_secret(apdu: bytes) -> bool:
-    return len(apdu) > 5 and (apdu[0] & 0x80, apdu[1]) in SECRET_COMMANDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +81,7 @@ class Tracker:
         if ins == 0xA4 and not cla & 0x80:
             return Target(self.app if apdu[2] != 0x04 else None, None, None)
         ef = self.ef
-        pin_command = (cla & 0x80, ins) in SECRET_COMMANDS
+        pin_command = ins in SECRET_INS
         if pin_command and p2 & 0xE0 == 0x80 and p2 & 0x1F:
             ef = p2 & 0x1F
         pin = PIN_EFS.get((self.app or "", ef)) if pin_command and ef is not None else None
@@ -107,7 +94,8 @@ class Tracker:
             return
         if len(apdu) < 4 or apdu[0] & 0x80 or apdu[1] != 0xA4 or sw != 0x9000:
             return
-        data = _data(apdu)
+        cmd = parse(apdu)
+        data = cmd.data if cmd is not None else b""
         if apdu[2] == 0x04:
             self.app, self.ef = APP_NAMES.get(data, data.hex()), None
         elif len(data) == 2:

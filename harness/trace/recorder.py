@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from emulator.grammar import sw_name
-from emulator.redact import redact_command
+from emulator.redact import is_secret, redact_command
 from harness.clock import Clock
-from harness.trace.decode import Tracker, command_name, is_secret
+from harness.trace.decode import Tracker, command_name, parse
 from harness.trace.fingerprint import DESCRIPTION, Fingerprinter
 from harness.trace.validate import (
     TRACE_FORMAT,
@@ -40,10 +40,6 @@ from harness.trace.validate import (
 from harness.transport import TRAFFIC, CardRemovedError, Transport
 
 logger = logging.getLogger(__name__)
-
-
-def _secret_data(apdu: bytes) -> bytes:
-    return apdu[5 : 5 + apdu[4]] if len(apdu) > 5 else b""
 
 
 class RecordingTransport(Transport):
@@ -95,8 +91,9 @@ class RecordingTransport(Transport):
             rec["ef"] = f"{target.ef:04X}"
         if target.pin:
             rec["pin"] = target.pin
-        if is_secret(apdu):
-            value = _secret_data(apdu)
+        cmd = parse(apdu)
+        if cmd is not None and is_secret(cmd):
+            value = cmd.data
             rec["fp"] = self._fingerprints.fp(value)
             variants = self._fingerprints.variants(value)
             if variants:
