@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 
 from emulator.grammar.apdu import ApduFormatError, CommandApdu
 from emulator.grammar.ids import TEXT
@@ -31,6 +32,56 @@ _ISO_NAMES = {
     0x2C: "RESET RETRY COUNTER",
 }
 _PROPRIETARY_NAMES = {0x2A: "COMPUTE DIGITAL SIGNATURE", 0x32: "CHANGE KEY"}
+
+class CommandKind(StrEnum):
+    """What a command does, for the forensics: decided from its header and whether it carries
+    data, never from a display name (renaming a label must not turn a finding off)."""
+
+    SELECT = "select"
+    READ = "read"
+    VERIFY_STATUS = "verify-status"  # empty VERIFY: a counter query, spends nothing
+    VERIFY = "verify"
+    CHANGE = "change"  # CHANGE REFERENCE DATA, JICSAP CHANGE KEY
+    RESET_NEW_VALUE = "reset-new-value"  # RESET RETRY COUNTER P1 02
+    RESET_UNBLOCK = "reset-unblock"  # RESET RETRY COUNTER P1 03
+    OTHER = "other"
+    MALFORMED = "malformed"
+
+
+def kind_of(hex_text: str) -> CommandKind:
+    """The kind of a recorded command, from its (possibly redacted) hex."""
+    compact = "".join(hex_text.split())
+    try:
+        header = bytes.fromhex(compact[:8])
+    except ValueError:
+        return CommandKind.MALFORMED
+    if len(header) < 4:
+        return CommandKind.MALFORMED
+    if "<redacted" in compact:
+        has_data = True  # only a data field is ever redacted
+    else:
+        try:
+            cmd = parse(bytes.fromhex(compact))
+        except ValueError:
+            return CommandKind.MALFORMED
+        if cmd is None:
+            return CommandKind.MALFORMED
+        has_data = bool(cmd.data)
+    return _kind(header[0], header[1], header[2], has_data)
+
+
+def _kind(cla: int, ins: int, p1: int, has_data: bool) -> CommandKind:
+    proprietary = bool(cla & 0x80)
+    if ins in (0x20, 0x21):
+        return CommandKind.VERIFY if has_data else CommandKind.VERIFY_STATUS
+    if ins in (0x24, 0x25) or (proprietary and ins == 0x32):
+        return CommandKind.CHANGE
+    if ins in (0x2C, 0x2D):
+        return CommandKind.RESET_NEW_VALUE if p1 in (0x00, 0x02) else CommandKind.RESET_UNBLOCK
+    if proprietary:
+        return CommandKind.OTHER
+    return {0xA4: CommandKind.SELECT, 0xB0: CommandKind.READ}.get(ins, CommandKind.OTHER)
+
 
 def parse(apdu: bytes) -> CommandApdu | None:
     """The command, by the card's own parser; ``None`` when it fits no ISO case."""

@@ -25,6 +25,7 @@ from enum import StrEnum
 
 from emulator.grammar import tries_left
 from emulator.pins import SPECS
+from harness.trace.decode import CommandKind, kind_of
 from harness.trace.recorder import Record
 
 logger = logging.getLogger(__name__)
@@ -141,12 +142,12 @@ def explain(records: Sequence[Record]) -> Explanation:
         if kind != "cmd":
             continue
         apdus += 1
-        i, pin, name = rec["i"], rec.get("pin"), rec.get("name", "")
+        i, pin, what = rec["i"], rec.get("pin"), kind_of(str(rec.get("hex", "")))
         answer = answers.get(i)
         sw = int(answer["sw"], 16) if answer and answer["type"] == "rsp" else None
         if pin is None:
             continue
-        if name == "VERIFY (status)":
+        if what is CommandKind.VERIFY_STATUS:
             if sw is not None:
                 status_sw[pin] = (i, sw, rec.get("app", "?"))
                 for a in reversed(attempts):
@@ -159,14 +160,13 @@ def explain(records: Sequence[Record]) -> Explanation:
                                     "(verified in this session): not a tries count")
             continue
         fp = rec.get("fp")
-        if name == "VERIFY":
+        if what is CommandKind.VERIFY:
             a = _Attempt(i, rec.get("app", "?"), pin, fp, rec.get("fpv", {}), sw, epoch[pin],
                          interaction)
             attempts.append(a)
             if sw == 0x9000 and fp:
                 accepted[(pin, epoch[pin])].setdefault(fp, i)
-        elif sw == 0x9000 and (name.startswith("CHANGE") or
-                               (name == "RESET RETRY COUNTER" and rec["hex"][4:6] == "02")):
+        elif sw == 0x9000 and what in (CommandKind.CHANGE, CommandKind.RESET_NEW_VALUE):
             epoch[pin] += 1
             if fp:
                 accepted[(pin, epoch[pin])].setdefault(fp, i)

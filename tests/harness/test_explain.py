@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.trace.decode import CommandKind, kind_of
 from harness.trace.explain import Cause, explain, format_explanation
 from tests.harness.support import record
 
@@ -57,3 +58,35 @@ def test_counter_reset_starts_a_new_value_epoch() -> None:
     # After the counter sets a new value, failures with the old one are wrong values.
     expl = explain(record("kiosk-reset-auth"))
     assert expl.causes() == [Cause.USER_WRONG] * 3
+
+
+def test_findings_follow_the_command_not_its_display_name() -> None:
+    """Renaming a label must not turn a finding off: forensics read the header, not 'name'."""
+    records = record("phantom-app-retry", redact=True)
+    renamed = [{**r, "name": "renamed"} if r.get("type") == "cmd" else r for r in records]
+    assert explain(renamed).causes() == explain(records).causes()
+
+
+@pytest.mark.parametrize(
+    ("hex_text", "kind"),
+    [
+        ("00200098", CommandKind.VERIFY_STATUS),
+        ("0020009800", CommandKind.VERIFY_STATUS),
+        ("00200098 04 <redacted 4 bytes>", CommandKind.VERIFY),
+        ("00200098 000004 <redacted 4 bytes>", CommandKind.VERIFY),  # extended
+        ("0C200098 04 <redacted 4 bytes>", CommandKind.VERIFY),  # secure-messaging class
+        ("002000980431323334", CommandKind.VERIFY),  # unredacted
+        ("00200098000004313233340000", CommandKind.VERIFY),  # unredacted, extended
+        ("00240198 04 <redacted 4 bytes>", CommandKind.CHANGE),
+        ("8032009C 04 <redacted 4 bytes>", CommandKind.CHANGE),
+        ("002C0298 04 <redacted 4 bytes>", CommandKind.RESET_NEW_VALUE),
+        ("002C0398", CommandKind.RESET_UNBLOCK),
+        ("00A4040C0AD392F000260100000001", CommandKind.SELECT),
+        ("00B0000000", CommandKind.READ),
+        ("802A008020" + "00" * 32 + "00", CommandKind.OTHER),
+        ("0020009809313233", CommandKind.MALFORMED),
+        ("zz", CommandKind.MALFORMED),
+    ],
+)
+def test_command_kinds(hex_text: str, kind: CommandKind) -> None:
+    assert kind_of(hex_text) is kind
