@@ -7,22 +7,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
 import string
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from emulator import __version__, pins
 from emulator.card import Card
+from emulator.identity import generate_holder
 from emulator.personalise import new_state
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, PROFILES, STANDARD
-from emulator.state import Quirks, StateError, dump_json, load_json
+from emulator.protocol import PIN_ORDER
+from emulator.state import Holder, Quirks, StateError, dump_json, load_json
 from emulator.store import DEFAULT_WAIT, StoreError
-
-PIN_ORDER = ("auth", "sign", "juki", "helper")
 
 
 class UsageError(Exception):
@@ -38,6 +40,20 @@ def _parse_pin(text: str) -> tuple[str, str]:
         known = ", ".join(PIN_ORDER)
         raise argparse.ArgumentTypeError(f"unknown PIN name before '='; known: {known}")
     return name, value
+
+
+def _parse_holder(text: str) -> list[str]:
+    fields = text.split(",")
+    if not 2 <= len(fields) <= 4 or not all(fields[:2]):
+        raise argparse.ArgumentTypeError("expected NAME,ADDRESS[,YYYYMMDD[,SEX]]")
+    if len(fields) > 2:
+        try:
+            dt.datetime.strptime(fields[2], "%Y%m%d")
+        except ValueError:
+            raise argparse.ArgumentTypeError("birth date must be YYYYMMDD") from None
+    if len(fields) > 3 and fields[3] not in ("0", "1", "2", "9"):
+        raise argparse.ArgumentTypeError("sex must be an ISO 5218 code: 0, 1, 2 or 9")
+    return fields
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--quirk-9000-after-verify", action="store_true",
                       help="answer 9000 to an empty VERIFY after a successful one (seen on "
                            "some real cards)")
+    init.add_argument("--quirk-reselect-keeps-verification", action="store_true",
+                      help="keep the verified PINs when the selected application is selected "
+                           "again (default: cleared; public evidence does not settle it)")
+    init.add_argument("--holder-seed", type=int, metavar="N",
+                      help="generate the fictitious holder from seed N (reproducible; default: "
+                           "random)")
+    init.add_argument("--holder", type=_parse_holder, metavar="NAME,ADDRESS[,YYYYMMDD[,SEX]]",
+                      help="holder data for the text AP (use U+3000 between family and given "
+                           "name, as cards do); fields left out are generated")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     _add_wait(init)
 
@@ -134,6 +159,13 @@ def _hex(text: str, where: str) -> bytes:
     return bytes.fromhex(cleaned)
 
 
+def _holder(fields: list[str] | None, seed: int | None) -> Holder:
+    """The generated holder (from *seed*), with the fields given on the command line."""
+    holder = generate_holder(seed=seed)
+    names = ("name", "address", "birth_date", "sex")
+    return replace(holder, **dict(zip(names, fields or (), strict=False)))
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     if os.path.lexists(args.state) and not args.force:
         raise UsageError(f"{args.state} exists; use --force to overwrite it")
@@ -141,7 +173,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     try:
         state = new_state(
             profile=args.profile, pin_overrides=overrides, atr_form=args.atr,
-            quirks=Quirks(status_9000_after_verify=args.quirk_9000_after_verify),
+            quirks=Quirks(
+                status_9000_after_verify=args.quirk_9000_after_verify,
+                reselect_keeps_verification=args.quirk_reselect_keeps_verification,
+            ),
+            holder=_holder(args.holder, args.holder_seed),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

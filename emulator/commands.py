@@ -27,12 +27,31 @@ OK = b"\x90\x00"
 #: purpose: real cards use J-LIS keys this project has never seen.
 TEST_ISSUER_KEY = hashlib.sha256(b"myna-hil TEST issuer key - not a production secret").digest()
 CHALLENGE_LENGTH = 8
+#: GET CHALLENGE answers Le 1..256 bytes [card].
+MAX_CHALLENGE_LENGTH = 256
 CRYPTOGRAM_LENGTH = 16
 
 
 def issuer_cryptogram(challenge: bytes, key: bytes = TEST_ISSUER_KEY) -> bytes:
     """[model] EXTERNAL AUTHENTICATE data: HMAC-SHA-256(key, challenge), first 16 bytes."""
     return hmac.new(key, challenge, hashlib.sha256).digest()[:CRYPTOGRAM_LENGTH]
+
+
+# --- Ne (the Le field) ---------------------------------------------------------------------
+
+
+def wrong_le(available: int) -> int:
+    """``6Cxx``: wrong Le, SW2 the exact number of bytes available (``00`` for 256)."""
+    return 0x6C00 | (available & 0xFF)
+
+
+def fixed_answer(apdu: CommandApdu, data: bytes) -> bytes:
+    """An answer of fixed size within Ne (absent Le: Ne = 0): *data* + ``9000``, or
+    ``6Cxx`` with no data when Ne is smaller [model] (ISO 7816-4 "wrong Le field; SW2
+    encodes the exact number of available data bytes"; docs/card.md#ne-and-le)."""
+    if (apdu.le or 0) < len(data):
+        raise SwError(wrong_le(len(data)))
+    return data + OK
 
 
 # --- addressing -------------------------------------------------------------------------------
@@ -85,11 +104,14 @@ def select(card: Card, apdu: CommandApdu) -> bytes:
         app = card.applications.get(apdu.data)
         if app is None:
             raise SwError(SW.FILE_NOT_FOUND)
-        # Selecting an application clears its security state [card][client].
+        # Selecting an application clears its security state [client]. Whether re-selecting
+        # the *same* application does is not public: a quirk keeps the verified PINs [model].
         session = card.session
+        same = session.app is not None and session.app.aid == app.aid
         session.app = app
         session.ef = None
-        session.verified.clear()
+        if not (same and card.state.quirks.reselect_keeps_verification):
+            session.verified.clear()
         session.issuer_authenticated = False
         session.challenge = None
         return OK
@@ -203,29 +225,29 @@ def read_binary(card: Card, apdu: CommandApdu) -> bytes:
         raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
     content = ef.content
     if offset >= len(content):
-        raise SwError(SW.WRONG_P1P2)  # [model] offset beyond the file
-    chunk = content[offset : offset + apdu.le]
-    if len(chunk) < apdu.le:
-        raise SwError(SW.END_OF_FILE, chunk)  # [model] short final read
-    return chunk + OK
+        raise SwError(SW.WRONG_P1P2)  # offset at or beyond the end [card] (JICSAP 6.4.1(4))
+    # At most Ne bytes (Le 00 = 256, extended 0000 = 65536); a read that asks past the end
+    # gets the bytes that are left, with 9000 [card].
+    return content[offset : offset + apdu.le] + OK
 
 
 def get_data(card: Card, apdu: CommandApdu) -> bytes:
     """GET DATA ``5F51``: the contact ATR without its leading 3B [card]."""
     if (apdu.p1, apdu.p2) != (0x5F, 0x51):
         raise SwError(SW.REFERENCE_DATA_NOT_FOUND)
-    return contact_atr(card.state.atr_form)[1:] + OK
+    return fixed_answer(apdu, contact_atr(card.state.atr_form)[1:])
 
 
 # --- issuer authentication and re-set ([model], docs/card.md#issuer-reset) -----------------
 
 
 def get_challenge(card: Card, apdu: CommandApdu) -> bytes:
+    """Ne random bytes, Le 1..256 [card]; kept for EXTERNAL AUTHENTICATE [model]."""
     if apdu.p1 or apdu.p2:
         raise SwError(SW.INCORRECT_P1P2)
-    if apdu.le != CHALLENGE_LENGTH or apdu.data:
-        raise SwError(SW.WRONG_LENGTH)
-    card.session.challenge = os.urandom(CHALLENGE_LENGTH)
+    if apdu.le is None or apdu.le > MAX_CHALLENGE_LENGTH or apdu.data:
+        raise SwError(SW.WRONG_LENGTH)  # no Le, or extended Le past 256 [model]
+    card.session.challenge = os.urandom(apdu.le)
     return card.session.challenge + OK
 
 

@@ -1,7 +1,8 @@
 """Generated test identities: a fictitious card holder and a TEST JPKI PKI.
 
-Nothing here is real: names come from a short list of sample names, the My Number is random
-with a valid check digit, and every certificate chains to a CA whose name says TEST.
+Nothing here is real: names come from a short list of sample names, addresses put made-up
+town names in real cities, the My Number is random with a valid check digit, and every
+certificate chains to a CA whose name says TEST.
 Key generation (RSA-2048, four keys) happens once per card state, never per APDU.
 """
 
@@ -17,14 +18,45 @@ from cryptography.x509.oid import NameOID
 
 from emulator.state import Holder, Pki
 
-_SURNAMES = ["山田", "佐藤", "鈴木", "高橋", "田中", "渡辺"]
-_GIVEN = [("太郎", "1"), ("花子", "2"), ("一郎", "1"), ("桜", "2"), ("健", "1"), ("美咲", "2")]
-_ADDRESSES = [
-    "東京都千代田区霞が関二丁目1番2号",
-    "大阪府大阪市北区中之島一丁目3番20号",
-    "北海道札幌市中央区北1条西2丁目",
-    "福岡県福岡市中央区天神一丁目8番1号",
-]
+#: Family names, some with the variant kanji real cards carry (髙 U+9AD9, 﨑 U+FA11: the
+#: latter is one of the twelve compatibility-block ideographs NFC keeps as they are).
+_SURNAMES = ["山田", "佐藤", "鈴木", "髙橋", "田中", "渡辺", "山﨑", "伊藤"]
+_GIVEN = [("太郎", "1"), ("花子", "2"), ("一郎", "1"), ("桜", "2"), ("健", "1"), ("美咲", "2"),
+          ("翔太", "1"), ("陽菜", "2")]
+#: Real prefectures and cities; the town names are made up (見本 "sample", 試験 "test"...),
+#: so no generated address is anyone's.
+_CITIES = ["東京都千代田区", "大阪府大阪市北区", "北海道札幌市中央区", "福岡県福岡市中央区",
+           "愛知県名古屋市中区", "宮城県仙台市青葉区"]
+_TOWNS = ["見本町", "試験台", "架空丘", "例示原", "仮名野"]
+_BUILDINGS = ["見本ハイツ", "試験コーポ", "架空マンション"]
+#: The dash between block numbers: U+2212 MINUS SIGN (JIS X 0208 mapping) or U+FF0D
+#: FULLWIDTH HYPHEN-MINUS (Windows code page 932 mapping); both occur in Japanese text.
+_DASHES = ["\u2212", "\uff0d"]
+IDEOGRAPHIC_SPACE = "\u3000"
+_FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+def full_width(number: int) -> str:
+    """*number* in full-width digits (U+FF10..U+FF19), as addresses on cards are written."""
+    return str(number).translate(_FULL_WIDTH)
+
+
+def _address(rng: random.Random) -> str:
+    """A fictitious address: full-width block digits, sometimes a building after U+3000."""
+    town = rng.choice(_CITIES) + rng.choice(_TOWNS)
+    chome, ban, go = rng.randint(1, 5), rng.randint(1, 30), rng.randint(1, 20)
+    form = rng.randrange(3)
+    if form == 0:
+        dash = rng.choice(_DASHES)
+        address = town + dash.join(full_width(n) for n in (chome, ban, go))
+    elif form == 1:
+        address = f"{town}{full_width(chome)}丁目{full_width(ban)}番{full_width(go)}号"
+    else:
+        address = f"{town}{full_width(ban)}番地{full_width(go)}"
+    if rng.random() < 0.4:
+        room = rng.randint(1, 9) * 100 + rng.randint(1, 12)
+        address += f"{IDEOGRAPHIC_SPACE}{rng.choice(_BUILDINGS)}{full_width(room)}号室"
+    return address
 
 
 def my_number_check_digit(first11: str) -> int:
@@ -48,14 +80,18 @@ def is_valid_my_number(number: str) -> bool:
     )
 
 
-def generate_holder(rng: random.Random | None = None) -> Holder:
-    rng = rng or random.Random()
+def generate_holder(rng: random.Random | None = None, *, seed: int | None = None) -> Holder:
+    """A fictitious holder written as cards write it: family and given name separated by an
+    ideographic space (U+3000), the address with full-width digits [card]. The same *seed*
+    (or the same *rng* state) gives the same holder; neither: a random one."""
+    if rng is None:
+        rng = random.Random(seed)
     given, sex = rng.choice(_GIVEN)
     first11 = "".join(rng.choice("0123456789") for _ in range(11))
     birth = dt.date(1950, 1, 1) + dt.timedelta(days=rng.randrange(0, 365 * 55))
     return Holder(
-        name=f"{rng.choice(_SURNAMES)} {given}",
-        address=rng.choice(_ADDRESSES),
+        name=f"{rng.choice(_SURNAMES)}{IDEOGRAPHIC_SPACE}{given}",
+        address=_address(rng),
         birth_date=birth.strftime("%Y%m%d"),
         sex=sex,
         my_number=first11 + str(my_number_check_digit(first11)),

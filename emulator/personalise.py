@@ -44,9 +44,13 @@ def new_state(
     atr_form: str = DEFAULT_ATR_FORM,
     quirks: Quirks | None = None,
     holder: Holder | None = None,
+    holder_seed: int | None = None,
     pki: Pki | None = None,
 ) -> CardState:
-    """A freshly issued card. Pass *pki* to reuse keys (tests); else four RSA keys are made."""
+    """A freshly issued card. Pass *pki* to reuse keys (tests); else four RSA keys are made.
+
+    The holder is *holder*, else generated: reproducibly from *holder_seed*, else at random.
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     if atr_form not in ATRS:
@@ -63,7 +67,7 @@ def new_state(
     return CardState(
         profile=profile,
         atr_form=atr_form,
-        holder=holder or generate_holder(),
+        holder=holder or generate_holder(seed=holder_seed),
         pki=pki,
         pins={n: pins.new_record(pins.SPECS[n], v) for n, v in values.items()},
         quirks=quirks or Quirks(),

@@ -76,6 +76,9 @@ class Quirks:
 
     #: Answer 9000 (not 63Cx) to an empty VERIFY after a successful VERIFY in the session.
     status_9000_after_verify: bool = False
+    #: Keep the verified PINs when the application already selected is selected again
+    #: ([model]: not settled by public evidence; off = cleared, as OpenSC's logout expects).
+    reselect_keeps_verification: bool = False
 
 
 @dataclass

@@ -36,6 +36,7 @@ class InProcessCard:
         myna_card.set_tries("sign", 1)
         myna_card.set_pins(auth="1111")         # new value, counter restored
         myna_card.set_quirks(status_9000_after_verify=True)
+        myna_card.set_quirks(reselect_keeps_verification=True)
         myna_card.change_profile("face-auth")
         rsp = myna_card.transport.transmit(apdu)
     """

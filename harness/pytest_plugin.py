@@ -7,8 +7,10 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
     controls — :class:`harness.controls.InProcessCard`: ``set_pins``, ``set_tries``,
     ``block``, ``tries_left``, ``set_quirks``, ``change_profile``, ``tear_after_decrement``
     — and its ``transport``. Configure it with ``@pytest.mark.myna_card(profile="face-auth",
-    quirks={"status_9000_after_verify": True})``. Each test (and so each xdist worker)
-    gets its own card; the worker's TEST keys are generated once.
+    quirks={"status_9000_after_verify": True})``; the quirks are the fields of
+    :class:`emulator.state.Quirks` (``reselect_keeps_verification`` too: an app should pass
+    with it on and off). Each test (and so each xdist worker) gets its own card; the
+    worker's TEST keys are generated once.
 ``myna_transport``
     What the code under test should talk to: the ``myna_card`` transport, or with
     ``--myna-reader NAME`` a PC/SC reader. There, tests that use ``myna_card`` (its controls:

@@ -9,19 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from emulator.apps.rsa_sign import SigningKey
-from emulator.commands import key_ef
+from emulator.commands import fixed_answer, key_ef
 from emulator.errors import SwError
 from emulator.files import Application, BinaryEf, Ef, KeyEf, PinEf
 from emulator.grammar import SW, TokenInfo
 from emulator.grammar.ids import JPKI
 from emulator.profiles import FACE_AUTH
+from emulator.protocol import HOME, Pin, references_in
+from emulator.protocol import Application as App
 from emulator.state import CardState
 
 if TYPE_CHECKING:
     from emulator.card import Card
     from emulator.grammar import CommandApdu
-
-
 
 
 TOKEN_LABEL = "JPKIAPICCTOKEN2"
@@ -43,7 +43,7 @@ def build(state: CardState) -> Application:
         # auth key is used through face recognition, which this emulator does not model.
         files += [
             BinaryEf(JPKI.EF_CERT_AVAILABILITY, bytes.fromhex("008F00")),
-            PinEf(JPKI.EF_AUTH_PIN, "auth", disabled=True),
+            PinEf.of(HOME[Pin.AUTH], disabled=True),
             KeyEf(JPKI.EF_AUTH_KEY, "auth", None),
         ]
     else:
@@ -52,8 +52,7 @@ def build(state: CardState) -> Application:
         files += [
             BinaryEf(JPKI.EF_SIGN_CERT, pki.sign_cert, read_pin="sign"),
             BinaryEf(JPKI.EF_CERT_AVAILABILITY, bytes.fromhex("8F8F00")),
-            PinEf(JPKI.EF_AUTH_PIN, "auth"),
-            PinEf(JPKI.EF_SIGN_PIN, "sign"),
+            *(PinEf.of(ref) for ref in references_in(App.JPKI)),
             KeyEf(JPKI.EF_AUTH_KEY, "auth", "auth"),
             KeyEf(JPKI.EF_SIGN_KEY, "sign", "sign"),
         ]
@@ -65,10 +64,11 @@ def build(state: CardState) -> Application:
         if apdu.p1 > 0x05:
             raise SwError(SW.INCORRECT_P1P2)
         ef = key_ef(card, apdu.p2)
-        return keys[ef.key].sign(apdu.p1, apdu.data) + b"\x90\x00"
+        # 256 bytes within Ne, else 6C00 [model] (docs/card.md#ne-and-le)
+        return fixed_answer(apdu, keys[ef.key].sign(apdu.p1, apdu.data))
 
     return Application(
-        name="jpki",
+        name=App.JPKI,
         aid=JPKI.AID,
         files={ef.fid: ef for ef in files},
         commands={(0x80, JPKI.INS_COMPUTE_DIGITAL_SIGNATURE): compute_digital_signature},

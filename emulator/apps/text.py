@@ -8,6 +8,8 @@ from __future__ import annotations
 from emulator.files import Application, BinaryEf, Ef, PinEf
 from emulator.grammar import Tlv, build_tlvs
 from emulator.grammar.ids import TEXT
+from emulator.protocol import Application as App
+from emulator.protocol import references_in
 from emulator.state import CardState, Holder
 
 
@@ -43,7 +45,7 @@ def build(state: CardState) -> Application:
     files: list[Ef] = [
         BinaryEf(TEXT.EF_MY_NUMBER, my_number_ef(h.my_number), read_pin="helper"),
         BinaryEf(TEXT.EF_BASIC_FOUR, basic_four_ef(h), read_pin="helper"),
-        PinEf(TEXT.EF_PIN, "helper"),
+        *(PinEf.of(ref) for ref in references_in(App.TEXT)),
         PinEf(TEXT.EF_BLOCKED_PIN, None),
     ]
-    return Application("text", TEXT.AID, {ef.fid: ef for ef in files})
+    return Application(App.TEXT, TEXT.AID, {ef.fid: ef for ef in files})

@@ -150,9 +150,14 @@ def test_challenges_differ(link: Link) -> None:
     assert len({link.send("0084000008")[:8] for _ in range(4)}) == 4
 
 
-@pytest.mark.parametrize("apdu", ["0084000004", "0084000000", "0084010008"])
-def test_get_challenge_errors(link: Link, apdu: str) -> None:
-    assert link.sw(apdu) in (0x6700, 0x6A86)
+@pytest.mark.parametrize(
+    ("apdu", "sw"),
+    [("00840000", 0x6700), ("00840000000101", 0x6700), ("0084000001AA08", 0x6700),
+     ("0084010008", 0x6A86)],
+)
+def test_get_challenge_errors(link: Link, apdu: str, sw: int) -> None:
+    """No Le, extended Le past 256 [model], a data field; P1/P2 not 00."""
+    assert link.sw(apdu) == sw
 
 
 def test_issuer_authentication_ends_with_reselection(link: Link) -> None:
