@@ -92,7 +92,7 @@ def _card_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 def make_card(profile: str = "standard", pins: dict[str, str] | None = None,
               quirks: dict[str, bool] | None = None) -> InProcessCard:
     """A fresh in-process card: the run's TEST keys, default or given PINs, quirks."""
-    from harness.scenarios.cards import new_card
+    from harness.cards import new_card
 
     card = InProcessCard(new_card(profile))
     if pins:

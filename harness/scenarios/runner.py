@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.protocol import PINS_OF, Profile
 from harness.actors.issuer import reset_pin
+from harness.cards import default_pins, pooled_card
 from harness.clock import FakeClock
 from harness.guard import Interlocks, authorise, guarded, refusal
 from harness.scenarios import catalogue, phantom  # noqa: F401 - registers the scenarios
@@ -29,7 +30,6 @@ from harness.scenarios.base import (
     ScenarioResult,
     ScenarioSkipped,
 )
-from harness.scenarios.cards import default_pins, pooled_card
 from harness.sessions import JpkiSession
 from harness.trace.recorder import RecordingTransport
 from harness.transport import CardRemovedError, Transport, TransportError

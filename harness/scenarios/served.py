@@ -19,9 +19,9 @@ from emulator.card import Card
 from emulator.echo import EchoCard
 from emulator.identity import certificate_serial
 from emulator.vpcd import VpcdServer, reader_name, slot_port
+from harness.cards import pooled_card
 from harness.controls import CardControls, InProcessCard
 from harness.guard import Interlocks
-from harness.scenarios.cards import pooled_card
 from harness.scenarios.runner import Opener, Unit
 from harness.transport import Transport, TransportError
 

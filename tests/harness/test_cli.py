@@ -9,8 +9,8 @@ import pytest
 
 from emulator.identity import certificate_serial
 from harness import cli_commands
+from harness.cards import new_card
 from harness.cli import main
-from harness.scenarios.cards import new_card
 from harness.scenarios.runner import all_units
 from tests.harness.support import PhysicalLike
 

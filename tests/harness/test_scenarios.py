@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from harness.guard import Interlocks, authorise, refusal
 
 from emulator.identity import certificate_serial
-from harness.guard import Interlocks, authorise, refusal
+from harness.cards import new_card
 from harness.scenarios.base import REGISTRY
-from harness.scenarios.cards import new_card
 from harness.scenarios.runner import (
     UnknownScenarioError,
     all_units,
