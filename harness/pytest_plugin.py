@@ -15,7 +15,7 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
     fault injection, quirks, tries, blocking) or carry a ``myna_card`` marker are skipped
     before any APDU is sent: a physical card has no controls, and a test written for a
     configured virtual card may send wrong PINs. A reader's card is identified and guarded
-    (:mod:`harness.guard`): read-only, no VERIFY with data at all, unless
+    (:mod:`harness.hil.guard`): read-only, no VERIFY with data at all, unless
     ``--myna-destructive-card ID`` names it (``--myna-allow-blocking`` for blocking steps).
 ``myna_vpcd_reader``
     A card served in a vpcd slot of the local pcscd; yields the reader name (the card's
@@ -119,8 +119,8 @@ def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
     """The card the code under test talks to: in-process, or ``--myna-reader NAME``."""
     reader = request.config.getoption("--myna-reader")
     if reader:
-        from harness.guard import Interlocks, authorise, guarded
-        from harness.pcsc import PcscTransport
+        from harness.hil.guard import Interlocks, authorise, guarded
+        from harness.hil.pcsc import PcscTransport
 
         raw = PcscTransport(reader)
         try:

@@ -19,7 +19,7 @@ from emulator.protocol import PINS_OF, Profile
 from harness.actors.issuer import reset_pin
 from harness.cards import default_pins, pooled_card
 from harness.clock import FakeClock
-from harness.guard import Interlocks, authorise, guarded, refusal
+from harness.hil.guard import Interlocks, authorise, guarded, refusal
 from harness.scenarios import catalogue, phantom  # noqa: F401 - registers the scenarios
 from harness.scenarios.base import (
     FACE_AUTH,
@@ -117,8 +117,9 @@ def run_unit(
     """Run one unit and return its result and its recording (``None`` if it never started).
 
     On a physical transport the card is identified first and everything goes through the
-    guard (:mod:`harness.guard`) under *interlocks*; an :class:`~harness.guard.InterlockError`
-    (wrong card) or a card that is not a My Number card propagates: the run must stop.
+    guard (:mod:`harness.hil.guard`) under *interlocks*; an
+    :class:`~harness.hil.guard.InterlockError` (wrong card) or a card that is not a My Number
+    card propagates: the run must stop.
     """
     start = time.perf_counter()
     transport, controls = (opener or inprocess_opener)(unit)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from harness.guard import Interlocks, authorise, refusal
 
 from emulator.identity import certificate_serial
 from harness.cards import new_card
+from harness.hil.guard import Interlocks, authorise, refusal
 from harness.scenarios.base import REGISTRY
 from harness.scenarios.runner import (
     UnknownScenarioError,
