@@ -39,7 +39,11 @@ from typing import Any
 
 import pytest
 
+from emulator.identity import certificate_serial
+from emulator.vpcd import VpcdServer, slot_port
+from harness.cards import new_card
 from harness.controls import InProcessCard
+from harness.hil.guard import Interlocks, authorise, guarded
 from harness.transport import Transport
 
 logger = logging.getLogger(__name__)
@@ -92,8 +96,6 @@ def _card_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 def make_card(profile: str = "standard", pins: dict[str, str] | None = None,
               quirks: dict[str, bool] | None = None) -> InProcessCard:
     """A fresh in-process card: the run's TEST keys, default or given PINs, quirks."""
-    from harness.cards import new_card
-
     card = InProcessCard(new_card(profile))
     if pins:
         card.set_pins(**pins)
@@ -119,7 +121,8 @@ def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
     """The card the code under test talks to: in-process, or ``--myna-reader NAME``."""
     reader = request.config.getoption("--myna-reader")
     if reader:
-        from harness.hil.guard import Interlocks, authorise, guarded
+        # Optional dependency: harness.hil.pcsc needs pyscard; this plugin loads in every
+        # pytest run of the environment, most of which never touch a reader.
         from harness.hil.pcsc import PcscTransport
 
         raw = PcscTransport(reader)
@@ -210,11 +213,6 @@ def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
         pytest.skip(f"myna_vpcd_reader: no free vpcd reader from slot {first} on "
                     f"({len(found)} configured: {', '.join(found)}; a reader with a card "
                     "in it is in use)")
-    try:
-        from emulator.vpcd import VpcdServer, slot_port
-    except ImportError as exc:  # pragma: no cover
-        _unavailable(request, f"emulator.vpcd unavailable: {exc}")
-        return
     opts = _card_options(request)
     card = make_card(**opts)
     server = VpcdServer(card.card, port=slot_port(slot))
@@ -230,8 +228,6 @@ def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
         thread.join(5)
         _unavailable(request, f"pcscd did not see the card in {found[slot]!r} within 10 s")
         return
-    from emulator.identity import certificate_serial
-
     request.node.myna_vpcd_card = card
     request.node.myna_vpcd_card_id = certificate_serial(card.card.state.pki.auth_cert)
     try:

@@ -13,12 +13,13 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from emulator.protocol import PINS_OF, Profile
 from harness.actors.issuer import reset_pin
 from harness.cards import default_pins, pooled_card
 from harness.clock import FakeClock
+from harness.controls import CardControls, InProcessCard
 from harness.hil.guard import Interlocks, authorise, guarded, refusal
 from harness.scenarios import catalogue, phantom  # noqa: F401 - registers the scenarios
 from harness.scenarios.base import (
@@ -33,9 +34,6 @@ from harness.scenarios.base import (
 from harness.sessions import JpkiSession
 from harness.trace.recorder import RecordingTransport
 from harness.transport import CardRemovedError, Transport, TransportError
-
-if TYPE_CHECKING:
-    from harness.controls import CardControls
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +72,6 @@ Opener = Callable[[Unit], tuple[Transport, "CardControls | None"]]
 
 
 def inprocess_opener(unit: Unit) -> tuple[Transport, CardControls | None]:
-    from harness.controls import InProcessCard
-
     card = InProcessCard(pooled_card(unit.profile))
     return card.transport, card
 
