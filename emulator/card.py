@@ -16,6 +16,7 @@ from emulator.apps import build_applications
 from emulator.errors import CardPoweredOff, SwError
 from emulator.files import Application, Ef, Handler
 from emulator.grammar import SW, ApduFormatError, CommandApdu
+from emulator.personalise import apply_profile, new_state
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, FACE_AUTH, PROFILES, STANDARD
 from emulator.redact import redact_command
 from emulator.state import CardState, PinChange, PinRecord, Quirks
@@ -91,8 +92,6 @@ class Card:
     @classmethod
     def memory(cls, profile: str = STANDARD, **kwargs: object) -> Card:
         """A fresh card that lives in memory only (generates keys: about half a second)."""
-        from emulator.personalise import new_state
-
         return cls(new_state(profile=profile, **kwargs))  # type: ignore[arg-type]
 
     @classmethod
@@ -285,8 +284,6 @@ class Card:
         self, profile: str, *, auth: str | None = None, sign: str | None = None
     ) -> None:
         """Switch profile, re-issuing or revoking the signing key ([model] counter procedure)."""
-        from emulator.personalise import apply_profile
-
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
         self._transform(lambda state: apply_profile(state, profile, auth=auth, sign=sign))

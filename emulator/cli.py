@@ -19,6 +19,7 @@ from pathlib import Path
 
 from emulator import __version__, pins
 from emulator.card import Card
+from emulator.cli_serve import add_serve_parser, run_serve
 from emulator.identity import generate_holder
 from emulator.personalise import new_state
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, PROFILES, STANDARD
@@ -121,12 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     apdu.add_argument("apdus", nargs="*", metavar="HEX")
     _add_wait(apdu)
 
-    try:
-        from emulator.cli_serve import add_serve_parser
-    except ImportError:  # pragma: no cover - serve lands with the vpcd transport
-        pass
-    else:
-        add_serve_parser(sub)
+    add_serve_parser(sub)
     return p
 
 
@@ -310,8 +306,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in handlers:
             return handlers[args.command](args)
-        from emulator.cli_serve import run_serve
-
         return run_serve(args)
     except (UsageError, StateError) as exc:
         print(f"myna-emu: error: {exc}", file=sys.stderr)

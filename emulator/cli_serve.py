@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from emulator import TRAFFIC
+from emulator.card import Card
 from emulator.echo import EchoCard
 from emulator.state import StateError
 from emulator.vpcd import DEFAULT_HOST, VirtualCard, VpcdServer, slot_port
@@ -132,9 +133,6 @@ def _open_cards(args: argparse.Namespace, count: int) -> list[VirtualCard]:
     for path in states:
         if not path.is_file():
             raise _UsageError(f"state file not found: {path}")
-    # The emulator core, imported only when a real card is wanted (--echo needs none of it).
-    from emulator.card import Card
-
     if args.memory:
         return [Card.memory(args.profile) for _ in range(count)]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
-from dataclasses import dataclass
 
+from emulator.protocol import SPECS as SPECS
 from emulator.protocol import Pin
+from emulator.protocol import PinSpec as PinSpec
 from emulator.state import PinChange, PinRecord
 
 #: PBKDF2 rounds. Low on purpose: no stretching protects a 4-digit PIN (10,000 candidates),
@@ -21,43 +21,9 @@ from emulator.state import PinChange, PinRecord
 PBKDF2_ITERATIONS = 16
 
 
-@dataclass(frozen=True, slots=True)
-class PinSpec:
-    """Format and retry limit of one secret (docs/card.md#secrets)."""
-
-    name: Pin
-    label: str
-    min_len: int
-    max_len: int
-    charset: str  # regular-expression character class
-    charset_text: str
-    max_tries: int
-
-    def length_ok(self, value: bytes) -> bool:
-        return self.min_len <= len(value) <= self.max_len
-
-    def violation(self, value: bytes) -> str | None:
-        """The rule *value* breaks, or ``None`` if it is a valid value for this secret."""
-        size = (
-            f"{self.min_len}" if self.min_len == self.max_len else f"{self.min_len}-{self.max_len}"
-        )
-        rule = f"the {self.label} must be {size} {self.charset_text}"
-        if not self.length_ok(value):
-            return f"{rule} (got {len(value)} characters)"
-        if not re.fullmatch(rb"[" + self.charset.encode() + rb"]+", value):
-            return f"{rule} (found another character)"
-        return None
-
-
-AUTH = PinSpec(Pin.AUTH, "JPKI user-authentication PIN", 4, 4, "0-9", "digits", 3)
-SIGN = PinSpec(
-    Pin.SIGN, "JPKI signing password", 6, 16, "A-Z0-9", "characters of A-Z and 0-9", 5
-)
-JUKI = PinSpec(Pin.JUKI, "Juki (residence registry) PIN", 4, 4, "0-9", "digits", 3)
-HELPER = PinSpec(Pin.HELPER, "card-info input-helper PIN", 4, 4, "0-9", "digits", 3)
-
-#: Keyed by :class:`~emulator.protocol.Pin`; plain names work too (``Pin`` is a ``StrEnum``).
-SPECS: dict[str, PinSpec] = {s.name: s for s in (AUTH, SIGN, JUKI, HELPER)}
+#: The four formats and retry limits live with the card's other facts (state validation needs
+#: them, and the state sits below this module); re-exported here, where the values are checked.
+AUTH, SIGN, JUKI, HELPER = (SPECS[p] for p in (Pin.AUTH, Pin.SIGN, Pin.JUKI, Pin.HELPER))
 
 #: Values a freshly initialised test card gets (documented in the README).
 DEFAULT_PINS: dict[str, str] = {

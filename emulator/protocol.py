@@ -2,8 +2,10 @@
 
 The card (``emulator/apps``), the client sessions, the guard, the trace decoder and the
 forensics all read these tables, so a new secret or a new reference to one is one row here.
-Identifiers (AIDs, EF ids) come from :mod:`emulator.grammar.ids`; formats and retry limits of
-each secret from :data:`emulator.pins.SPECS`. Reference: docs/card.md#applications, #secrets.
+Identifiers (AIDs, EF ids) come from :mod:`emulator.grammar.ids`; the format and retry limit
+of each secret is in :data:`SPECS` (the state validates against it, so it sits here, below
+the state; :mod:`emulator.pins` checks values with it). Reference:
+docs/card.md#applications, #secrets.
 
 The enums are ``StrEnum``: ``Pin.AUTH == "auth"``, so the names in state files, JSON output,
 command lines and traces are the enum values themselves.
@@ -11,6 +13,7 @@ command lines and traces are the enum values themselves.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
@@ -50,6 +53,44 @@ class Pin(StrEnum):
     JUKI = "juki"  # Juki (residence registry) PIN
     HELPER = "helper"  # card-info input-helper PIN
 
+
+@dataclass(frozen=True, slots=True)
+class PinSpec:
+    """Format and retry limit of one secret (docs/card.md#secrets)."""
+
+    name: Pin
+    label: str
+    min_len: int
+    max_len: int
+    charset: str  # regular-expression character class
+    charset_text: str
+    max_tries: int
+
+    def length_ok(self, value: bytes) -> bool:
+        return self.min_len <= len(value) <= self.max_len
+
+    def violation(self, value: bytes) -> str | None:
+        """The rule *value* breaks, or ``None`` if it is a valid value for this secret."""
+        size = (
+            f"{self.min_len}" if self.min_len == self.max_len else f"{self.min_len}-{self.max_len}"
+        )
+        rule = f"the {self.label} must be {size} {self.charset_text}"
+        if not self.length_ok(value):
+            return f"{rule} (got {len(value)} characters)"
+        if not re.fullmatch(rb"[" + self.charset.encode() + rb"]+", value):
+            return f"{rule} (found another character)"
+        return None
+
+
+_AUTH = PinSpec(Pin.AUTH, "JPKI user-authentication PIN", 4, 4, "0-9", "digits", 3)
+_SIGN = PinSpec(
+    Pin.SIGN, "JPKI signing password", 6, 16, "A-Z0-9", "characters of A-Z and 0-9", 5
+)
+_JUKI = PinSpec(Pin.JUKI, "Juki (residence registry) PIN", 4, 4, "0-9", "digits", 3)
+_HELPER = PinSpec(Pin.HELPER, "card-info input-helper PIN", 4, 4, "0-9", "digits", 3)
+
+#: Keyed by :class:`~emulator.protocol.Pin`; plain names work too (``Pin`` is a ``StrEnum``).
+SPECS: Final[dict[str, PinSpec]] = {s.name: s for s in (_AUTH, _SIGN, _JUKI, _HELPER)}
 
 #: Display and iteration order everywhere (CLI tables, JSON, scenario checks).
 PIN_ORDER: Final[tuple[Pin, ...]] = (Pin.AUTH, Pin.SIGN, Pin.JUKI, Pin.HELPER)
@@ -129,9 +170,11 @@ __all__ = [
     "PINS_OF",
     "PIN_ORDER",
     "PIN_REFERENCES",
+    "SPECS",
     "Application",
     "Pin",
     "PinReference",
+    "PinSpec",
     "Profile",
     "pin_at",
     "references_in",

@@ -16,6 +16,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from emulator.profiles import ATRS, FACE_AUTH, PROFILES, STANDARD
+from emulator.protocol import SPECS
+
 #: Version of the JSON form. Bump on any incompatible change; older files are migrated,
 #: newer ones refused.
 STATE_VERSION = 1
@@ -176,9 +183,6 @@ class CardState:
         APDU (a string counter, an unknown profile, a key that is not DER); refuse them when
         the state is loaded instead. Messages name fields, never values.
         """
-        from emulator.pins import SPECS
-        from emulator.profiles import ATRS, FACE_AUTH, PROFILES, STANDARD
-
         if self.profile not in PROFILES:
             return f"'profile' must be one of {', '.join(PROFILES)}"
         if self.atr_form not in ATRS:
@@ -230,10 +234,6 @@ _PKI_FIELDS = tuple(f.name for f in fields(Pki))
 
 def _pki_problem(pki: Pki) -> str | None:
     """The first key or certificate that is not what the card needs (DER), or ``None``."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     for name, value in vars(pki).items():
         if value is None:
             if name in ("sign_key", "sign_cert"):

@@ -11,8 +11,8 @@ import logging
 from typing import Protocol
 
 from emulator.card import Card
+from harness.cards import profile_changer
 from harness.inprocess import InProcessTransport
-from harness.scenarios.cards import profile_changer
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
     fault injection, quirks, tries, blocking) or carry a ``myna_card`` marker are skipped
     before any APDU is sent: a physical card has no controls, and a test written for a
     configured virtual card may send wrong PINs. A reader's card is identified and guarded
-    (:mod:`harness.guard`): read-only, no VERIFY with data at all, unless
+    (:mod:`harness.hil.guard`): read-only, no VERIFY with data at all, unless
     ``--myna-destructive-card ID`` names it (``--myna-allow-blocking`` for blocking steps).
 ``myna_vpcd_reader``
     A card served in a vpcd slot of the local pcscd; yields the reader name (the card's
@@ -41,7 +41,11 @@ from typing import Any
 
 import pytest
 
+from emulator.identity import certificate_serial
+from emulator.vpcd import VpcdServer, slot_port
+from harness.cards import new_card
 from harness.controls import InProcessCard
+from harness.hil.guard import Interlocks, authorise, guarded
 from harness.transport import Transport
 
 logger = logging.getLogger(__name__)
@@ -94,8 +98,6 @@ def _card_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 def make_card(profile: str = "standard", pins: dict[str, str] | None = None,
               quirks: dict[str, bool] | None = None) -> InProcessCard:
     """A fresh in-process card: the run's TEST keys, default or given PINs, quirks."""
-    from harness.scenarios.cards import new_card
-
     card = InProcessCard(new_card(profile))
     if pins:
         card.set_pins(**pins)
@@ -121,8 +123,9 @@ def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
     """The card the code under test talks to: in-process, or ``--myna-reader NAME``."""
     reader = request.config.getoption("--myna-reader")
     if reader:
-        from harness.guard import Interlocks, authorise, guarded
-        from harness.pcsc import PcscTransport
+        # Optional dependency: harness.hil.pcsc needs pyscard; this plugin loads in every
+        # pytest run of the environment, most of which never touch a reader.
+        from harness.hil.pcsc import PcscTransport
 
         raw = PcscTransport(reader)
         try:
@@ -212,11 +215,6 @@ def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
         pytest.skip(f"myna_vpcd_reader: no free vpcd reader from slot {first} on "
                     f"({len(found)} configured: {', '.join(found)}; a reader with a card "
                     "in it is in use)")
-    try:
-        from emulator.vpcd import VpcdServer, slot_port
-    except ImportError as exc:  # pragma: no cover
-        _unavailable(request, f"emulator.vpcd unavailable: {exc}")
-        return
     opts = _card_options(request)
     card = make_card(**opts)
     server = VpcdServer(card.card, port=slot_port(slot))
@@ -232,8 +230,6 @@ def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
         thread.join(5)
         _unavailable(request, f"pcscd did not see the card in {found[slot]!r} within 10 s")
         return
-    from emulator.identity import certificate_serial
-
     request.node.myna_vpcd_card = card
     request.node.myna_vpcd_card_id = certificate_serial(card.card.state.pki.auth_cert)
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.pcsc import PcscError, PcscTransport
+from harness.hil.pcsc import PcscError, PcscTransport
 from harness.transport import TransportError
 
 

@@ -22,7 +22,7 @@ from emulator.card import Card
 from emulator.echo import ECHO_ATR
 from emulator.personalise import new_state
 from emulator.profiles import ATRS
-from harness.pcsc import PcscTransport
+from harness.hil.pcsc import PcscTransport
 from harness.reliability.slots import (
     EmulatorProcess,
     SlotBusyError,

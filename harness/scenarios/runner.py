@@ -13,12 +13,14 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from emulator.protocol import PINS_OF, Profile
 from harness.actors.issuer import reset_pin
+from harness.cards import default_pins, pooled_card
 from harness.clock import FakeClock
-from harness.guard import Interlocks, authorise, guarded, refusal
+from harness.controls import CardControls, InProcessCard
+from harness.hil.guard import Interlocks, authorise, guarded, refusal
 from harness.scenarios import catalogue, phantom  # noqa: F401 - registers the scenarios
 from harness.scenarios.base import (
     FACE_AUTH,
@@ -29,13 +31,9 @@ from harness.scenarios.base import (
     ScenarioResult,
     ScenarioSkipped,
 )
-from harness.scenarios.cards import default_pins, pooled_card
 from harness.sessions import JpkiSession
 from harness.trace.recorder import RecordingTransport
 from harness.transport import CardRemovedError, Transport, TransportError
-
-if TYPE_CHECKING:
-    from harness.controls import CardControls
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +72,6 @@ Opener = Callable[[Unit], tuple[Transport, "CardControls | None"]]
 
 
 def inprocess_opener(unit: Unit) -> tuple[Transport, CardControls | None]:
-    from harness.controls import InProcessCard
-
     card = InProcessCard(pooled_card(unit.profile))
     return card.transport, card
 
@@ -117,8 +113,9 @@ def run_unit(
     """Run one unit and return its result and its recording (``None`` if it never started).
 
     On a physical transport the card is identified first and everything goes through the
-    guard (:mod:`harness.guard`) under *interlocks*; an :class:`~harness.guard.InterlockError`
-    (wrong card) or a card that is not a My Number card propagates: the run must stop.
+    guard (:mod:`harness.hil.guard`) under *interlocks*; an
+    :class:`~harness.hil.guard.InterlockError` (wrong card) or a card that is not a My Number
+    card propagates: the run must stop.
     """
     start = time.perf_counter()
     transport, controls = (opener or inprocess_opener)(unit)

@@ -1,7 +1,7 @@
 """Scenarios through a real pcscd + vpcd, on an emulator this process serves itself.
 
 ``myna-hil run --vpcd-slot N`` puts the built-in emulator into vpcd slot N and runs every
-unit through :class:`~harness.pcsc.PcscTransport`, like an app would: the card is a PC/SC card
+unit through :class:`~harness.hil.pcsc.PcscTransport`, like an app would: the card is a PC/SC card
 (``physical``), so the guard applies in full. The harness opts it in *by the identity of the
 card it created* (the interlock rule of issue 5: only who started a virtual card may opt it
 in), and keeps the card object, so the scenarios that need test controls (quirks, profile
@@ -19,9 +19,9 @@ from emulator.card import Card
 from emulator.echo import EchoCard
 from emulator.identity import certificate_serial
 from emulator.vpcd import VpcdServer, reader_name, slot_port
+from harness.cards import pooled_card
 from harness.controls import CardControls, InProcessCard
-from harness.guard import Interlocks
-from harness.scenarios.cards import pooled_card
+from harness.hil.guard import Interlocks
 from harness.scenarios.runner import Opener, Unit
 from harness.transport import Transport, TransportError
 
@@ -41,7 +41,7 @@ def served_emulator(slot: int) -> Iterator[tuple[Opener, str]]:
     Each unit gets the pooled card of its profile (fresh state), swapped into the slot without
     reconnecting, and a fresh PC/SC connection to it.
     """
-    from harness.pcsc import PcscTransport  # pyscard: only when PC/SC is asked for
+    from harness.hil.pcsc import PcscTransport  # pyscard: only when PC/SC is asked for
 
     reader = reader_name(slot)
     server = VpcdServer(EchoCard(), port=slot_port(slot))

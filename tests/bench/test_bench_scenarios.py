@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.scenarios.cards import shared_pki
+from harness.cards import shared_pki
 from harness.scenarios.runner import all_units, run_units
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from harness.pcsc import PcscTransport
+from harness.hil.pcsc import PcscTransport
 from tests.support.pcscd import READER_SLOT0, READER_SLOT1, REPO, ensure_pcscd
 
 pytestmark = pytest.mark.vpcd

@@ -9,9 +9,9 @@ import pytest
 from harness.actors.apps import SHOWN_NO_PIN_CARD, ETaxSigner, Habits, MynaportalLogin, lowercase
 from harness.actors.counter import CounterTerminal, IdentityCheck, Status, Who
 from harness.actors.kiosk import GO_COUNTER, START_AGAIN, JlisBackend, Kiosk, ResetApp, Ticket
+from harness.cards import new_card
 from harness.clock import FakeClock
 from harness.controls import InProcessCard
-from harness.scenarios.cards import new_card
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from emulator.identity import certificate_serial
-from harness import cli_commands
+from harness.cards import new_card
 from harness.cli import main
-from harness.scenarios.cards import new_card
+from harness.cli import run as cli_run
+from harness.cli import status as cli_status
 from harness.scenarios.runner import all_units
 from tests.harness.support import PhysicalLike
 
@@ -125,7 +126,7 @@ def test_status_spends_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Pat
                                monkeypatch: pytest.MonkeyPatch) -> None:
     card = new_card()
     card.set_tries("sign", 2)
-    monkeypatch.setattr(cli_commands, "open_reader", lambda name: PhysicalLike(card))
+    monkeypatch.setattr(cli_status, "open_reader", lambda name: PhysicalLike(card))
     code, out, _ = run(capsys, "status", "--reader", "Test Reader")
     assert code == 0 and "2/5 tries" in out and "auth certificate serial" in out
     assert f"card ID: {certificate_serial(card.state.pki.auth_cert)}" in out
@@ -136,7 +137,7 @@ def test_reader_runs_are_guarded(capsys: pytest.CaptureFixture[str],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     card = new_card()
     card_id = certificate_serial(card.state.pki.auth_cert)
-    monkeypatch.setattr(cli_commands, "open_reader", lambda name: PhysicalLike(card))
+    monkeypatch.setattr(cli_run, "open_reader", lambda name: PhysicalLike(card))
     code, out, _ = run(capsys, "run", "lockout-auth", "card-info", "--reader", "R")
     assert code == 0 and "skipped: destructive" in out and "not opted in" in out
     assert f"card ID {card_id}" in out
@@ -160,7 +161,7 @@ def test_a_wrong_card_id_stops_the_run_before_any_try(capsys: pytest.CaptureFixt
             sent.append(apdu)
             return super().transmit(apdu)
 
-    monkeypatch.setattr(cli_commands, "open_reader", lambda name: Counting(card))
+    monkeypatch.setattr(cli_run, "open_reader", lambda name: Counting(card))
     code, _, err = run(capsys, "run", "lockout-auth", "--reader", "R",
                        "--destructive-card", "DEADBEEF", "--allow-blocking")
     assert code == 2 and "does not name the card" in err and "DEADBEEF" in err
@@ -175,7 +176,7 @@ def test_no_pcsc_reader_is_a_clear_usage_error(capsys: pytest.CaptureFixture[str
     def fail(name: str) -> None:
         raise TransportError(f"no reader named {name!r}; readers: none")
 
-    monkeypatch.setattr("harness.pcsc.PcscTransport", fail, raising=False)
+    monkeypatch.setattr("harness.hil.pcsc.PcscTransport", fail, raising=False)
     code, _, err = run(capsys, "status", "--reader", "Nope")
     assert code == 2 and "Nope" in err
 
@@ -188,7 +189,7 @@ def test_golden_check_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_progress_only_on_a_tty() -> None:
     import io
 
-    from harness.cli_output import Progress
+    from harness.cli.output import Progress
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

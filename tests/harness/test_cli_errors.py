@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from emulator.grammar import SW
-from harness import cli_output
 from harness.cli import main
+from harness.cli import output as cli_output
 from harness.errors import ApduError, ProtocolError
 from harness.sessions import JpkiSession, TextSession
 from harness.sessions.base import MAX_EF_SIZE, Session

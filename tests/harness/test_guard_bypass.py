@@ -18,7 +18,7 @@ from emulator.grammar.ids import JPKI, JUKI, TEXT
 from emulator.identity import certificate_serial, generate_pki
 from emulator.pins import DEFAULT_PINS
 from emulator.state import Pki
-from harness.guard import (
+from harness.hil.guard import (
     GuardedTransport,
     Interlocks,
     RefusedCommandError,

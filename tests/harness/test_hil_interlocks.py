@@ -59,9 +59,9 @@ def _reader(slot: int) -> str:
 
 def _holds(reader: str, card_id: str) -> bool:
     """True when *reader* holds the card with *card_id* (free reads only)."""
-    from harness.guard import IDENTIFYING, GuardedTransport
-    from harness.hil_identity import identify
-    from harness.pcsc import PcscTransport
+    from harness.hil.guard import IDENTIFYING, GuardedTransport
+    from harness.hil.identity import identify
+    from harness.hil.pcsc import PcscTransport
 
     try:
         with PcscTransport(reader) as t:

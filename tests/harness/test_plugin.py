@@ -110,7 +110,7 @@ def test_vpcd_fixture_passes_over_busy_readers(
 
 READER_SKIPPED = '''
 import pytest
-from harness.guard import RefusedCommandError
+from harness.hil.guard import RefusedCommandError
 from harness.sessions import JpkiSession
 
 
@@ -154,7 +154,7 @@ def test_myna_reader_skips_card_tests_before_any_apdu(
         opened.append(transport)
         return transport
 
-    monkeypatch.setattr("harness.pcsc.PcscTransport", reader)
+    monkeypatch.setattr("harness.hil.pcsc.PcscTransport", reader)
     args = ["--myna-reader", "Test Reader", "-rs", "-p", "no:cacheprovider"]
     if named:
         args += ["--myna-destructive-card", certificate_serial(card.state.pki.auth_cert)]

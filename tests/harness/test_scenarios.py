@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from emulator.identity import certificate_serial
-from harness.guard import Interlocks, authorise, refusal
+from harness.cards import new_card
+from harness.hil.guard import Interlocks, authorise, refusal
 from harness.scenarios.base import REGISTRY
-from harness.scenarios.cards import new_card
 from harness.scenarios.runner import (
     UnknownScenarioError,
     all_units,

@@ -25,7 +25,7 @@ SLOT = 6
 @pytest.fixture(scope="module", autouse=True)
 def _pcscd() -> None:
     ensure_pcscd()
-    from harness.pcsc import list_readers
+    from harness.hil.pcsc import list_readers
 
     if reader_name(SLOT) not in list_readers():
         pytest.fail(f"pcscd has no reader {reader_name(SLOT)!r} (slot {SLOT}); start it with "

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.cards import new_card
 from harness.controls import ReplayControls
 from harness.inprocess import InProcessTransport
-from harness.scenarios.cards import new_card
 from harness.scenarios.runner import run_unit
 from harness.trace import (
     RecordingTransport,

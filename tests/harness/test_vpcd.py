@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness.guard import Interlocks
+from harness.hil.guard import Interlocks
 from harness.scenarios.runner import all_units, reader_opener, run_unit
 
 pytestmark = pytest.mark.vpcd
 
 
 def test_catalogue_through_vpcd(myna_vpcd_reader: str, request: pytest.FixtureRequest) -> None:
-    pcsc = pytest.importorskip("harness.pcsc")
+    pcsc = pytest.importorskip("harness.hil.pcsc")
     opener = reader_opener(lambda: pcsc.PcscTransport(myna_vpcd_reader))
     # The opt-in is the identity of the card this fixture created, as a user would name it.
     opt_in = Interlocks(destructive_card=request.node.myna_vpcd_card_id, allow_blocking=True)
@@ -37,7 +37,7 @@ def test_catalogue_through_vpcd(myna_vpcd_reader: str, request: pytest.FixtureRe
 
 def test_without_opt_in_nothing_is_spent(myna_vpcd_reader: str,
                                          request: pytest.FixtureRequest) -> None:
-    pcsc = pytest.importorskip("harness.pcsc")
+    pcsc = pytest.importorskip("harness.hil.pcsc")
     opener = reader_opener(lambda: pcsc.PcscTransport(myna_vpcd_reader))
     for unit in all_units():
         result, _ = run_unit(unit, opener)

@@ -2,7 +2,7 @@
 
 Run it with ``tox -e hil`` (``MYNA_READER`` names the reader, or ``-- --reader NAME``).
 See the README ("Running against a real card") for the safety rules;
-:mod:`harness.guard` enforces them.
+:mod:`harness.hil.guard` enforces them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.guard import DEFAULT_MIN_TRIES, InterlockError, Interlocks, normalise_card_id
-from harness.hil import ENV_READER, HilCard, HilSetupError, Secret, owner_pin
-from harness.hil_identity import NotAMyNumberCardError
+from harness.hil.guard import DEFAULT_MIN_TRIES, InterlockError, Interlocks, normalise_card_id
+from harness.hil.identity import NotAMyNumberCardError
+from harness.hil.session import ENV_READER, HilCard, HilSetupError, Secret, owner_pin
 from harness.transport import TransportError
 
 HERE = Path(__file__).resolve().parent
@@ -80,7 +80,7 @@ def _interlocks(config: pytest.Config) -> Interlocks:
 
 def _readers_found() -> str:
     try:
-        from harness.pcsc import list_readers
+        from harness.hil.pcsc import list_readers
 
         return ", ".join(repr(r) for r in list_readers()) or "none"
     except Exception as exc:
@@ -141,7 +141,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     card = session.config.stash.get(CARD_KEY, None)
     if card is None:
         return
-    from harness.hil_report import summary_text, write_report
+    from harness.hil.report import summary_text, write_report
 
     directory = Path(str(_opt(session.config, "--hil-report", "hil-results")))
     doc = write_report(card, directory)

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness.errors import NoSuchFileError, SecurityStatusError
-from harness.hil import HilCard, Secret
+from harness.hil.session import HilCard, Secret
 from harness.sessions import JpkiSession, JukiSession, TextSession
 from harness.sessions.base import PinStatus
 

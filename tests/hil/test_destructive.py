@@ -1,6 +1,6 @@
 """Destructive: only on the test card named by --destructive-card ID.
 
-The guard decides (:func:`harness.guard.refusal`) before any APDU: without the opt-in every
+The guard decides (:func:`harness.hil.guard.refusal`) before any APDU: without the opt-in every
 test here is skipped with the guard's reason. Steps that block a PIN need --allow-blocking
 as well. The catalogue's scenarios re-set the PINs afterwards with the TEST issuer key, so on
 a real test card a blocking scenario leaves the PIN blocked (a trip to the counter).
@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import WrongPinError
-from harness.guard import refusal
-from harness.hil import HilCard, Secret
+from harness.hil.guard import refusal
+from harness.hil.session import HilCard, Secret
 from harness.scenarios.base import Scenario
 from harness.scenarios.runner import Unit, all_units, run_unit
 from harness.sessions import JpkiSession

@@ -2,7 +2,7 @@
 
 One :class:`~emulator.vpcd.VpcdServer` stays in ``Virtual PCD 00 00`` (slot 0) for the whole
 test session; each test swaps its own card in and talks to it through a fresh
-:class:`~harness.pcsc.PcscTransport`, so every test pays a PC/SC connect (about a
+:class:`~harness.hil.pcsc.PcscTransport`, so every test pays a PC/SC connect (about a
 millisecond), not pcscd's ~0.4 s insertion poll.
 
 Not safe for parallel workers (pytest-xdist): they would all claim slot 0.
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from emulator.echo import EchoCard
 from emulator.vpcd import VirtualCard, VpcdServer, slot_port
-from harness.pcsc import PcscTransport
+from harness.hil.pcsc import PcscTransport
 from harness.transport import Transport
 from tests.support.pcscd import READER_SLOT0, ensure_pcscd
 

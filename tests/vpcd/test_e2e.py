@@ -31,7 +31,7 @@ from smartcard.System import readers
 
 from emulator.echo import ECHO_ATR
 from emulator.vpcd import VpcdServer, reader_name, slot_port
-from harness.pcsc import (
+from harness.hil.pcsc import (
     AmbiguousReaderError,
     CardResetError,
     NoCardError,
@@ -202,7 +202,7 @@ def test_pcsc_scan_sees_the_card_inserted_and_removed(echo: EchoProcess) -> None
         scan.wait(timeout=10)
 
 
-# -- harness.pcsc -------------------------------------------------------------------------
+# -- harness.hil.pcsc -------------------------------------------------------------------------
 
 
 def test_list_readers_has_the_virtual_readers() -> None:
@@ -239,7 +239,7 @@ def test_no_card_in_reader(echo: EchoProcess) -> None:
 
 def test_pcscd_not_running_is_named() -> None:
     code = (
-        "from harness.pcsc import list_readers, PcscdNotRunningError\n"
+        "from harness.hil.pcsc import list_readers, PcscdNotRunningError\n"
         "try:\n    list_readers()\nexcept PcscdNotRunningError as e:\n    print('NOT RUNNING', e)\n"
     )
     env = dict(os.environ, PCSCLITE_CSOCK_NAME="/nonexistent/pcscd.comm")

@@ -6,9 +6,10 @@ import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from harness.cli import UsageError
-from harness.cli_output import format_result, marks
+from harness.cli.errors import UsageError
+from harness.cli.output import format_result, marks
 from harness.controls import CardControls, ReplayControls
 from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
 from harness.trace import golden
@@ -18,6 +19,24 @@ from harness.trace.replay import ReplayDivergence, ReplayTransport
 from harness.transport import Transport
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["add_parser", "cmd_golden", "cmd_replay", "dispatch", "format_trace", "printable"]
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``trace`` and its actions on the ``myna-hil`` sub-parsers."""
+    tr = sub.add_parser("trace", help="show, explain, replay or check traces")
+    tsub = tr.add_subparsers(dest="trace_command", metavar="ACTION")
+    show = tsub.add_parser("show", help="print a trace as a table")
+    show.add_argument("file", type=Path)
+    ex = tsub.add_parser("explain", help="every retry-counter decrement, with cause and remedy")
+    ex.add_argument("file", type=Path)
+    rp = tsub.add_parser("replay", help="replay a trace as the card under its scenario")
+    rp.add_argument("file", type=Path)
+    rp.add_argument("--scenario", help="scenario unit to run (default: the trace's own)")
+    gd = tsub.add_parser("golden", help="compare every scenario with traces/golden/")
+    gd.add_argument("--update", action="store_true", help="rewrite the golden traces")
+    gd.add_argument("--dir", type=Path, help="golden directory (default: traces/golden)")
 
 
 def dispatch(args: argparse.Namespace) -> int:

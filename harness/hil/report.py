@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.hil import HilCard
+from harness.hil.session import HilCard
 from harness.trace.recorder import Record, write_trace
 
 logger = logging.getLogger(__name__)

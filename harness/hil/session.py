@@ -2,7 +2,7 @@
 
 Layers, bottom up: the PC/SC transport; a :class:`~harness.trace.recorder.RecordingTransport`
 (the *wire* trace: every APDU that reached the card, secrets always redacted, with its
-latency); the guard (:mod:`harness.guard`) under the permit the card's identity earned. The
+latency); the guard (:mod:`harness.hil.guard`) under the permit the card's identity earned. The
 HIL suite (``tests/hil``, ``tox -e hil``) talks only to :attr:`HilCard.transport`.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from harness.guard import IDENTIFYING, GuardedTransport, Interlocks, Permit, authorise
-from harness.hil_identity import CardIdentity, identify
+from harness.hil.guard import IDENTIFYING, GuardedTransport, Interlocks, Permit, authorise
+from harness.hil.identity import CardIdentity, identify
 from harness.sessions.jpki import JpkiSession, verify_signature
 from harness.trace.recorder import RecordingTransport
 from harness.transport import Transport, TransportError
@@ -183,7 +183,9 @@ class HilCard:
 
 
 def _open_pcsc(reader: str) -> Transport:
-    from harness.pcsc import NoCardError, PcscError, PcscTransport, list_readers
+    # Optional dependency: harness.hil.pcsc needs pyscard; a HilCard over another transport
+    # (the tests' in-process stand-ins) does without it.
+    from harness.hil.pcsc import NoCardError, PcscError, PcscTransport, list_readers
 
     try:
         return PcscTransport(reader)

@@ -1,5 +1,8 @@
 """Cards for in-process runs: one TEST PKI per process, a fixed holder, admin hooks.
 
+Below the scenarios: the test controls (:mod:`harness.controls`), the pytest plugin, the
+scenario runner and the CLI all make their cards here.
+
 Key generation (five RSA-2048 keys) is the slow part of making a card; every scenario card
 of a run reuses one PKI, so ``myna-hil run --all`` pays for it once.
 """
@@ -9,13 +12,16 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+from typing import TYPE_CHECKING
 
 from emulator.card import Card
 from emulator.identity import generate_pki, my_number_check_digit
 from emulator.personalise import new_state
 from emulator.pins import DEFAULT_PINS
 from emulator.state import CardState, Holder, Pki
-from harness.actors.counter import ProfileChanger
+
+if TYPE_CHECKING:
+    from harness.actors.counter import ProfileChanger
 
 logger = logging.getLogger(__name__)
 

@@ -41,10 +41,11 @@ from emulator.grammar import ApduFormatError, CommandApdu, tries_left
 from emulator.grammar.ids import JPKI
 from emulator.protocol import HOME, Pin
 from emulator.redact import SECRET_INS
+from harness.hil.identity import CardIdentity, NotAMyNumberCardError, identify
+from harness.trace.decode import command_name
 from harness.transport import Transport, TransportError
 
 if TYPE_CHECKING:
-    from harness.hil_identity import CardIdentity
     from harness.scenarios.base import Scenario
 
 logger = logging.getLogger(__name__)
@@ -169,16 +170,10 @@ def normalise_card_id(text: str) -> str:
         raise ValueError(f"card ID {text!r} is not a hexadecimal serial number") from None
 
 
-def _identify(transport: Transport) -> CardIdentity:
-    from harness.hil_identity import identify
-
-    return identify(transport)
-
-
 def authorise(
     transport: Transport,
     interlocks: Interlocks,
-    identify: Callable[[Transport], CardIdentity] = _identify,
+    identify: Callable[[Transport], CardIdentity] = identify,
 ) -> Permit:
     """The permit for the card behind *transport*: identifies it (free reads only).
 
@@ -257,7 +252,7 @@ def _checkable(apdu: bytes) -> bool:
 
 def _header(apdu: bytes) -> str:
     """Name and header of a command, never its data (which may be a PIN)."""
-    return f"{_name(apdu)} ({apdu[:4].hex(' ').upper()})"
+    return f"{command_name(apdu)} ({apdu[:4].hex(' ').upper()})"
 
 
 class GuardedTransport(Transport):
@@ -271,7 +266,7 @@ class GuardedTransport(Transport):
     """
 
     def __init__(self, inner: Transport, permit: Permit, *, close_inner: bool = True,
-                 identify: Callable[[Transport], CardIdentity] = _identify) -> None:
+                 identify: Callable[[Transport], CardIdentity] = identify) -> None:
         self.inner = inner
         self.permit = permit
         self.name = f"guarded:{inner.name}"
@@ -419,8 +414,6 @@ class GuardedTransport(Transport):
         return atr
 
     def _identify_again(self) -> None:
-        from harness.hil_identity import NotAMyNumberCardError
-
         probe = GuardedTransport(self.inner, IDENTIFYING, close_inner=False)
         try:
             card_id = self._identify(probe).card_id
@@ -441,12 +434,6 @@ class GuardedTransport(Transport):
     def close(self) -> None:
         if self._close_inner:
             self.inner.close()
-
-
-def _name(apdu: bytes) -> str:
-    from harness.trace.decode import command_name
-
-    return command_name(apdu)
 
 
 def guarded(transport: Transport, permit: Permit) -> Transport:

@@ -10,7 +10,9 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["add_soak_parser", "cmd_soak"]
+from emulator.vpcd import reader_name as reader_for_slot
+
+__all__ = ["add_parser", "cmd_soak"]
 
 
 def _slots(text: str) -> list[int]:
@@ -23,7 +25,7 @@ def _slots(text: str) -> list[int]:
     return slots
 
 
-def add_soak_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     """Register ``soak`` on the ``myna-hil`` sub-parsers."""
     p = sub.add_parser(
         "soak",
@@ -60,9 +62,7 @@ class NoSuchSlotError(RuntimeError):
 def check_readers(slots: list[int]) -> None:
     """Fail fast, before any process starts or any wait begins, when pcscd cannot be reached
     or has no reader for one of *slots* (pcscd's reader.conf sets how many slots exist)."""
-    from smartcard import scard
-
-    from harness.reliability.slots import reader_for_slot
+    from smartcard import scard  # optional dependency (pyscard): cmd_soak reports its absence
 
     code, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     if code != scard.SCARD_S_SUCCESS:
@@ -104,6 +104,8 @@ def _fail(message: str) -> int:
 
 
 def _soak(args: argparse.Namespace) -> int:
+    # Optional dependency: the soak engine drives pcscd through pyscard (cmd_soak reports
+    # its absence); the rest of myna-hil works without it.
     from harness.reliability.soak import SoakResult, run_soak
 
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
@@ -125,6 +127,7 @@ def _soak(args: argparse.Namespace) -> int:
 
 
 def _tearing(args: argparse.Namespace) -> int:
+    # Optional dependency: the tearing engine waits for pcscd through pyscard (see _soak).
     from harness.reliability.tearing import TearingResult, run_tearing
 
     if args.tearing < 1:

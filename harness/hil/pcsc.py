@@ -283,7 +283,7 @@ class PcscTransport(Transport):
     def reset(self) -> bytes:
         """Reconnect with a card reset (security state lost); connect anew after a removal.
 
-        After a removal the card connected may be another one: :mod:`harness.guard`
+        After a removal the card connected may be another one: :mod:`harness.hil.guard`
         identifies it again before anything else is sent.
         """
         self._check_open()

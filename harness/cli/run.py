@@ -1,4 +1,4 @@
-"""``myna-hil list``, ``run`` and ``status``."""
+"""``myna-hil run``: scenario units on the built-in emulator, a vpcd slot or a reader."""
 
 from __future__ import annotations
 
@@ -7,14 +7,22 @@ import contextlib
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from harness.cli import UsageError
-from harness.cli_output import Progress, format_result, summary_line, to_json, write_json
-from harness.errors import NoSuchFileError
-from harness.guard import InterlockError, Interlocks, authorise, guarded
-from harness.hil_identity import NotAMyNumberCardError, identify
-from harness.scenarios.base import REGISTRY, STANDARD
+from harness.cards import pooled_card, shared_pki
+from harness.cli.errors import UsageError
+from harness.cli.output import Progress, format_result, summary_line, to_json, write_json
+from harness.cli.reader import open_reader
+from harness.hil.guard import (
+    DEFAULT_MIN_TRIES,
+    InterlockError,
+    Interlocks,
+    authorise,
+    normalise_card_id,
+)
+from harness.hil.identity import NotAMyNumberCardError
+from harness.scenarios.base import STANDARD
 from harness.scenarios.runner import (
     Opener,
     Unit,
@@ -24,33 +32,64 @@ from harness.scenarios.runner import (
     run_unit,
     select_units,
 )
-from harness.sessions import JpkiSession, JukiSession, PinStatus, TextSession
-from harness.transport import Transport, TransportError
+from harness.scenarios.served import interlocks_for, served_emulator
+from harness.transport import TransportError
 
 logger = logging.getLogger(__name__)
 
 
-def open_reader(name: str) -> Transport:
-    """A PC/SC transport to reader *name* (a physical card as far as the harness knows)."""
+def card_id(text: str) -> str:
+    """argparse type for a card ID (the auth certificate serial, hex)."""
     try:
-        from harness.pcsc import PcscTransport
-    except ImportError as exc:
-        raise UsageError(f"PC/SC support is not available ({exc})") from None
-    try:
-        return PcscTransport(name)
-    except TransportError as exc:
-        raise UsageError(str(exc)) from None
+        return normalise_card_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def cmd_list() -> int:
-    width = max(len(u) for s in REGISTRY.values() for u in s.units())
-    print(f"{'scenario':<{width}}  {'kind':<16} summary")
-    for s in REGISTRY.values():
-        kind = ("in-process" if s.needs_admin else
-                "destructive" if s.destructive else "read-only")
-        for unit in s.units():
-            print(f"{unit:<{width}}  {kind:<16} {s.summary}")
-    return 0
+def tries(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= n <= 5:
+        raise argparse.ArgumentTypeError("must be 1..5")
+    return n
+
+
+def add_interlock_options(parser: argparse.ArgumentParser) -> None:
+    """The safety interlocks for a card in a reader (README: "Running against a real card")."""
+    parser.add_argument("--destructive-card", metavar="ID", type=card_id,
+                        help="with --reader: the card in the reader is a test card you may "
+                             "lock; ID is its identity as 'myna-hil status --reader NAME' "
+                             "shows it. Another card stops the run before any try is spent")
+    parser.add_argument("--allow-blocking", action="store_true",
+                        help="with --destructive-card: also run steps that block a PIN "
+                             "(on a real card only the municipal counter unblocks it)")
+    parser.add_argument("--min-tries", metavar="N", type=tries, default=DEFAULT_MIN_TRIES,
+                        help="a VERIFY with data on a card not opted in must leave N tries "
+                             f"if the value is wrong (default {DEFAULT_MIN_TRIES})")
+    parser.add_argument("--destructive", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``run`` on the ``myna-hil`` sub-parsers."""
+    run = sub.add_parser("run", help="run scenarios (built-in emulator unless --reader)")
+    run.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    run.add_argument("--all", action="store_true", help="run the whole catalogue")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--reader", metavar="NAME", help="a PC/SC reader instead of the emulator")
+    where.add_argument("--vpcd-slot", metavar="N", type=int,
+                       help="serve the built-in emulator in vpcd slot N (reader 'Virtual PCD "
+                            "00 00' is slot 0) and run through pcscd like an app would; needs "
+                            "pcscd with the vpcd driver (ci/pcscd-start.sh)")
+    add_interlock_options(run)
+    run.add_argument("--trace", metavar="DIR", type=Path, help="write a trace per scenario")
+    run.add_argument("--unredacted-secrets", action="store_true",
+                     help="keep PIN data in traces (never for a physical card)")
+    run.add_argument("--json", metavar="FILE", type=Path, help="write results as JSON")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="only failing steps and the summary")
+
 
 
 def interlocks_from(args: argparse.Namespace) -> Interlocks:
@@ -68,19 +107,19 @@ def interlocks_from(args: argparse.Namespace) -> Interlocks:
     return Interlocks(args.destructive_card, args.allow_blocking, args.min_tries)
 
 
-def identify_reader(reader: str, interlocks: Interlocks) -> str:
-    """One line about the card in *reader*; stops (UsageError) on a wrong or foreign card."""
-    transport = open_reader(reader)
+def identify_reader(name: str, interlocks: Interlocks) -> str:
+    """One line about the card in reader *name*; stops (UsageError) on a wrong or foreign card."""
+    transport = open_reader(name)
     try:
         permit = authorise(transport, interlocks)
     except (InterlockError, NotAMyNumberCardError, TransportError) as exc:
-        raise UsageError(f"{reader}: {exc}") from None
+        raise UsageError(f"{name}: {exc}") from None
     finally:
         transport.close()
     opted = ("not opted in: read-only" if not permit.destructive else
              "the named test card: destructive" +
              (", blocking allowed" if permit.blocking else ", no blocking"))
-    return f"reader {reader}: card ID {permit.card_id}, ATR {transport.atr.hex(' ').upper()} " \
+    return f"reader {name}: card ID {permit.card_id}, ATR {transport.atr.hex(' ').upper()} " \
            f"({opted})"
 
 
@@ -111,19 +150,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def serve_in_slot(stack: contextlib.ExitStack, slot: int, kwargs: dict[str, Any]) -> Opener:
     """Serve the emulator in vpcd *slot* for this run; opt the card in by its own identity."""
-    from harness.scenarios.cards import pooled_card, shared_pki
-    from harness.scenarios.served import interlocks_for, served_emulator
-
     if slot < 0:
         raise UsageError(f"--vpcd-slot must be >= 0, not {slot}")
     shared_pki()
     try:
-        opener, reader = stack.enter_context(served_emulator(slot))
+        opener, served = stack.enter_context(served_emulator(slot))
     except (TransportError, ImportError) as exc:
         raise UsageError(str(exc)) from None
     # Every pooled card shares the run's PKI, so one identity covers both profiles.
     kwargs["interlocks"] = interlocks_for(pooled_card(STANDARD))
-    print(f"built-in emulator served in vpcd slot {slot} ({reader!r}) through pcscd; "
+    print(f"built-in emulator served in vpcd slot {slot} ({served!r}) through pcscd; "
           f"opted in as card {kwargs['interlocks'].destructive_card}")
     return opener
 
@@ -134,8 +170,6 @@ def _run_units(args: argparse.Namespace, units: list[Unit], opener: Opener | Non
     if args.reader:
         print(identify_reader(args.reader, kwargs["interlocks"]))
     elif opener is None:
-        from harness.scenarios.cards import pooled_card, shared_pki
-
         t0 = time.perf_counter()
         shared_pki()  # one TEST PKI for every card of the run
         for profile in {u.profile for u in units}:
@@ -180,52 +214,4 @@ def _run_units(args: argparse.Namespace, units: list[Unit], opener: Opener | Non
     return 0 if all(r.ok or r.skipped for r in results) else 1
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    if args.reader:
-        transport = open_reader(args.reader)
-        try:  # identified by free reads; then the read-only guard, like any run
-            transport = guarded(transport, authorise(transport, Interlocks()))
-        except (NotAMyNumberCardError, TransportError) as exc:
-            transport.close()
-            raise UsageError(f"{args.reader}: {exc}") from None
-        where = f"reader {args.reader}"
-    else:
-        from emulator.card import Card
-        from emulator.state import StateError
-        from harness.inprocess import InProcessTransport
-        from harness.scenarios.cards import new_card
-
-        try:
-            card = Card.open(args.state) if args.state else new_card()
-        except StateError as exc:
-            raise UsageError(str(exc)) from None
-        transport = InProcessTransport(card)
-        where = f"state {args.state}" if args.state else "built-in emulator (fresh card)"
-    with transport:
-        print(status_report(transport, where))
-    return 0
-
-
-def status_report(transport: Transport, where: str) -> str:
-    """ATR, card identity and the four counters, by empty VERIFY only."""
-    lines = [f"card: {where}", f"ATR:  {transport.atr.hex(' ').upper()}"]
-    try:
-        ident = identify(transport)
-    except NotAMyNumberCardError as exc:
-        raise UsageError(str(exc)) from None
-    lines.append(f"card ID: {ident.card_id}  (auth certificate serial; issuer {ident.issuer}; "
-                 "opt a test card in with --destructive-card ID)")
-    statuses: list[PinStatus | None] = []
-    for name in ("auth", "sign"):
-        try:
-            statuses.append(JpkiSession(transport).pin_status(name))
-        except NoSuchFileError:
-            statuses.append(None)
-    statuses += [JukiSession(transport).pin_status(), TextSession(transport).pin_status()]
-    labels = ("JPKI auth PIN", "JPKI signing password", "Juki PIN", "text-AP PIN")
-    for label, st in zip(labels, statuses, strict=True):
-        lines.append(f"  {label:<22} {'absent' if st is None else st.describe()}")
-    return "\n".join(lines)
-
-
-__all__ = ["cmd_list", "cmd_run", "cmd_status", "open_reader", "status_report"]
+__all__ = ["add_parser", "cmd_run", "identify_reader", "interlocks_from"]
