@@ -195,7 +195,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     with _opened(args.state, read_only=True) as card:
         text = dump_json(card.state)
     if args.output is None:
-        sys.stdout.write(text)
+        # JSON is UTF-8 whatever the terminal's encoding (RFC 8259).
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8"))
         return 0
     try:
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -295,6 +297,7 @@ def cmd_apdu(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerant_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command != "serve":
@@ -319,6 +322,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader of our output went away (e.g. `| head`); not an error of ours.
         sys.stderr.close()
         return 0
+
+
+def _tolerant_output() -> None:
+    """Holder names on a terminal that cannot show them: '?' instead of a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
 
 
 if __name__ == "__main__":
