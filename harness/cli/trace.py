@@ -14,7 +14,8 @@ from harness.controls import CardControls, ReplayControls
 from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
 from harness.trace import golden
 from harness.trace.explain import explain, format_explanation
-from harness.trace.recorder import Record, TraceFormatError, read_trace
+from harness.trace.recorder import TraceFormatError, read_trace
+from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.replay import ReplayDivergence, ReplayTransport
 from harness.transport import Transport
 
@@ -53,7 +54,7 @@ def dispatch(args: argparse.Namespace) -> int:
     return cmd_replay(records, args.scenario)
 
 
-def _load(path: Path) -> list[Record]:
+def _load(path: Path) -> list[TraceRecord]:
     try:
         return read_trace(path)
     except TraceFormatError as exc:
@@ -68,30 +69,44 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
-def format_trace(records: Sequence[Record]) -> str:
+def _meta(records: Sequence[TraceRecord]) -> Meta:
+    if not records or not isinstance(records[0], Meta):
+        raise UsageError("a trace starts with its meta record")
+    return records[0]
+
+
+def _or(value: str | None, default: str = "?") -> str:
+    """*value*, or *default* for a field the record does not have."""
+    return default if value is None else value
+
+
+def format_trace(records: Sequence[TraceRecord]) -> str:
     """One line per exchange: index, command, target, hex, answer, latency; notes indented."""
-    meta = records[0]
-    lines = [f"trace of {meta.get('scenario', '?')} on {meta.get('transport', '?')}, "
-             f"ATR {meta.get('atr', '?')}, {'redacted' if meta.get('redacted') else 'UNREDACTED'}"]
-    answers = {r["i"]: r for r in records if r["type"] in ("rsp", "lost")}
+    meta = _meta(records)
+    atr = "?" if meta.atr is None else meta.atr.hex().upper()
+    lines = [f"trace of {_or(meta.scenario)} on {_or(meta.transport)}, "
+             f"ATR {atr}, {'redacted' if meta.redacted else 'UNREDACTED'}"]
+    answers = {r.i: r for r in records if isinstance(r, Rsp | Lost)}
     for r in records[1:]:
-        kind = r["type"]
-        if kind == "cmd":
-            a = answers.get(r["i"], {})
-            target = "/".join(x for x in (r.get("app"), r.get("pin") or r.get("ef")) if x)
-            answer = ("NO ANSWER (card lost)" if a.get("type") == "lost" else
-                      f"{a.get('sw', '----')} {a.get('sw_name', '')}".rstrip())
-            ms = a.get("latency_ms")
-            lines.append(f"#{r['i']:<4} {r.get('name', ''):<26} {target:<12} {_short(r['hex'])}"
+        if isinstance(r, Cmd):
+            a = answers.get(r.i)
+            ef = None if r.ef is None else f"{r.ef:04X}"
+            target = "/".join(x for x in (r.app, r.pin or ef) if x)
+            if isinstance(a, Lost):
+                answer = "NO ANSWER (card lost)"
+            elif isinstance(a, Rsp):
+                answer = f"{a.sw:04X} {_or(a.sw_name, '')}".rstrip()
+            else:
+                answer = "----"
+            ms = None if a is None else a.latency_ms
+            lines.append(f"#{r.i:<4} {_or(r.name, ''):<26} {target:<12} {_short(r.hex)}"
                          f"  -> {answer}{'' if ms is None else f'  {ms:.2f} ms'}")
-        elif kind == "reset":
-            lines.append(f"      -- card reset, ATR {r['atr']}")
-        elif kind == "note":
-            extra = {k: v for k, v in r.items()
-                     if k not in ("seq", "type", "actor", "event", "time", "t", "clock")}
-            detail = ", ".join(f"{k}={v}" for k, v in extra.items())
-            lines.append(f"      · {r['actor']} {r['event']}{': ' if detail else ''}{detail}"
-                         f"  [{r.get('clock', '')}]")
+        elif isinstance(r, Reset):
+            lines.append(f"      -- card reset, ATR {r.atr.hex().upper()}")
+        elif isinstance(r, Note):
+            detail = ", ".join(f"{k}={v}" for k, v in r.fields.items())
+            lines.append(f"      · {r.actor} {r.event}{': ' if detail else ''}{detail}"
+                         f"  [{_or(r.clock, '')}]")
     return "\n".join(lines)
 
 
@@ -99,9 +114,9 @@ def _short(hexstr: str, width: int = 40) -> str:
     return hexstr if len(hexstr) <= width else hexstr[: width - 1] + "…"
 
 
-def cmd_replay(records: Sequence[Record], scenario: str | None) -> int:
+def cmd_replay(records: Sequence[TraceRecord], scenario: str | None) -> int:
     """Run the trace's scenario with the trace as the card; report the first divergence."""
-    name = scenario or records[0].get("scenario")
+    name = scenario or _meta(records).scenario
     if not name:
         raise UsageError("the trace names no scenario; pass --scenario")
     try:

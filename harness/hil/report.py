@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.hil.session import HilCard
-from harness.trace.recorder import Record, write_trace
+from harness.trace.recorder import write_trace
+from harness.trace.records import Cmd, Lost, Rsp, TraceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ __all__ = ["REPORT_FORMAT", "build_report", "latency_by_ins", "percentile", "sum
            "write_report"]
 
 REPORT_FORMAT = "myna-hil-hil-report"
+_INS_SELECT = 0xA4
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -33,27 +35,26 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def _label(cmd: Record) -> str:
-    head = str(cmd.get("hex", ""))[:4]
-    name = str(cmd.get("name", ""))
-    if name.startswith("SELECT"):
-        name = "SELECT"
-    return f"{head[2:4]} {name}".strip()
+def _label(cmd: Cmd) -> str:
+    ins = "" if cmd.ins is None else f"{cmd.ins:02X}"
+    # One row for every SELECT, whatever it selects (by header: a malformed one too).
+    name = "SELECT" if cmd.ins == _INS_SELECT and not cmd.proprietary else cmd.name or ""
+    return f"{ins} {name}".strip()
 
 
-def latency_by_ins(records: Iterable[Record]) -> dict[str, dict[str, float | int]]:
+def latency_by_ins(records: Iterable[TraceRecord]) -> dict[str, dict[str, float | int]]:
     """``{"B0 READ BINARY": {"count", "p50_ms", "p99_ms", "max_ms"}, ...}`` from a trace.
 
     The empty VERIFY (status query) and the VERIFY with data are reported apart: the second
     costs the card a durable counter write.
     """
-    cmds: dict[int, Record] = {}
+    cmds: dict[int, Cmd] = {}
     samples: dict[str, list[float]] = {}
     for rec in records:
-        if rec.get("type") == "cmd":
-            cmds[int(rec["i"])] = rec
-        elif rec.get("type") == "rsp" and int(rec["i"]) in cmds:
-            samples.setdefault(_label(cmds[int(rec["i"])]), []).append(float(rec["latency_ms"]))
+        if isinstance(rec, Cmd):
+            cmds[rec.i] = rec
+        elif isinstance(rec, Rsp) and rec.i in cmds and rec.latency_ms is not None:
+            samples.setdefault(_label(cmds[rec.i]), []).append(float(rec.latency_ms))
     return {
         label: {"count": len(v), "p50_ms": round(percentile(v, 50), 3),
                 "p99_ms": round(percentile(v, 99), 3), "max_ms": round(max(v), 3)}
@@ -65,8 +66,9 @@ def build_report(card: HilCard) -> dict[str, Any]:
     """The JSON document for one run."""
     records = card.wire.records
     ident = card.identity
-    lost = [r for r in records if r.get("type") == "lost"]
-    all_ms = [float(r["latency_ms"]) for r in records if r.get("type") == "rsp"]
+    lost = [r for r in records if isinstance(r, Lost)]
+    all_ms = [float(r.latency_ms) for r in records
+              if isinstance(r, Rsp) and r.latency_ms is not None]
     return {
         "format": REPORT_FORMAT, "version": 1,
         "started": dt.datetime.fromtimestamp(card.started, dt.UTC).isoformat(timespec="seconds"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.trace.decode import CommandKind
 from harness.trace.explain import Cause, Explanation, Finding, explain, format_explanation
 from harness.trace.recorder import (
     RecordingTransport,
@@ -10,16 +11,25 @@ from harness.trace.recorder import (
     read_trace,
     write_trace,
 )
+from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.replay import ReplayDivergence, ReplayTransport
 
 __all__ = [
     "Cause",
+    "Cmd",
+    "CommandKind",
     "Explanation",
     "Finding",
+    "Lost",
+    "Meta",
+    "Note",
     "RecordingTransport",
     "ReplayDivergence",
     "ReplayTransport",
+    "Reset",
+    "Rsp",
     "TraceFormatError",
+    "TraceRecord",
     "explain",
     "format_explanation",
     "note",

@@ -48,17 +48,27 @@ class CommandKind(StrEnum):
     MALFORMED = "malformed"
 
 
-def kind_of(hex_text: str) -> CommandKind:
-    """The kind of a recorded command, from its (possibly redacted) hex."""
+def header_of(hex_text: str) -> tuple[int, int, int, int] | None:
+    """``(CLA, INS, P1, P2)`` of a recorded command's (possibly redacted) hex; ``None`` when
+    it does not start with four bytes of hex (headers are never redacted)."""
     compact = "".join(hex_text.split())
     try:
         header = bytes.fromhex(compact[:8])
     except ValueError:
-        return CommandKind.MALFORMED
+        return None
     if len(header) < 4:
+        return None
+    return header[0], header[1], header[2], header[3]
+
+
+def kind_of(hex_text: str) -> CommandKind:
+    """The kind of a recorded command, from its (possibly redacted) hex."""
+    header = header_of(hex_text)
+    if header is None:
         return CommandKind.MALFORMED
-    if "<redacted" in compact:
-        has_data = True  # only a data field is ever redacted
+    compact = "".join(hex_text.split())
+    if "<" in compact:
+        has_data = True  # only a data field is ever replaced (<redacted N bytes>, <cryptogram>)
     else:
         try:
             cmd = parse(bytes.fromhex(compact))

@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from emulator.grammar import tries_left
 from emulator.pins import SPECS
-from harness.trace.decode import CommandKind, kind_of
-from harness.trace.recorder import Record
+from harness.trace.decode import CommandKind
+from harness.trace.records import Cmd, Lost, Note, Reset, Rsp, TraceRecord
 
 logger = logging.getLogger(__name__)
 
 PIN_LABELS = {
     "auth": "JPKI auth PIN", "sign": "JPKI signing password", "juki": "Juki PIN",
     "helper": "text-AP PIN", "text-0012": "text-AP EF 0012",
+    "text-a": "text-AP check number A", "text-b": "text-AP check number B",
+    "surface-a": "surface-AP check number A", "surface-b": "surface-AP check number B",
 }
 
 
@@ -107,18 +109,18 @@ class _Attempt:
     app: str
     pin: str
     fp: str | None
-    fpv: dict[str, str]
+    fpv: Mapping[str, str]
     sw: int | None  # None: no answer (power lost)
     epoch: int
     interaction: int  # user-visible events so far (an app showing a result, a user entry)
     confirmed: tuple[int, int | None] | None = None  # status query after a power loss
 
 
-def _answers(records: Sequence[Record]) -> dict[int, Record]:
-    return {r["i"]: r for r in records if r.get("type") in ("rsp", "lost")}
+def _answers(records: Sequence[TraceRecord]) -> dict[int, Rsp | Lost]:
+    return {r.i: r for r in records if isinstance(r, Rsp | Lost)}
 
 
-def explain(records: Sequence[Record]) -> Explanation:
+def explain(records: Sequence[TraceRecord]) -> Explanation:
     """Attribute every retry-counter decrement in *records* (a loaded trace) to a cause."""
     answers = _answers(records)
     epoch: dict[str, int] = defaultdict(int)
@@ -131,25 +133,25 @@ def explain(records: Sequence[Record]) -> Explanation:
     apdus = 0
     interaction = 0
     for rec in records:
-        kind = rec.get("type")
-        if kind == "reset" or (kind == "note" and rec.get("event") in INTERACTIONS):
+        if isinstance(rec, Reset) or (isinstance(rec, Note) and rec.event in INTERACTIONS):
             interaction += 1
-        if kind == "note" and rec.get("event") == "pin-status":
+        if isinstance(rec, Note) and rec.event == "pin-status":
             misread = _misread(rec, status_sw)
             if misread:
                 findings.append(misread)
             continue
-        if kind != "cmd":
+        if not isinstance(rec, Cmd):
             continue
         apdus += 1
-        i, pin, what = rec["i"], rec.get("pin"), kind_of(str(rec.get("hex", "")))
+        i, pin, what = rec.i, rec.pin, rec.kind
         answer = answers.get(i)
-        sw = int(answer["sw"], 16) if answer and answer["type"] == "rsp" else None
+        sw = answer.sw if isinstance(answer, Rsp) else None
+        app = rec.app if rec.app is not None else "?"
         if pin is None:
             continue
         if what is CommandKind.VERIFY_STATUS:
             if sw is not None:
-                status_sw[pin] = (i, sw, rec.get("app", "?"))
+                status_sw[pin] = (i, sw, app)
                 for a in reversed(attempts):
                     if a.pin == pin and a.sw is None and a.confirmed is None:
                         a.confirmed = (i, tries_left(sw))
@@ -159,10 +161,9 @@ def explain(records: Sequence[Record]) -> Explanation:
                     warnings.append(f"#{i}: {PIN_LABELS.get(pin, pin)} status answered 9000 "
                                     "(verified in this session): not a tries count")
             continue
-        fp = rec.get("fp")
+        fp = rec.fp
         if what is CommandKind.VERIFY:
-            a = _Attempt(i, rec.get("app", "?"), pin, fp, rec.get("fpv", {}), sw, epoch[pin],
-                         interaction)
+            a = _Attempt(i, app, pin, fp, rec.fpv or {}, sw, epoch[pin], interaction)
             attempts.append(a)
             if sw == 0x9000 and fp:
                 accepted[(pin, epoch[pin])].setdefault(fp, i)
@@ -185,9 +186,9 @@ def max_tries(pin: str) -> int | None:
     return spec.max_tries if spec else None
 
 
-def _misread(note: Record, status_sw: dict[str, tuple[int, int, str]]) -> Finding | None:
-    pin = str(note.get("pin", ""))
-    shown = note.get("tries_shown")
+def _misread(note: Note, status_sw: dict[str, tuple[int, int, str]]) -> Finding | None:
+    pin = note.pin or ""
+    shown = note.tries_shown
     if pin not in status_sw or shown is None:
         return None
     i, sw, app = status_sw[pin]

@@ -14,19 +14,27 @@ Regenerate after an intended change with ``myna-hil trace golden --update`` (che
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from harness.trace.recorder import Record
+from emulator.grammar.ids import JPKI
+from harness.trace.decode import CommandKind
+from harness.trace.recorder import dumps
+from harness.trace.records import Cmd, Lost, Rsp, TraceRecord
 
 logger = logging.getLogger(__name__)
 
 GOLDEN_DIR = Path(__file__).resolve().parents[2] / "traces" / "golden"
-_VOLATILE = ("time", "t", "latency_ms")
-_KEY_DEPENDENT_EFS = {("jpki", "0001"), ("jpki", "0002"), ("jpki", "000A"), ("jpki", "000B")}
+_KEY_DEPENDENT_EFS = {("jpki", JPKI.EF_SIGN_CERT), ("jpki", JPKI.EF_SIGN_CA_CERT),
+                      ("jpki", JPKI.EF_AUTH_CERT), ("jpki", JPKI.EF_AUTH_CA_CERT)}
+#: ISO INS codes (an ISO class) whose data is card-random or key-dependent.
+_INS_EXTERNAL_AUTHENTICATE = 0x82
+_INS_GET_CHALLENGE = 0x84
+
+__all__ = ["GOLDEN_DIR", "compare", "dumps", "golden_path", "normalise", "update"]
 
 
 def _mask_data(hexstr: str, what: str) -> str:
@@ -35,46 +43,58 @@ def _mask_data(hexstr: str, what: str) -> str:
     return f"<{what} {n} bytes>{hexstr[-4:]}" if n else hexstr
 
 
-def normalise(records: Sequence[Record]) -> list[Record]:
+def _iso(cmd: Cmd, ins: int) -> bool:
+    return cmd.ins == ins and not cmd.proprietary
+
+
+def _masked_answer(cmd: Cmd | None, hexstr: str) -> str:
+    """The recorded answer *hexstr* to *cmd* with card-random or key-dependent data masked."""
+    if cmd is None:
+        return hexstr
+    if _iso(cmd, _INS_GET_CHALLENGE):
+        return _mask_data(hexstr, "challenge")
+    if cmd.proprietary and cmd.ins == JPKI.INS_COMPUTE_DIGITAL_SIGNATURE:
+        return _mask_data(hexstr, "signature")
+    if cmd.kind is CommandKind.READ and (cmd.app, cmd.ef) in _KEY_DEPENDENT_EFS:
+        return _mask_data(hexstr, "certificate")
+    return hexstr
+
+
+def normalise(records: Sequence[TraceRecord]) -> list[TraceRecord]:
     """A copy of *records* fit for comparison with a golden file."""
     labels: dict[str, str] = {}
 
     def label(fp: str) -> str:
         return labels.setdefault(fp, f"F{len(labels) + 1}")
 
-    commands = {r["i"]: r for r in records if r.get("type") == "cmd"}
-    out: list[Record] = []
+    def labelled(fpv: Mapping[str, str] | None) -> dict[str, str] | None:
+        return None if fpv is None else {k: label(v) for k, v in fpv.items()}
+
+    commands = {r.i: r for r in records if isinstance(r, Cmd)}
+    out: list[TraceRecord] = []
     for rec in records:
-        r = {k: v for k, v in rec.items() if k not in _VOLATILE}
-        kind = r.get("type")
-        if "fp" in r:
-            r["fp"] = label(r["fp"])
-        if "fpv" in r:
-            r["fpv"] = {k: label(v) for k, v in r["fpv"].items()}
-        if kind == "cmd" and r.get("name") == "EXTERNAL AUTHENTICATE":
-            r["hex"] = r["hex"][:10] + "<cryptogram>"
-        if kind == "rsp":
-            cmd = commands.get(r["i"], {})
-            name = cmd.get("name", "")
-            if name == "GET CHALLENGE":
-                r["hex"] = _mask_data(r["hex"], "challenge")
-            elif name == "COMPUTE DIGITAL SIGNATURE":
-                r["hex"] = _mask_data(r["hex"], "signature")
-            elif name == "READ BINARY" and (cmd.get("app"), cmd.get("ef")) in _KEY_DEPENDENT_EFS:
-                r["hex"] = _mask_data(r["hex"], "certificate")
+        r = dataclasses.replace(rec, time=None, t=None)
+        if isinstance(r, Cmd):
+            fp = None if r.fp is None else label(r.fp)
+            r = dataclasses.replace(r, fp=fp, fpv=labelled(r.fpv))
+            if _iso(r, _INS_EXTERNAL_AUTHENTICATE):
+                r = dataclasses.replace(r, hex=r.hex[:10] + "<cryptogram>")
+        elif isinstance(r, Rsp):
+            r = dataclasses.replace(r, latency_ms=None,
+                                    hex=_masked_answer(commands.get(r.i), r.hex))
+        elif isinstance(r, Lost):
+            r = dataclasses.replace(r, latency_ms=None)
         out.append(r)
     return out
-
-
-def dumps(records: Sequence[Record]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
 def golden_path(unit: str, directory: Path = GOLDEN_DIR) -> Path:
     return directory / f"{unit}.jsonl"
 
 
-def compare(unit: str, records: Sequence[Record], directory: Path = GOLDEN_DIR) -> str | None:
+def compare(
+    unit: str, records: Sequence[TraceRecord], directory: Path = GOLDEN_DIR
+) -> str | None:
     """``None`` when *records* match the golden file of *unit*, else a unified diff."""
     path = golden_path(unit, directory)
     got = dumps(normalise(records))
@@ -88,7 +108,7 @@ def compare(unit: str, records: Sequence[Record], directory: Path = GOLDEN_DIR) 
     return "\n".join(list(diff)[:40])
 
 
-def update(unit: str, records: Sequence[Record], directory: Path = GOLDEN_DIR) -> Path:
+def update(unit: str, records: Sequence[TraceRecord], directory: Path = GOLDEN_DIR) -> Path:
     path = golden_path(unit, directory)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dumps(normalise(records)), encoding="utf-8")

@@ -13,6 +13,10 @@ Record types (one JSON object per line, ``seq`` increasing):
 Every record has ``time`` (wall clock, UTC) and, when the recorder has a scenario clock,
 ``clock`` (scenario time). Secrets in VERIFY / CHANGE / RESET RETRY COUNTER / JICSAP CHANGE
 KEY data are replaced by ``<redacted N bytes>`` unless ``redact=False``.
+
+In memory a record is a frozen dataclass (:mod:`harness.trace.records`); :func:`read_trace`
+returns those, checked and migrated from older versions, and :func:`write_trace` writes
+their JSON objects unchanged.
 """
 
 from __future__ import annotations
@@ -30,13 +34,8 @@ from emulator.redact import is_secret, redact_command
 from harness.clock import Clock
 from harness.trace.decode import Tracker, command_name, parse
 from harness.trace.fingerprint import DESCRIPTION, Fingerprinter
-from harness.trace.validate import (
-    TRACE_FORMAT,
-    TRACE_VERSION,
-    Record,
-    TraceFormatError,
-    parse_trace,
-)
+from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
+from harness.trace.validate import TRACE_FORMAT, TRACE_VERSION, TraceFormatError, parse_trace
 from harness.transport import TRAFFIC, CardRemovedError, Transport
 
 logger = logging.getLogger(__name__)
@@ -62,16 +61,16 @@ class RecordingTransport(Transport):
         self.physical = inner.physical
         self.redact = redact or inner.physical  # traces from a physical card: always redacted
         self.clock = clock
-        self.records: list[Record] = []
+        self.records: list[TraceRecord] = []
         self.apdus = 0
         self._fingerprints = Fingerprinter()
         self._tracker = Tracker()
         self._t0 = time.perf_counter()
-        self._append({
-            "type": "meta", "format": TRACE_FORMAT, "version": TRACE_VERSION,
-            "transport": inner.name, "atr": inner.atr.hex().upper(), "redacted": self.redact,
-            "fingerprint": DESCRIPTION, **(meta or {}),
-        })
+        fields = dict(meta or {})
+        self.records.append(Meta(
+            format=TRACE_FORMAT, version=TRACE_VERSION, transport=inner.name, atr=inner.atr,
+            redacted=self.redact, fingerprint=DESCRIPTION, scenario=fields.pop("scenario", None),
+            profile=fields.pop("profile", None), extra=fields, **self._stamp()))
 
     # --- Transport -------------------------------------------------------------------------
 
@@ -83,43 +82,40 @@ class RecordingTransport(Transport):
         i = self.apdus
         self.apdus += 1
         target = self._tracker.target(apdu)
-        rec: Record = {"type": "cmd", "i": i, "name": command_name(apdu)}
-        rec["hex"] = redact_command(apdu) if self.redact else apdu.hex().upper()
-        if target.app:
-            rec["app"] = target.app
-        if target.ef is not None:
-            rec["ef"] = f"{target.ef:04X}"
-        if target.pin:
-            rec["pin"] = target.pin
+        fp: str | None = None
+        fpv: dict[str, str] | None = None
         cmd = parse(apdu)
         if cmd is not None and is_secret(cmd):
-            value = cmd.data
-            rec["fp"] = self._fingerprints.fp(value)
-            variants = self._fingerprints.variants(value)
-            if variants:
-                rec["fpv"] = variants
-        self._append(rec)
+            fp = self._fingerprints.fp(cmd.data)
+            fpv = self._fingerprints.variants(cmd.data) or None
+        self.records.append(Cmd(
+            i=i, name=command_name(apdu),
+            hex=redact_command(apdu) if self.redact else apdu.hex().upper(),
+            app=target.app or None, ef=target.ef, pin=target.pin or None, fp=fp, fpv=fpv,
+            **self._stamp()))
         logger.log(TRAFFIC, "> %s", redact_command(apdu))  # logs are redacted, always
         start = time.perf_counter()
         try:
             rsp = self.inner.transmit(apdu)
         except CardRemovedError as exc:
             self._tracker.update(apdu, None)
-            self._append({"type": "lost", "i": i, "error": str(exc),
-                          "latency_ms": _ms(time.perf_counter() - start)})
+            latency = _ms(time.perf_counter() - start)
+            self.records.append(
+                Lost(i=i, error=str(exc), latency_ms=latency, **self._stamp()))
             raise
         latency = _ms(time.perf_counter() - start)
         sw = rsp[-2] << 8 | rsp[-1] if len(rsp) >= 2 else 0
         self._tracker.update(apdu, sw)
-        self._append({"type": "rsp", "i": i, "hex": rsp.hex().upper(), "sw": f"{sw:04X}",
-                      "sw_name": sw_name(sw).partition(" ")[2], "latency_ms": latency})
+        self.records.append(Rsp(i=i, hex=rsp.hex().upper(), sw=sw,
+                                sw_name=sw_name(sw).partition(" ")[2], latency_ms=latency,
+                                **self._stamp()))
         logger.log(TRAFFIC, "< %s", rsp.hex().upper())
         return rsp
 
     def reset(self) -> bytes:
         atr = self.inner.reset()
         self._tracker.reset()
-        self._append({"type": "reset", "atr": atr.hex().upper()})
+        self.records.append(Reset(atr=atr, **self._stamp()))
         return atr
 
     def close(self) -> None:
@@ -129,15 +125,15 @@ class RecordingTransport(Transport):
 
     def note(self, actor: str, event: str, **fields: Any) -> None:
         """Record what an actor did or showed (never pass a PIN value here)."""
-        self._append({"type": "note", "actor": actor, "event": event, **fields})
+        self.records.append(Note(actor=actor, event=event, fields=fields,
+                                 **self._stamp()))
 
-    def _append(self, rec: Record) -> None:
-        stamped: Record = {"seq": len(self.records), **rec}
-        stamped["time"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-        stamped["t"] = round(time.perf_counter() - self._t0, 6)
-        if self.clock is not None:
-            stamped["clock"] = self.clock.now().isoformat()
-        self.records.append(stamped)
+    def _stamp(self) -> dict[str, Any]:
+        """``seq``, ``time``, ``t`` and ``clock`` of the record about to be appended."""
+        return {"seq": len(self.records),
+                "time": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+                "t": round(time.perf_counter() - self._t0, 6),
+                "clock": None if self.clock is None else self.clock.now().isoformat()}
 
     def save(self, path: str | Path) -> Path:
         return write_trace(path, self.records)
@@ -154,27 +150,32 @@ def note(transport: Transport, actor: str, event: str, **fields: Any) -> None:
         recorder(actor, event, **fields)
 
 
-def write_trace(path: str | Path, records: Iterable[Record]) -> Path:
+def dumps(records: Iterable[TraceRecord]) -> str:
+    """*records* as the text of a trace file (one JSON object a line)."""
+    return "".join(json.dumps(rec.to_json(), ensure_ascii=False) + "\n" for rec in records)
+
+
+def write_trace(path: str | Path, records: Iterable[TraceRecord]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n")
+    path.write_text(dumps(records), encoding="utf-8")
     return path
 
 
-def read_trace(path: str | Path) -> list[Record]:
-    """Load a trace, every record checked (:mod:`harness.trace.validate`); raises
-    :class:`TraceFormatError` naming the line and the field on bad input."""
+def read_trace(path: str | Path) -> list[TraceRecord]:
+    """Load a trace as typed records, every record checked and brought to the current
+    version (:mod:`harness.trace.validate`); raises :class:`TraceFormatError` naming the line
+    and the field on bad input."""
     return parse_trace(Path(path))
 
 
 __all__ = [
     "TRACE_FORMAT",
     "TRACE_VERSION",
-    "Record",
     "RecordingTransport",
     "TraceFormatError",
+    "TraceRecord",
+    "dumps",
     "note",
     "read_trace",
     "write_trace",

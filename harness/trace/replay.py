@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TypeVar
 
 from emulator.redact import redact_command
-from harness.trace.recorder import Record
+from harness.trace.records import Cmd, Lost, Meta, Reset, Rsp, TraceRecord
 from harness.transport import CardRemovedError, Transport, TransportError
 
 logger = logging.getLogger(__name__)
 
-_CARD_EVENTS = ("cmd", "rsp", "lost", "reset")
+_CardEvent = Cmd | Rsp | Lost | Reset
+_E = TypeVar("_E", Cmd, Reset)
 
 
 class ReplayDivergence(TransportError):
@@ -44,14 +46,14 @@ class ReplayTransport(Transport):
     name = "replay"
     physical = False
 
-    def __init__(self, records: Sequence[Record]) -> None:
-        if not records or records[0].get("type") != "meta":
+    def __init__(self, records: Sequence[TraceRecord]) -> None:
+        if not records or not isinstance(records[0], Meta):
             raise ValueError("a trace starts with its meta record")
-        self.meta = records[0]
-        self.redacted = bool(self.meta.get("redacted", True))
-        self._events = [r for r in records if r.get("type") in _CARD_EVENTS]
+        self.meta: Meta = records[0]
+        self.redacted = self.meta.redacted is not False  # unsaid: assume redacted
+        self._events: list[_CardEvent] = [r for r in records if isinstance(r, _CardEvent)]
         self._pos = 0
-        self._atr = bytes.fromhex(str(self.meta.get("atr", "")))
+        self._atr = self.meta.atr or b""
         self.replayed = 0
         self._last = "start of trace"
 
@@ -67,11 +69,11 @@ class ReplayTransport(Transport):
         """Card events of the trace not yet played."""
         return len(self._events) - self._pos
 
-    def _next(self, want: str, got: str) -> Record:
+    def _next(self, want: type[_E], got: str) -> _E:
         if self.finished:
             raise ReplayDivergence(self.replayed, "end of trace", got, self._last)
         rec = self._events[self._pos]
-        if rec["type"] != want:
+        if not isinstance(rec, want):
             raise ReplayDivergence(self.replayed, _describe(rec), got, self._last)
         self._pos += 1
         return rec
@@ -79,29 +81,29 @@ class ReplayTransport(Transport):
     def transmit(self, apdu: bytes) -> bytes:
         sent = redact_command(apdu) if self.redacted else apdu.hex().upper()
         shown = redact_command(apdu)  # messages never carry a PIN, whatever the trace holds
-        rec = self._next("cmd", shown)
-        if rec["hex"] != sent:
+        rec = self._next(Cmd, shown)
+        if rec.hex != sent:
             self._pos -= 1
-            raise ReplayDivergence(rec["i"], _describe(rec), shown, self._last)
-        self._last = f"#{rec['i']} {rec.get('name', '')} {_redacted(rec['hex'])}"
+            raise ReplayDivergence(rec.i, _describe(rec), shown, self._last)
+        self._last = f"#{rec.i} {rec.name or ''} {_redacted(rec.hex)}"
         answer = self._events[self._pos] if not self.finished else None
-        if answer is None or answer.get("i") != rec["i"]:
-            raise ReplayDivergence(rec["i"], "a recorded answer", "trace ends without one")
+        if not isinstance(answer, Rsp | Lost) or answer.i != rec.i:
+            raise ReplayDivergence(rec.i, "a recorded answer", "trace ends without one")
         self._pos += 1
         self.replayed += 1
-        if answer["type"] == "lost":
-            raise CardRemovedError(f"replayed power loss at APDU #{rec['i']}")
+        if isinstance(answer, Lost):
+            raise CardRemovedError(f"replayed power loss at APDU #{rec.i}")
         try:
-            return bytes.fromhex(answer["hex"])
+            return bytes.fromhex(answer.hex)
         except ValueError:
             raise TransportError(
-                f"APDU #{rec['i']}: the recorded answer (field 'hex') is not plain hex: it was "
+                f"APDU #{rec.i}: the recorded answer (field 'hex') is not plain hex: it was "
                 "normalised (a golden trace?); replay a trace recorded with 'myna-hil run --trace'"
             ) from None
 
     def reset(self) -> bytes:
-        rec = self._next("reset", "card reset")
-        self._atr = bytes.fromhex(rec["atr"])
+        rec = self._next(Reset, "card reset")
+        self._atr = rec.atr
         self._last = "card reset"
         return self._atr
 
@@ -121,9 +123,9 @@ def _redacted(hexstr: str) -> str:
         return hexstr
 
 
-def _describe(rec: Record) -> str:
-    if rec["type"] == "cmd":
-        return f"#{rec['i']} {rec.get('name', '')}: {_redacted(rec['hex'])}"
-    if rec["type"] == "reset":
+def _describe(rec: TraceRecord) -> str:
+    if isinstance(rec, Cmd):
+        return f"#{rec.i} {rec.name or ''}: {_redacted(rec.hex)}"
+    if isinstance(rec, Reset):
         return "card reset"
-    return f"{rec['type']} record"
+    return f"{rec.TYPE} record"

@@ -4,7 +4,11 @@ A trace comes from disk and may be truncated, hand-edited, binary or hostile. Ev
 checked against the fields the readers (``trace show`` / ``explain`` / ``replay``) use, and
 the first problem raises :class:`TraceFormatError` naming the file, the line and the field.
 A field's value is never quoted: ``hex`` and friends carry APDU data, which may hold a PIN in
-an unredacted trace.
+an unredacted trace. Checked records become typed ones (:mod:`harness.trace.records`).
+
+The meta record's ``version`` says which format the file is in. A file of an older version
+is brought up to :data:`TRACE_VERSION` record by record through :data:`MIGRATIONS` before it
+is checked; a newer one, or one older than any migration reaches, is refused in one line.
 """
 
 from __future__ import annotations
@@ -17,16 +21,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.trace.records import TraceRecord, record_from_json
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["MAX_TRACE_BYTES", "TraceFormatError", "check_record", "parse_trace"]
+__all__ = [
+    "MAX_TRACE_BYTES",
+    "MIGRATIONS",
+    "TRACE_FORMAT",
+    "TRACE_VERSION",
+    "TraceFormatError",
+    "check_record",
+    "parse_trace",
+]
 
 TRACE_FORMAT = "myna-hil-trace"
+#: The version this code writes; bump it (and add a migration) when the JSON form changes.
 TRACE_VERSION = 1
 #: Larger files are refused before they are read (a scenario trace is a few hundred KiB).
 MAX_TRACE_BYTES = 256 * 1024 * 1024
 
-Record = dict[str, Any]
+_Json = dict[str, Any]  # one decoded line, before it is checked
+#: ``MIGRATIONS[v]`` turns one record (any JSON object, unchecked) of version ``v`` into
+#: version ``v + 1``; the reader sets the meta record's ``version``. Empty: version 1 is the
+#: only format there has been.
+MIGRATIONS: dict[int, Callable[[_Json], _Json]] = {}
+
+
+def _oldest_readable() -> int:
+    """The oldest version the migrations bring up to :data:`TRACE_VERSION`."""
+    v = TRACE_VERSION
+    while v - 1 in MIGRATIONS:
+        v -= 1
+    return v
 
 
 class TraceFormatError(ValueError):
@@ -136,11 +163,26 @@ def check_record(rec: object, first: bool) -> str | None:
             return f"not a {TRACE_FORMAT} file (field 'format')"
         if rec["version"] > TRACE_VERSION:
             return f"trace version {rec['version']} is too new (this reader: {TRACE_VERSION})"
+        if rec["version"] < _oldest_readable():
+            return (f"trace version {rec['version']} is too old "
+                    f"(this reader: {_oldest_readable()} to {TRACE_VERSION})")
     return None
 
 
-def parse_trace(path: Path) -> list[Record]:
-    """Load and check the trace at *path*; :class:`TraceFormatError` on the first problem."""
+def _migrate(rec: object, version: int) -> object:
+    """*rec* (one decoded line of a version-*version* file) in the current format."""
+    if not isinstance(rec, dict):
+        return rec  # check_record says what is wrong with it
+    for v in range(version, TRACE_VERSION):
+        rec = MIGRATIONS[v](rec)
+        if rec.get("type") == "meta":
+            rec["version"] = v + 1
+    return rec
+
+
+def parse_trace(path: Path) -> list[TraceRecord]:
+    """Load, migrate and check the trace at *path*, as typed records;
+    :class:`TraceFormatError` on the first problem."""
     try:
         size = path.stat().st_size
         if size > MAX_TRACE_BYTES:
@@ -157,7 +199,8 @@ def parse_trace(path: Path) -> list[Record]:
         line = data.count(b"\n", 0, exc.start) + 1
         raise TraceFormatError(
             f"{path} line {line}: not UTF-8 text (a binary file?)") from None
-    records: list[Record] = []
+    records: list[TraceRecord] = []
+    version = TRACE_VERSION
     # split("\n"), not splitlines(): U+2028 & co. are legal inside a JSON string.
     for n, raw in enumerate(text.split("\n"), 1):
         if not raw.strip():
@@ -168,8 +211,21 @@ def parse_trace(path: Path) -> list[Record]:
             raise TraceFormatError(f"{path} line {n}: not JSON ({exc.msg})") from None
         except (ValueError, RecursionError):  # e.g. a 5000-digit number, nesting too deep
             raise TraceFormatError(f"{path} line {n}: not JSON a trace can hold") from None
-        problem = check_record(rec, first=not records)
+        first = not records
+        if first:  # the version, before anything is migrated
+            problem = check_record(rec, first=True)
+            if problem:
+                raise TraceFormatError(f"{path} line {n}: {problem}")
+            version = rec["version"]
+        try:
+            rec = _migrate(rec, version)
+        except (KeyError, TypeError, ValueError, AttributeError):  # a line too broken to migrate
+            raise TraceFormatError(
+                f"{path} line {n}: cannot bring this version-{version} record up to version "
+                f"{TRACE_VERSION}") from None
+        problem = check_record(rec, first=first)
         if problem:
             raise TraceFormatError(f"{path} line {n}: {problem}")
-        records.append(rec)
+        assert isinstance(rec, dict)  # check_record accepted it
+        records.append(record_from_json(rec))
     return records

@@ -8,7 +8,7 @@ from emulator.card import Card
 from harness.controls import InProcessCard
 from harness.inprocess import InProcessTransport
 from harness.scenarios.runner import Unit, run_unit, select_units
-from harness.trace.recorder import Record
+from harness.trace.records import TraceRecord
 
 
 class PhysicalLike(InProcessTransport):
@@ -22,7 +22,7 @@ def unit(name: str) -> Unit:
     return next(u for u in select_units([name]) if u.name == name)
 
 
-def record(name: str, *, redact: bool = True, trace_dir: Path | None = None) -> list[Record]:
+def record(name: str, *, redact: bool = True, trace_dir: Path | None = None) -> list[TraceRecord]:
     """Run one unit in-process and return its trace records."""
     result, rec = run_unit(unit(name), redact=redact, trace_dir=trace_dir)
     assert result.ok, [s for s in result.steps if not s.ok] or result.error

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from harness.trace.decode import CommandKind, kind_of
 from harness.trace.explain import Cause, explain, format_explanation
+from harness.trace.records import Cmd
 from tests.harness.support import record
 
 
@@ -63,8 +66,12 @@ def test_counter_reset_starts_a_new_value_epoch() -> None:
 def test_findings_follow_the_command_not_its_display_name() -> None:
     """Renaming a label must not turn a finding off: forensics read the header, not 'name'."""
     records = record("phantom-app-retry", redact=True)
-    renamed = [{**r, "name": "renamed"} if r.get("type") == "cmd" else r for r in records]
+    renamed = [dataclasses.replace(r, name="renamed") if isinstance(r, Cmd) else r
+               for r in records]
+    unnamed = [dataclasses.replace(r, name=None) if isinstance(r, Cmd) else r for r in records]
+    assert explain(records).causes()  # the trace has findings to lose
     assert explain(renamed).causes() == explain(records).causes()
+    assert explain(unnamed) == explain(records)
 
 
 @pytest.mark.parametrize(

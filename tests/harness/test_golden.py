@@ -5,10 +5,13 @@ Regenerate after an intended change: ``.venv/bin/myna-hil trace golden --update`
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from harness.scenarios.runner import all_units
 from harness.trace import golden
+from harness.trace.records import Rsp
 from tests.harness.support import record
 
 
@@ -29,6 +32,7 @@ def test_normalisation_keeps_equality_and_hides_randomness() -> None:
 
 def test_a_changed_run_shows_a_diff() -> None:
     records = record("lockout-juki")
-    next(r for r in records if r.get("type") == "rsp" and r["sw"] == "63C2")["sw"] = "63C1"
+    n = next(n for n, r in enumerate(records) if isinstance(r, Rsp) and r.sw == 0x63C2)
+    records[n] = dataclasses.replace(records[n], sw=0x63C1)
     diff = golden.compare("lockout-juki", records)
     assert diff is not None and "63C1" in diff

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,15 +13,22 @@ from harness.controls import ReplayControls
 from harness.inprocess import InProcessTransport
 from harness.scenarios.runner import run_unit
 from harness.trace import (
+    Cmd,
+    CommandKind,
+    Lost,
+    Meta,
     RecordingTransport,
     ReplayDivergence,
     ReplayTransport,
+    Reset,
+    Rsp,
     TraceFormatError,
+    golden,
     read_trace,
 )
 from harness.trace.fingerprint import Fingerprinter
 from harness.transport import CardRemovedError
-from tests.harness.support import record, unit
+from tests.harness.support import PhysicalLike, record, unit
 
 PHANTOMS = ["phantom-tearing", "phantom-app-retry", "phantom-status-quirk"]
 VERIFY_1234 = "002000800431323334"
@@ -38,27 +46,30 @@ def test_secrets_are_redacted_by_default(tmp_path: Path) -> None:
     rec = _verify_once(redact=True)
     text = rec.save(tmp_path / "t.jsonl").read_text()
     assert "31323334" not in text and "1234" not in text.replace("12345", "")
-    cmd = next(r for r in rec.records if r.get("name") == "VERIFY")
-    assert cmd["hex"] == "00200080 04 <redacted 4 bytes>"
-    assert (cmd["app"], cmd["ef"], cmd["pin"]) == ("jpki", "0018", "auth")
-    assert len(cmd["fp"]) == 16
+    cmd = next(r for r in rec.records if isinstance(r, Cmd) and r.kind is CommandKind.VERIFY)
+    assert cmd.name == "VERIFY" and cmd.hex == "00200080 04 <redacted 4 bytes>"
+    assert (cmd.app, cmd.ef, cmd.pin) == ("jpki", 0x0018, "auth")
+    assert cmd.to_json()["ef"] == "0018"
+    assert cmd.fp is not None and len(cmd.fp) == 16
 
 
 def test_unredacted_on_request_but_never_for_a_physical_card() -> None:
     rec = _verify_once(redact=False)
-    assert any(r.get("hex") == VERIFY_1234.upper() for r in rec.records)
-    from tests.harness.support import PhysicalLike
+    assert any(isinstance(r, Cmd) and r.hex == VERIFY_1234.upper() for r in rec.records)
 
     phys = RecordingTransport(PhysicalLike(new_card()), redact=False)
-    assert phys.redact and phys.records[0]["redacted"] is True
+    meta = phys.records[0]
+    assert phys.redact and isinstance(meta, Meta) and meta.redacted is True
 
 
 def test_record_fields() -> None:
     rec = _verify_once(redact=True)
     meta, rsp = rec.records[0], rec.records[-1]
-    assert meta["format"] == "myna-hil-trace" and meta["atr"].startswith("3B")
-    assert rsp["type"] == "rsp" and rsp["sw"] == "9000" and rsp["latency_ms"] >= 0
-    assert {"time", "t", "seq"} <= rsp.keys()
+    assert isinstance(meta, Meta) and meta.format == "myna-hil-trace"
+    assert meta.to_json()["atr"].startswith("3B")
+    assert isinstance(rsp, Rsp) and rsp.sw == 0x9000 and rsp.to_json()["sw"] == "9000"
+    assert rsp.latency_ms is not None and rsp.latency_ms >= 0
+    assert {"time", "t", "seq"} <= rsp.to_json().keys()
 
 
 def test_fingerprints_keep_equality_not_values() -> None:
@@ -87,7 +98,8 @@ def test_power_loss_is_recorded_and_reraised() -> None:
     with pytest.raises(CardRemovedError):
         rec.transmit(bytes.fromhex(VERIFY_1234))
     rec.reset()
-    assert [r["type"] for r in rec.records[-2:]] == ["lost", "reset"]
+    assert [type(r) for r in rec.records[-2:]] == [Lost, Reset]
+    assert [r.to_json()["type"] for r in rec.records[-2:]] == ["lost", "reset"]
 
 
 @pytest.mark.parametrize("name", PHANTOMS)
@@ -105,12 +117,15 @@ def test_replay_of_a_recorded_run_matches(name: str, redact: bool, tmp_path: Pat
 def test_replay_reports_the_first_divergence() -> None:
     records = record("phantom-app-retry")
     # Tamper: the app now sends a 7-byte password where the trace has 6 bytes.
-    target = next(r for r in records if r.get("name") == "VERIFY")
-    target["hex"] = target["hex"].replace("06 <redacted 6 bytes>", "07 <redacted 7 bytes>")
+    n, target = next((n, r) for n, r in enumerate(records)
+                     if isinstance(r, Cmd) and r.kind is CommandKind.VERIFY)
+    assert target.name == "VERIFY"
+    records[n] = dataclasses.replace(
+        target, hex=target.hex.replace("06 <redacted 6 bytes>", "07 <redacted 7 bytes>"))
     replay = ReplayTransport(records)
     result, _ = run_unit(unit("phantom-app-retry"), lambda _: (replay, ReplayControls()))
     assert result.error is not None
-    assert f"diverged at APDU #{target['i']}" in result.error
+    assert f"diverged at APDU #{target.i}" in result.error
     assert "07 <redacted 7 bytes>" in result.error and "06 <redacted 6 bytes>" in result.error
 
 
@@ -141,8 +156,6 @@ def test_read_trace_rejects_bad_files(tmp_path: Path) -> None:
 
 
 def test_a_golden_trace_cannot_be_replayed_and_says_why() -> None:
-    from harness.trace import golden
-
     replay = ReplayTransport(golden.normalise(record("card-info")))
     result, _ = run_unit(unit("card-info"), lambda _: (replay, ReplayControls()))
     assert result.error and "normalised" in result.error

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from harness.cli import main
 from harness.trace import golden
 from harness.trace.recorder import TraceFormatError, read_trace
+from harness.trace.records import Meta, Note
 from tests.harness.support import record
 
 GOLDEN = ("lockout-auth", "phantom-tearing", "phantom-status-quirk", "kiosk-reset-sign")
@@ -27,7 +28,7 @@ ACTIONS = ("show", "explain", "replay")
 def sources() -> tuple[tuple[str, ...], ...]:
     """Traces to mutate, as lines: golden ones, and an unredacted recording that replays."""
     traces = [golden.golden_path(n).read_text(encoding="utf-8").splitlines() for n in GOLDEN]
-    traces.append([json.dumps(r) for r in record("lockout-juki", redact=False)])
+    traces.append([json.dumps(r.to_json()) for r in record("lockout-juki", redact=False)])
     return tuple(tuple(t) for t in traces)
 
 
@@ -224,12 +225,13 @@ def test_line_separators_inside_strings_are_not_line_breaks(tmp_path: Path) -> N
     path = tmp_path / "trace.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
                     encoding="utf-8")
-    assert read_trace(path)[1]["text"] == "a\u2028b"
+    note = read_trace(path)[1]
+    assert isinstance(note, Note) and note.fields["text"] == "a\u2028b"
 
 
 def test_every_golden_trace_still_loads() -> None:
     for path in sorted(golden.GOLDEN_DIR.glob("*.jsonl")):
-        assert read_trace(path)[0]["type"] == "meta"
+        assert isinstance(read_trace(path)[0], Meta)
 
 
 def test_unredacted_replay_divergence_shows_no_pin(capsys: pytest.CaptureFixture[str],
