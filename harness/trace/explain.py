@@ -63,6 +63,8 @@ REMEDIES: dict[Cause, str] = {
 
 #: Notes that mean the user saw or did something between two APDUs.
 INTERACTIONS = frozenset({"shown", "entered"})
+#: Control records (the control panel's) that give a PIN a new value.
+NEW_VALUE_CONTROLS = frozenset({"set-pin", "new-card"})
 
 _TRANSFORM_DETAIL = {
     "case": "the correct value with the case of its letters changed",
@@ -132,8 +134,13 @@ def explain(records: Sequence[Record]) -> Explanation:
     interaction = 0
     for rec in records:
         kind = rec.get("type")
-        if kind == "reset" or (kind == "note" and rec.get("event") in INTERACTIONS):
+        if kind in ("reset", "control") or (kind == "note" and rec.get("event") in INTERACTIONS):
             interaction += 1
+        if kind == "control" and rec.get("action") in NEW_VALUE_CONTROLS:
+            # Re-set (one PIN) or a new card (all): the values accepted so far are old.
+            for name in [str(rec["pin"])] if rec.get("pin") else list(SPECS):
+                epoch[name] += 1
+            continue
         if kind == "note" and rec.get("event") == "pin-status":
             misread = _misread(rec, status_sw)
             if misread:

@@ -9,6 +9,8 @@ Record types (one JSON object per line, ``seq`` increasing):
 - ``lost``  no answer to command ``i``: the card lost power / went away.
 - ``reset`` the card was reset (new ATR).
 - ``note``  an actor's observation (what an app showed, a kiosk's decision), no APDU.
+- ``control`` a test control acted on the card (``actor``, ``action``, maybe ``pin`` /
+  ``tries``): the control panel's clicks. Never a PIN value.
 
 Every record has ``time`` (wall clock, UTC) and, when the recorder has a scenario clock,
 ``clock`` (scenario time). Secrets in VERIFY / CHANGE / RESET RETRY COUNTER / JICSAP CHANGE
@@ -42,44 +44,29 @@ from harness.transport import TRAFFIC, CardRemovedError, Transport
 logger = logging.getLogger(__name__)
 
 
-class RecordingTransport(Transport):
-    """Wraps *inner*; every exchange is appended to :attr:`records` (and nothing else changes).
+class TraceLog:
+    """The records of one card's traffic, built from raw exchanges (redacted as it goes).
 
-    *clock* is the scenario's clock for the ``clock`` field. The fingerprint key lives only
-    in this object (see :mod:`harness.trace.fingerprint`).
+    :class:`RecordingTransport` fills one around a transport; the control panel fills one
+    from a vpcd server's observer. The fingerprint key lives only in this object (see
+    :mod:`harness.trace.fingerprint`).
     """
 
-    def __init__(
-        self,
-        inner: Transport,
-        *,
-        redact: bool = True,
-        clock: Clock | None = None,
-        meta: dict[str, Any] | None = None,
-    ) -> None:
-        self.inner = inner
-        self.name = f"recording:{inner.name}"
-        self.physical = inner.physical
-        self.redact = redact or inner.physical  # traces from a physical card: always redacted
+    def __init__(self, transport: str, atr: bytes, *, redact: bool = True,
+                 clock: Clock | None = None, meta: dict[str, Any] | None = None) -> None:
+        self.redact = redact
         self.clock = clock
         self.records: list[Record] = []
         self.apdus = 0
         self._fingerprints = Fingerprinter()
         self._tracker = Tracker()
         self._t0 = time.perf_counter()
-        self._append({
-            "type": "meta", "format": TRACE_FORMAT, "version": TRACE_VERSION,
-            "transport": inner.name, "atr": inner.atr.hex().upper(), "redacted": self.redact,
-            "fingerprint": DESCRIPTION, **(meta or {}),
-        })
+        self.append({"type": "meta", "format": TRACE_FORMAT, "version": TRACE_VERSION,
+                     "transport": transport, "atr": atr.hex().upper(), "redacted": redact,
+                     "fingerprint": DESCRIPTION, **(meta or {})})
 
-    # --- Transport -------------------------------------------------------------------------
-
-    @property
-    def atr(self) -> bytes:
-        return self.inner.atr
-
-    def transmit(self, apdu: bytes) -> bytes:
+    def command(self, apdu: bytes) -> Record:
+        """Record a command about to be sent; its record (``i`` is its index)."""
         i = self.apdus
         self.apdus += 1
         target = self._tracker.target(apdu)
@@ -98,28 +85,81 @@ class RecordingTransport(Transport):
             variants = self._fingerprints.variants(value)
             if variants:
                 rec["fpv"] = variants
-        self._append(rec)
+        return self.append(rec)
+
+    def answer(self, i: int, apdu: bytes, rsp: bytes, seconds: float) -> Record:
+        sw = rsp[-2] << 8 | rsp[-1] if len(rsp) >= 2 else 0
+        self._tracker.update(apdu, sw)
+        return self.append({"type": "rsp", "i": i, "hex": rsp.hex().upper(), "sw": f"{sw:04X}",
+                            "sw_name": sw_name(sw).partition(" ")[2],
+                            "latency_ms": _ms(seconds)})
+
+    def lost(self, i: int, apdu: bytes, error: str, seconds: float) -> Record:
+        self._tracker.update(apdu, None)
+        return self.append({"type": "lost", "i": i, "error": error, "latency_ms": _ms(seconds)})
+
+    def reset(self, atr: bytes) -> Record:
+        self._tracker.reset()
+        return self.append({"type": "reset", "atr": atr.hex().upper()})
+
+    def append(self, rec: Record) -> Record:
+        stamped: Record = {"seq": len(self.records), **rec}
+        stamped["time"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+        stamped["t"] = round(time.perf_counter() - self._t0, 6)
+        if self.clock is not None:
+            stamped["clock"] = self.clock.now().isoformat()
+        self.records.append(stamped)
+        return stamped
+
+
+class RecordingTransport(Transport):
+    """Wraps *inner*; every exchange is appended to :attr:`records` (and nothing else changes).
+
+    *clock* is the scenario's clock for the ``clock`` field.
+    """
+
+    def __init__(
+        self,
+        inner: Transport,
+        *,
+        redact: bool = True,
+        clock: Clock | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.name = f"recording:{inner.name}"
+        self.physical = inner.physical
+        self.redact = redact or inner.physical  # traces from a physical card: always redacted
+        self.clock = clock
+        self.log = TraceLog(inner.name, inner.atr, redact=self.redact, clock=clock, meta=meta)
+        self.records = self.log.records
+
+    @property
+    def apdus(self) -> int:
+        return self.log.apdus
+
+    # --- Transport -------------------------------------------------------------------------
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def transmit(self, apdu: bytes) -> bytes:
+        i = self.log.command(apdu)["i"]
         logger.log(TRAFFIC, "> %s", redact_command(apdu))  # logs are redacted, always
         start = time.perf_counter()
         try:
             rsp = self.inner.transmit(apdu)
         except CardRemovedError as exc:
-            self._tracker.update(apdu, None)
-            self._append({"type": "lost", "i": i, "error": str(exc),
-                          "latency_ms": _ms(time.perf_counter() - start)})
+            self.log.lost(i, apdu, str(exc), time.perf_counter() - start)
             raise
-        latency = _ms(time.perf_counter() - start)
-        sw = rsp[-2] << 8 | rsp[-1] if len(rsp) >= 2 else 0
-        self._tracker.update(apdu, sw)
-        self._append({"type": "rsp", "i": i, "hex": rsp.hex().upper(), "sw": f"{sw:04X}",
-                      "sw_name": sw_name(sw).partition(" ")[2], "latency_ms": latency})
+        self.log.answer(i, apdu, rsp, time.perf_counter() - start)
         logger.log(TRAFFIC, "< %s", rsp.hex().upper())
         return rsp
 
     def reset(self) -> bytes:
         atr = self.inner.reset()
-        self._tracker.reset()
-        self._append({"type": "reset", "atr": atr.hex().upper()})
+        self.log.reset(atr)
         return atr
 
     def close(self) -> None:
@@ -129,15 +169,7 @@ class RecordingTransport(Transport):
 
     def note(self, actor: str, event: str, **fields: Any) -> None:
         """Record what an actor did or showed (never pass a PIN value here)."""
-        self._append({"type": "note", "actor": actor, "event": event, **fields})
-
-    def _append(self, rec: Record) -> None:
-        stamped: Record = {"seq": len(self.records), **rec}
-        stamped["time"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-        stamped["t"] = round(time.perf_counter() - self._t0, 6)
-        if self.clock is not None:
-            stamped["clock"] = self.clock.now().isoformat()
-        self.records.append(stamped)
+        self.log.append({"type": "note", "actor": actor, "event": event, **fields})
 
     def save(self, path: str | Path) -> Path:
         return write_trace(path, self.records)
@@ -175,6 +207,7 @@ __all__ = [
     "Record",
     "RecordingTransport",
     "TraceFormatError",
+    "TraceLog",
     "note",
     "read_trace",
     "write_trace",
