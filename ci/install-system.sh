@@ -4,11 +4,14 @@
 # pcscd + vsmartcard-vpcd give the virtual reader ("Virtual PCD 00 00/01"), libpcsclite-dev +
 # swig let pip build pyscard when no wheel fits, pcsc-tools and opensc are the real clients
 # the end-to-end tests drive, opensc-pkcs11 the PKCS#11 module pkcs11-tool loads (named
-# here, not only pulled in by opensc). Idempotent: a second run does nothing and needs no network.
+# here, not only pulled in by opensc), chromium + chromium-driver the headless browser the
+# control-panel tests drive with selenium (no browser download). Idempotent: a second run
+# does nothing and needs no network.
 # CI runs as root; elsewhere run it with sudo.
 set -euo pipefail
 
-PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools opensc opensc-pkcs11)
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools opensc opensc-pkcs11
+          chromium chromium-driver)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -3,19 +3,24 @@
 One thread per slot, each with its own card. SIGINT / SIGTERM let every slot finish the
 exchange in hand, then each card is closed (a durable card saves its state) and the process
 exits 0. Also runnable alone: ``python -m emulator.cli_serve --echo --slot 1``.
+
+Add-ons (``--panel``: the browser control panel) live in the harness, which the emulator never
+imports: they are found by name in the entry-point group :data:`ADDON_GROUP` and given the
+running servers (:class:`ServeAddon`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from emulator import TRAFFIC
 from emulator.card import Card
@@ -25,11 +30,25 @@ from emulator.vpcd import DEFAULT_HOST, VirtualCard, VpcdServer, slot_port
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["add_serve_parser", "main", "run_serve"]
+__all__ = ["ADDON_GROUP", "ServeAddon", "add_serve_parser", "main", "run_serve"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+
+#: Entry-point group of serve add-ons: ``name = "module:factory"``, where the factory takes
+#: the servers (one per slot, in --slot order) and the parsed arguments and returns a
+#: :class:`ServeAddon`, or raises ``ValueError`` / ``OSError`` with a one-line message.
+ADDON_GROUP = "myna_hil.serve_addons"
+
+
+class ServeAddon(Protocol):
+    """What ``serve`` keeps of a started add-on: it is closed before the cards are."""
+
+    def close(self) -> None: ...
+
+
+AddonFactory = Callable[[Sequence[VpcdServer], argparse.Namespace], ServeAddon]
 
 _DESCRIPTION = """\
 Attach virtual My Number Cards to vsmartcard's vpcd driver in pcscd. Slot N is TCP port
@@ -100,6 +119,23 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"vpcd host (default: {DEFAULT_HOST})")
     parser.add_argument(
+        "--panel",
+        metavar="PORT",
+        nargs="?",
+        type=int,
+        const=0,
+        default=None,
+        help="also open the browser control panel on 127.0.0.1:PORT (default: a free port);"
+        " prints its URL with a random token (needs myna-hil[panel])",
+    )
+    parser.add_argument(
+        "--panel-host",
+        metavar="ADDR",
+        default=None,
+        help="bind the panel to ADDR instead of 127.0.0.1 (opens it to the network: the token"
+        " is then all that protects the cards)",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -167,6 +203,34 @@ def _check(args: argparse.Namespace, ports: list[int]) -> None:
         raise _UsageError(f"{count} slot(s) need {count} --state file(s), got {len(args.state)}")
 
 
+def _load_addon(name: str) -> AddonFactory:
+    """The factory registered as *name* in :data:`ADDON_GROUP` (``_UsageError`` if none)."""
+    found = importlib.metadata.entry_points(group=ADDON_GROUP, name=name)
+    for entry in found:
+        factory: AddonFactory = entry.load()
+        return factory
+    raise _UsageError(
+        f"--{name}: the {name} add-on is not installed (pip install 'myna-hil[{name}]';"
+        " an editable install must be re-installed to register it)"
+    )
+
+
+def _start_addons(args: argparse.Namespace, servers: list[VpcdServer]) -> list[ServeAddon]:
+    if args.panel is None:
+        if args.panel_host is not None:
+            raise _UsageError("--panel-host needs --panel")
+        return []
+    if not 0 <= args.panel < 65536:
+        raise _UsageError("--panel PORT must be 0..65535")
+    factory = _load_addon("panel")
+    try:
+        return [factory(servers, args)]
+    except ImportError as exc:
+        raise _UsageError(f"--panel: {exc} (pip install 'myna-hil[panel]')") from None
+    except (ValueError, OSError) as exc:
+        raise _UsageError(f"--panel: {exc}") from None
+
+
 def _close(card: VirtualCard) -> None:
     close = getattr(card, "close", None)
     if close is None:
@@ -189,6 +253,13 @@ def run_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     servers = [VpcdServer(card, args.host, port) for card, port in zip(cards, ports, strict=True)]
+    try:
+        addons = _start_addons(args, servers)
+    except _UsageError as exc:
+        print(f"myna-emu serve: {exc}", file=sys.stderr)
+        for card in cards:
+            _close(card)
+        return EXIT_USAGE
     threads = [
         threading.Thread(target=server.serve, name=f"vpcd-{server.port}", daemon=True)
         for server in servers
@@ -217,8 +288,13 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for card in cards:
-            _close(card)
+        for addon in addons:
+            try:
+                addon.close()
+            except Exception:
+                logger.exception("closing an add-on failed")
+        for server in servers:
+            _close(server.card)  # an add-on may have put another card in the slot
     return status
 
 

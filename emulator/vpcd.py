@@ -14,6 +14,10 @@ Robustness: the socket is read as a byte stream (several messages per segment, o
 over several segments); bad frames are logged and dropped; a connection that breaks -- pcscd
 restarting, vpcd not listening yet -- is retried with a short backoff. The card only ever sees
 complete frames, so a broken connection cannot leave it half-way through a command.
+
+Observers: callables in :attr:`VpcdServer.observers` hear of insertion, removal, power and
+every exchange (a control panel, a live log). They get the raw command, so they must redact
+it (``emulator.redact``) before they keep or show it.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable
-from typing import Protocol
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from emulator import TRAFFIC
 from emulator.errors import CardPoweredOff
@@ -35,6 +41,8 @@ __all__ = [
     "DEFAULT_HOST",
     "VPCD_BASE_PORT",
     "VirtualCard",
+    "VpcdEvent",
+    "VpcdObserver",
     "VpcdServer",
     "encode_frame",
     "reader_name",
@@ -72,6 +80,25 @@ class VirtualCard(Protocol):
     def reset(self) -> bytes: ...
 
     def transmit(self, apdu: bytes) -> bytes: ...
+
+
+EventKind = Literal["inserted", "removed", "power-on", "power-off", "reset", "exchange"]
+
+
+@dataclass(frozen=True, slots=True)
+class VpcdEvent:
+    """What happened in a slot. For ``exchange``: the raw command (it may hold a PIN: redact
+    it before keeping or showing it), the response (``None``: the card lost power inside
+    the command) and the card's time to answer in seconds."""
+
+    kind: EventKind
+    command: bytes = b""
+    response: bytes | None = None
+    latency: float = 0.0
+
+
+#: Called in the slot's thread, in order; must be quick and must not raise (it is logged).
+VpcdObserver = Callable[[VpcdEvent], None]
 
 
 def slot_port(slot: int, base: int = VPCD_BASE_PORT) -> int:
@@ -188,6 +215,11 @@ class VpcdServer:
         self.connected = threading.Event()
         #: Number of vpcd connections made so far.
         self.connections = 0
+        #: Told of every insertion, removal, power change and exchange (see VpcdEvent).
+        self.observers: list[VpcdObserver] = []
+        #: Cleared by :meth:`eject`: the card stays out of the reader until :meth:`insert`.
+        self._present = threading.Event()
+        self._present.set()
 
     @property
     def address(self) -> str:
@@ -211,6 +243,44 @@ class VpcdServer:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def powered(self) -> bool:
+        return self._powered
+
+    @property
+    def present(self) -> bool:
+        """False after :meth:`eject` until :meth:`insert` (the card is out of the reader)."""
+        return self._present.is_set()
+
+    def eject(self) -> None:
+        """Pull the card from the reader after the exchange in hand; it stays out until
+        :meth:`insert`. Safe from any thread."""
+        self._present.clear()
+        with self._lock:
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RD)
+
+    def insert(self) -> None:
+        """Put an ejected card back: the server connects to vpcd again."""
+        self._present.set()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[VirtualCard]:
+        """The card, with no APDU or power change running meanwhile (test controls use it).
+
+        Not from an observer: observers of exchanges are called with this lock held.
+        """
+        with self._card_lock:
+            yield self.card
+
+    def _notify(self, event: VpcdEvent) -> None:
+        for observer in self.observers:
+            try:
+                observer(event)
+            except Exception:
+                logger.exception("vpcd at %s: an observer failed", self.address)
+
     def swap_card(self, card: VirtualCard) -> VirtualCard:
         """Put another card in the slot without dropping the vpcd connection; the old one.
 
@@ -230,6 +300,9 @@ class VpcdServer:
         delay = self.backoff_min
         waiting_logged = False
         while not self._stop.is_set():
+            if not self._present.is_set():
+                self._stop.wait(0.05)  # ejected: out of the reader until insert()
+                continue
             sock = self._connect()
             if sock is None:
                 if not waiting_logged:
@@ -251,7 +324,8 @@ class VpcdServer:
                     self._power_off()
                 if self.connected.is_set():
                     logger.info("card removed from vpcd at %s", self.address)
-                self.connected.clear()
+                    self.connected.clear()
+                    self._notify(VpcdEvent("removed"))
             if pulled:
                 self._stop.wait(self.removal_hold)
 
@@ -284,6 +358,7 @@ class VpcdServer:
                     self.connections += 1
                     self.connected.set()
                     logger.info("card inserted into vpcd at %s", self.address)
+                    self._notify(VpcdEvent("inserted"))
             except TruncatedFrameError as exc:
                 logger.info("vpcd at %s: %s; frame dropped", self.address, exc)
                 return False
@@ -296,11 +371,11 @@ class VpcdServer:
                 logger.info("vpcd at %s: connection lost: %s", self.address, exc)
                 return False
             if payload is None:
-                if not self._stop.is_set():
+                if not self._stop.is_set() and self._present.is_set():
                     logger.info("vpcd at %s closed the connection", self.address)
                 return False
-            if self._stop.is_set():
-                return False  # a frame read after stop() is not started
+            if self._stop.is_set() or not self._present.is_set():
+                return False  # a frame read after stop() or eject() is not started
             try:
                 answer = self.handle(payload)
             except _PowerLost:
@@ -333,6 +408,7 @@ class VpcdServer:
             logger.debug("vpcd at %s: power on", self.address)
             self._call_power(self.card.power_on)
             self._powered = True
+            self._notify(VpcdEvent("power-on"))
         elif code == CTRL_POWER_OFF:
             logger.debug("vpcd at %s: power off", self.address)
             self._power_off()
@@ -340,6 +416,7 @@ class VpcdServer:
             logger.debug("vpcd at %s: reset", self.address)
             self._call_power(self.card.reset)
             self._powered = True
+            self._notify(VpcdEvent("reset"))
         else:
             logger.info("vpcd at %s: unknown control code %02X dropped", self.address, code)
         return None
@@ -354,8 +431,21 @@ class VpcdServer:
         if self._powered:
             self._powered = False
             self._call_power(self.card.power_off)
+            self._notify(VpcdEvent("power-off"))
 
     def _transmit(self, apdu: bytes) -> bytes:
+        if not self.observers:
+            return self._answer(apdu)
+        start = time.perf_counter()
+        try:
+            response = self._answer(apdu)
+        except _PowerLost:
+            self._notify(VpcdEvent("exchange", apdu, None, time.perf_counter() - start))
+            raise
+        self._notify(VpcdEvent("exchange", apdu, response, time.perf_counter() - start))
+        return response
+
+    def _answer(self, apdu: bytes) -> bytes:
         if not self._powered:
             # vpcd powers the card before use; a card not seen powered up gets powered now
             # rather than refusing the APDU.

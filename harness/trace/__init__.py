@@ -7,17 +7,19 @@ from harness.trace.explain import Cause, Explanation, Finding, explain, format_e
 from harness.trace.recorder import (
     RecordingTransport,
     TraceFormatError,
+    TraceLog,
     note,
     read_trace,
     write_trace,
 )
-from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
+from harness.trace.records import Cmd, Control, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.replay import ReplayDivergence, ReplayTransport
 
 __all__ = [
     "Cause",
     "Cmd",
     "CommandKind",
+    "Control",
     "Explanation",
     "Finding",
     "Lost",
@@ -29,6 +31,7 @@ __all__ = [
     "Reset",
     "Rsp",
     "TraceFormatError",
+    "TraceLog",
     "TraceRecord",
     "explain",
     "format_explanation",

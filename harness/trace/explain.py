@@ -13,6 +13,8 @@ a normalised form of the value equals a value the card accepted for this PIN (th
 transformed what was typed); the value belongs to or was sent to another PIN (tried on
 another application); otherwise the user typed a wrong value. Notes in which an app reports
 what it showed reveal status misreadings, which spend no try but look like a lockout.
+A control record (the control panel's click) counts as an interaction; a ``set-pin`` /
+``new-card`` control makes the values accepted before it old, as a successful CHANGE does.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from enum import StrEnum
 from emulator.grammar import tries_left
 from emulator.pins import SPECS
 from harness.trace.decode import CommandKind
-from harness.trace.records import Cmd, Lost, Note, Reset, Rsp, TraceRecord
+from harness.trace.records import Cmd, Control, Lost, Note, Reset, Rsp, TraceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ REMEDIES: dict[Cause, str] = {
 
 #: Notes that mean the user saw or did something between two APDUs.
 INTERACTIONS = frozenset({"shown", "entered"})
+#: Control records (the control panel's) that give a PIN a new value.
+NEW_VALUE_CONTROLS = frozenset({"set-pin", "new-card"})
 
 _TRANSFORM_DETAIL = {
     "case": "the correct value with the case of its letters changed",
@@ -133,8 +137,15 @@ def explain(records: Sequence[TraceRecord]) -> Explanation:
     apdus = 0
     interaction = 0
     for rec in records:
-        if isinstance(rec, Reset) or (isinstance(rec, Note) and rec.event in INTERACTIONS):
+        if isinstance(rec, Reset | Control) or (
+                isinstance(rec, Note) and rec.event in INTERACTIONS):
             interaction += 1
+        if isinstance(rec, Control) and rec.action in NEW_VALUE_CONTROLS:
+            # Re-set (one PIN) or a new card (every PIN): the values accepted so far are old.
+            renewed: set[str] = {rec.pin} if rec.pin else {*SPECS, *epoch}
+            for name in renewed:
+                epoch[name] += 1
+            continue
         if isinstance(rec, Note) and rec.event == "pin-status":
             misread = _misread(rec, status_sw)
             if misread:

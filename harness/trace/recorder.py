@@ -9,6 +9,8 @@ Record types (one JSON object per line, ``seq`` increasing):
 - ``lost``  no answer to command ``i``: the card lost power / went away.
 - ``reset`` the card was reset (new ATR).
 - ``note``  an actor's observation (what an app showed, a kiosk's decision), no APDU.
+- ``control`` a test control acted on the card (``actor``, ``action``, maybe ``pin`` /
+  ``tries``): the control panel's clicks. Never a PIN value.
 
 Every record has ``time`` (wall clock, UTC) and, when the recorder has a scenario clock,
 ``clock`` (scenario time). Secrets in VERIFY / CHANGE / RESET RETRY COUNTER / JICSAP CHANGE
@@ -27,25 +29,116 @@ import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from emulator.grammar import sw_name
 from emulator.redact import is_secret, redact_command
 from harness.clock import Clock
 from harness.trace.decode import Tracker, command_name, parse
 from harness.trace.fingerprint import DESCRIPTION, Fingerprinter
-from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
+from harness.trace.records import Cmd, Control, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.validate import TRACE_FORMAT, TRACE_VERSION, TraceFormatError, parse_trace
 from harness.transport import TRAFFIC, CardRemovedError, Transport
 
 logger = logging.getLogger(__name__)
 
+_R = TypeVar("_R", bound=TraceRecord)
+
+
+class TraceLog:
+    """The records of one card's traffic, built from raw exchanges (redacted as it goes).
+
+    :class:`RecordingTransport` fills one around a transport; the control panel fills one
+    from a vpcd server's observer. This is the one place that builds records: redaction,
+    fingerprints and stamps happen here. The fingerprint key lives only in this object (see
+    :mod:`harness.trace.fingerprint`).
+    """
+
+    def __init__(self, transport: str, atr: bytes, *, redact: bool = True,
+                 clock: Clock | None = None, meta: dict[str, Any] | None = None) -> None:
+        self.redact = redact
+        self.clock = clock
+        self.records: list[TraceRecord] = []
+        self.apdus = 0
+        self._seq = 0  # not len(records): a long-running log may drop old records
+        self._fingerprints = Fingerprinter()
+        self._tracker = Tracker()
+        self._t0 = time.perf_counter()
+        fields = dict(meta or {})
+        self._append(Meta(
+            format=TRACE_FORMAT, version=TRACE_VERSION, transport=transport, atr=atr,
+            redacted=redact, fingerprint=DESCRIPTION, scenario=fields.pop("scenario", None),
+            profile=fields.pop("profile", None), extra=fields, **self._stamp()))
+
+    def command(self, apdu: bytes) -> Cmd:
+        """Record a command about to be sent; its record (``i`` is its index)."""
+        i = self.apdus
+        self.apdus += 1
+        target = self._tracker.target(apdu)
+        fp: str | None = None
+        fpv: dict[str, str] | None = None
+        cmd = parse(apdu)
+        if cmd is not None and is_secret(cmd):
+            fp = self._fingerprints.fp(cmd.data)
+            fpv = self._fingerprints.variants(cmd.data) or None
+        return self._append(Cmd(
+            i=i, name=command_name(apdu),
+            hex=redact_command(apdu) if self.redact else apdu.hex().upper(),
+            app=target.app or None, ef=target.ef, pin=target.pin or None, fp=fp, fpv=fpv,
+            **self._stamp()))
+
+    def answer(self, i: int, apdu: bytes, rsp: bytes, seconds: float) -> Rsp:
+        """Record the answer *rsp* to command *i* (*apdu*), *seconds* after it was sent."""
+        sw = rsp[-2] << 8 | rsp[-1] if len(rsp) >= 2 else 0
+        self._tracker.update(apdu, sw)
+        return self._append(Rsp(i=i, hex=rsp.hex().upper(), sw=sw,
+                                sw_name=sw_name(sw).partition(" ")[2], latency_ms=_ms(seconds),
+                                **self._stamp()))
+
+    def lost(self, i: int, apdu: bytes, error: str, seconds: float) -> Lost:
+        """Record that command *i* (*apdu*) got no answer: the card lost power / went away."""
+        self._tracker.update(apdu, None)
+        return self._append(Lost(i=i, error=error, latency_ms=_ms(seconds), **self._stamp()))
+
+    def reset(self, atr: bytes) -> Reset:
+        """Record a reset or power-on (the selection is gone)."""
+        self._tracker.reset()
+        return self._append(Reset(atr=atr, **self._stamp()))
+
+    def note(self, actor: str, event: str, **fields: Any) -> Note:
+        """Record what an actor did or showed (never pass a PIN value here)."""
+        return self._append(Note(actor=actor, event=event, fields=fields, **self._stamp()))
+
+    def control(self, actor: str, action: str, *, pin: str | None = None,
+                tries: int | None = None) -> Control:
+        """Record a test control acting on the card (*pin* is a PIN's name, never a value)."""
+        return self._append(Control(actor=actor, action=action, pin=pin, tries=tries,
+                                    **self._stamp()))
+
+    def trim(self, keep: int) -> None:
+        """Drop the oldest records but the meta record, keeping the last *keep* (``seq``
+        goes on counting)."""
+        if len(self.records) > keep + 1:
+            del self.records[1 : len(self.records) - keep]
+
+    def _append(self, rec: _R) -> _R:
+        self.records.append(rec)
+        self._seq += 1
+        return rec
+
+    def _stamp(self) -> dict[str, Any]:
+        """``seq``, ``time``, ``t`` and ``clock`` of the record about to be appended."""
+        return {"seq": self._seq,
+                "time": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+                "t": round(time.perf_counter() - self._t0, 6),
+                "clock": None if self.clock is None else self.clock.now().isoformat()}
+
 
 class RecordingTransport(Transport):
     """Wraps *inner*; every exchange is appended to :attr:`records` (and nothing else changes).
 
-    *clock* is the scenario's clock for the ``clock`` field. The fingerprint key lives only
-    in this object (see :mod:`harness.trace.fingerprint`).
+    *clock* is the scenario's clock for the ``clock`` field. The records are built by
+    :attr:`log` (a :class:`TraceLog`).
     """
 
     def __init__(
@@ -61,16 +154,12 @@ class RecordingTransport(Transport):
         self.physical = inner.physical
         self.redact = redact or inner.physical  # traces from a physical card: always redacted
         self.clock = clock
-        self.records: list[TraceRecord] = []
-        self.apdus = 0
-        self._fingerprints = Fingerprinter()
-        self._tracker = Tracker()
-        self._t0 = time.perf_counter()
-        fields = dict(meta or {})
-        self.records.append(Meta(
-            format=TRACE_FORMAT, version=TRACE_VERSION, transport=inner.name, atr=inner.atr,
-            redacted=self.redact, fingerprint=DESCRIPTION, scenario=fields.pop("scenario", None),
-            profile=fields.pop("profile", None), extra=fields, **self._stamp()))
+        self.log = TraceLog(inner.name, inner.atr, redact=self.redact, clock=clock, meta=meta)
+        self.records = self.log.records
+
+    @property
+    def apdus(self) -> int:
+        return self.log.apdus
 
     # --- Transport -------------------------------------------------------------------------
 
@@ -79,43 +168,21 @@ class RecordingTransport(Transport):
         return self.inner.atr
 
     def transmit(self, apdu: bytes) -> bytes:
-        i = self.apdus
-        self.apdus += 1
-        target = self._tracker.target(apdu)
-        fp: str | None = None
-        fpv: dict[str, str] | None = None
-        cmd = parse(apdu)
-        if cmd is not None and is_secret(cmd):
-            fp = self._fingerprints.fp(cmd.data)
-            fpv = self._fingerprints.variants(cmd.data) or None
-        self.records.append(Cmd(
-            i=i, name=command_name(apdu),
-            hex=redact_command(apdu) if self.redact else apdu.hex().upper(),
-            app=target.app or None, ef=target.ef, pin=target.pin or None, fp=fp, fpv=fpv,
-            **self._stamp()))
+        i = self.log.command(apdu).i
         logger.log(TRAFFIC, "> %s", redact_command(apdu))  # logs are redacted, always
         start = time.perf_counter()
         try:
             rsp = self.inner.transmit(apdu)
         except CardRemovedError as exc:
-            self._tracker.update(apdu, None)
-            latency = _ms(time.perf_counter() - start)
-            self.records.append(
-                Lost(i=i, error=str(exc), latency_ms=latency, **self._stamp()))
+            self.log.lost(i, apdu, str(exc), time.perf_counter() - start)
             raise
-        latency = _ms(time.perf_counter() - start)
-        sw = rsp[-2] << 8 | rsp[-1] if len(rsp) >= 2 else 0
-        self._tracker.update(apdu, sw)
-        self.records.append(Rsp(i=i, hex=rsp.hex().upper(), sw=sw,
-                                sw_name=sw_name(sw).partition(" ")[2], latency_ms=latency,
-                                **self._stamp()))
+        self.log.answer(i, apdu, rsp, time.perf_counter() - start)
         logger.log(TRAFFIC, "< %s", rsp.hex().upper())
         return rsp
 
     def reset(self) -> bytes:
         atr = self.inner.reset()
-        self._tracker.reset()
-        self.records.append(Reset(atr=atr, **self._stamp()))
+        self.log.reset(atr)
         return atr
 
     def close(self) -> None:
@@ -125,15 +192,7 @@ class RecordingTransport(Transport):
 
     def note(self, actor: str, event: str, **fields: Any) -> None:
         """Record what an actor did or showed (never pass a PIN value here)."""
-        self.records.append(Note(actor=actor, event=event, fields=fields,
-                                 **self._stamp()))
-
-    def _stamp(self) -> dict[str, Any]:
-        """``seq``, ``time``, ``t`` and ``clock`` of the record about to be appended."""
-        return {"seq": len(self.records),
-                "time": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-                "t": round(time.perf_counter() - self._t0, 6),
-                "clock": None if self.clock is None else self.clock.now().isoformat()}
+        self.log.note(actor, event, **fields)
 
     def save(self, path: str | Path) -> Path:
         return write_trace(path, self.records)
@@ -174,6 +233,7 @@ __all__ = [
     "TRACE_VERSION",
     "RecordingTransport",
     "TraceFormatError",
+    "TraceLog",
     "TraceRecord",
     "dumps",
     "note",

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "RECORD_TYPES",
     "Cmd",
+    "Control",
     "Lost",
     "Meta",
     "Note",
@@ -272,10 +273,35 @@ class Note(_Stamped):
         return self._json({"actor": self.actor, "event": self.event}, self.fields)
 
 
-TraceRecord = Meta | Cmd | Rsp | Lost | Reset | Note
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Control(_Stamped):
+    """A test control acted on the card (the control panel's clicks): who (``actor``), what
+    (``action``: ``set-tries``, ``set-pin``, ``new-card`` ...), and the PIN it touched and
+    the tries it left, if any. Never a PIN value."""
+
+    TYPE: ClassVar[str] = "control"
+    _FIELDS: ClassVar[frozenset[str]] = frozenset({"actor", "action", "pin", "tries"})
+
+    actor: str
+    action: str
+    pin: str | None = None  # PIN name, never a value
+    tries: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Control:
+        return cls(actor=obj["actor"], action=obj["action"], pin=obj.get("pin"),
+                   tries=obj.get("tries"), extra=_extra(obj, cls._FIELDS), **_stamps(obj))
+
+    def to_json(self) -> JsonObject:
+        return self._json({"actor": self.actor, "action": self.action, "pin": self.pin,
+                           "tries": self.tries}, self.extra)
+
+
+TraceRecord = Meta | Cmd | Rsp | Lost | Reset | Note | Control
 
 RECORD_TYPES: dict[str, type[TraceRecord]] = {
-    cls.TYPE: cls for cls in (Meta, Cmd, Rsp, Lost, Reset, Note)
+    cls.TYPE: cls for cls in (Meta, Cmd, Rsp, Lost, Reset, Note, Control)
 }
 
 

@@ -129,6 +129,7 @@ _FIELDS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
     "lost": ({"i": _INT}, {"error": _TEXT, "latency_ms": _NUMBER}),
     "reset": ({"atr": _HEXDATA}, {}),
     "note": ({"actor": _TEXT, "event": _TEXT}, {"pin": _TEXT, "tries_shown": _INT}),
+    "control": ({"actor": _TEXT, "action": _TEXT}, {"pin": _TEXT, "tries": _INT}),
 }
 _TYPES = ", ".join(sorted(_FIELDS))
 

@@ -215,7 +215,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "harness.hil.identity", "harness.hil.guard"),
     ("harness.scenarios",),
     ("harness.hil.session", "harness.hil.report", "harness.reliability"),
-    ("harness.cli", "harness.pytest_plugin"),
+    ("harness.cli", "harness.pytest_plugin", "harness.panel"),
 )
 
 

@@ -15,6 +15,7 @@ import pytest
 from emulator.vpcd import reader_name
 from harness.cli import main
 from tests.support.pcscd import ensure_pcscd
+from tests.support.slots import slot_lock
 
 pytestmark = pytest.mark.vpcd
 
@@ -42,8 +43,9 @@ def test_reader_names_follow_reader_conf_entries() -> None:
 def test_whole_catalogue_through_vpcd(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "run.json"
     traces = tmp_path / "traces"
-    code = main(["run", "--all", "--vpcd-slot", str(SLOT), "--json", str(report),
-                 "--trace", str(traces)])
+    with slot_lock(SLOT):  # tests/panel/test_browser.py serves in this slot too
+        code = main(["run", "--all", "--vpcd-slot", str(SLOT), "--json", str(report),
+                     "--trace", str(traces)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"served in vpcd slot {SLOT}" in out

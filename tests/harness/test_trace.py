@@ -85,7 +85,7 @@ def test_fingerprints_keep_equality_not_values() -> None:
 
 def test_the_fingerprint_key_is_not_in_the_trace(tmp_path: Path) -> None:
     rec = _verify_once(redact=True)
-    key = rec._fingerprints._Fingerprinter__key  # type: ignore[attr-defined]
+    key = rec.log._fingerprints._Fingerprinter__key  # type: ignore[attr-defined]
     assert key.hex() not in rec.save(tmp_path / "t.jsonl").read_text()
 
 
