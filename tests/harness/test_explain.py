@@ -8,6 +8,7 @@ import pytest
 
 from harness.trace.decode import CommandKind, kind_of
 from harness.trace.explain import Cause, explain, format_explanation
+from harness.trace.recorder import TraceLog
 from harness.trace.records import Cmd
 from tests.harness.support import record
 
@@ -61,6 +62,42 @@ def test_counter_reset_starts_a_new_value_epoch() -> None:
     # After the counter sets a new value, failures with the old one are wrong values.
     expl = explain(record("kiosk-reset-auth"))
     assert expl.causes() == [Cause.USER_WRONG] * 3
+
+
+
+def _verify_sign(log: TraceLog, value: bytes, sw: str) -> None:
+    """One VERIFY of the JPKI signing password as the panel's log records it."""
+    apdu = bytes.fromhex(f"00200080{len(value):02X}") + value
+    log.answer(log.command(apdu).i, apdu, bytes.fromhex(sw), 0.001)
+
+
+def _sign_selected() -> TraceLog:
+    log = TraceLog("test", bytes.fromhex("3B00"))
+    for apdu in ("00A4040C0AD392F000260100000001", "00A4020C02001B"):
+        log.answer(log.command(bytes.fromhex(apdu)).i, bytes.fromhex(apdu), b"\x90\x00", 0.001)
+    return log
+
+
+@pytest.mark.parametrize("control", [None, "set-pin", "new-card"])
+def test_a_re_set_by_control_starts_a_new_value_epoch(control: str | None) -> None:
+    # The old value in lower case: the app's doing, unless the value was re-set since.
+    log = _sign_selected()
+    _verify_sign(log, b"ABC123", "9000")
+    if control is not None:
+        log.control("panel", control, pin="sign" if control == "set-pin" else None)
+    _verify_sign(log, b"abc123", "63C4")
+    expected = Cause.APP_TRANSFORM if control is None else Cause.USER_WRONG
+    assert explain(log.records).causes() == [expected]
+
+
+def test_a_control_between_two_failures_is_an_interaction() -> None:
+    log = _sign_selected()
+    _verify_sign(log, b"WRONG1", "63C4")
+    _verify_sign(log, b"WRONG1", "63C3")
+    log.control("panel", "set-tries", pin="sign", tries=5)
+    _verify_sign(log, b"WRONG1", "63C4")
+    assert explain(log.records).causes() == [Cause.USER_WRONG, Cause.AUTO_RETRY,
+                                             Cause.USER_WRONG]
 
 
 def test_findings_follow_the_command_not_its_display_name() -> None:

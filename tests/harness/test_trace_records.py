@@ -19,6 +19,7 @@ from harness.trace.recorder import (
     TRACE_VERSION,
     RecordingTransport,
     TraceFormatError,
+    TraceLog,
     dumps,
     read_trace,
     write_trace,
@@ -26,6 +27,7 @@ from harness.trace.recorder import (
 from harness.trace.records import (
     RECORD_TYPES,
     Cmd,
+    Control,
     Lost,
     Meta,
     Note,
@@ -170,6 +172,34 @@ def test_meta_extras_and_a_newer_writers_fields_are_kept() -> None:
     rsp = record_from_json(obj)
     assert isinstance(rsp, Rsp) and rsp.sw == 0x9000 and rsp.extra == {"x-newer": [1, 2]}
     assert rsp.to_json() == obj and list(rsp.to_json()) == list(obj)
+
+
+
+def test_controls_keep_the_panels_json_form(tmp_path: Path) -> None:
+    obj = {"seq": 4, "type": "control", "actor": "panel", "action": "set-tries", "pin": "auth",
+           "tries": 1, "time": "2026-04-01T09:00:00+00:00", "t": 0.5}
+    control = record_from_json(obj)
+    assert isinstance(control, Control) and RECORD_TYPES["control"] is Control
+    assert (control.actor, control.action, control.pin, control.tries) == (
+        "panel", "set-tries", "auth", 1)
+    assert control.to_json() == obj and list(control.to_json()) == list(obj)
+    assert validate.check_record(obj, first=False) is None
+    log = TraceLog("test", bytes.fromhex("3B00"))
+    log.control("panel", "new-card")
+    assert list(log.records[-1].to_json()) == ["seq", "type", "actor", "action", "time", "t"]
+    path = write_trace(tmp_path / "t.jsonl", log.records)
+    assert read_trace(path) == log.records
+    assert dumps(read_trace(path)) == path.read_text(encoding="utf-8")
+
+
+def test_a_trimmed_log_keeps_its_meta_and_counts_on() -> None:
+    log = TraceLog("test", bytes.fromhex("3B00"))
+    for n in range(10):
+        log.note("tester", f"e{n}")
+    log.trim(3)
+    assert isinstance(log.records[0], Meta)
+    assert [r.seq for r in log.records] == [0, 8, 9, 10]
+    assert log.note("tester", "after").seq == 11
 
 
 # --- versions and migrations -----------------------------------------------------------------
