@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from emulator import commands, pins
-from emulator.apps import build_applications
+from emulator.apps import build_applications, mf
 from emulator.errors import CardPoweredOff, SwError
 from emulator.files import Application, Ef, Handler
 from emulator.grammar import SW, ApduFormatError, CommandApdu
@@ -38,7 +38,13 @@ _ISO_COMMANDS: dict[int, Handler] = {
     0x84: commands.get_challenge,
     0x82: commands.external_authenticate,
     0x2C: commands.reset_retry_counter,
+    0xB2: commands.read_record,
+    0x88: commands.internal_authenticate,
 }
+
+
+#: Commands that answer 69FC under a secure-messaging class outside a session [card].
+_SM_SESSION_INS = frozenset({0xB0, 0x20})
 
 
 @dataclass
@@ -70,6 +76,8 @@ class Card:
         self.powered = False
         self.session = Session()
         self.applications: dict[bytes, Application] = {}
+        #: GET DATA objects at MF level (docs/card.md#get-data), by P1P2.
+        self.mf_objects: dict[int, bytes] = {}
         #: Why the last command could not be made durable (answered 6581), else ``None``.
         self.store_error: StoreError | None = None
         self._generation = self.store.generation()
@@ -125,6 +133,7 @@ class Card:
     def _rebuild(self) -> None:
         """Recompute the file model after a change of profile, keys or holder data."""
         self.applications = build_applications(self.state)
+        self.mf_objects = mf.objects(self.state)
         self.session = Session()
 
     # --- power --------------------------------------------------------------------------------
@@ -200,6 +209,10 @@ class Card:
         if cla & 0x03:
             raise SwError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
         if cla & 0x0C:
+            # No secure-messaging session is modelled: READ BINARY and VERIFY answer 69FC,
+            # other commands (SELECT) 6882 [card].
+            if apdu.ins in _SM_SESSION_INS:
+                raise SwError(SW.SECURE_MESSAGING_NO_SESSION)
             raise SwError(SW.SECURE_MESSAGING_NOT_SUPPORTED)
         if cla & 0x10:
             raise SwError(SW.CHAINING_NOT_SUPPORTED)

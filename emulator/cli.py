@@ -23,7 +23,7 @@ from emulator.cli_serve import add_serve_parser, run_serve
 from emulator.identity import generate_holder
 from emulator.personalise import new_state
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, PROFILES, STANDARD
-from emulator.protocol import PIN_ORDER
+from emulator.protocol import CHECK_NUMBERS, OPTIONAL_PINS, PIN_ORDER
 from emulator.state import Holder, Quirks, StateError, dump_json, load_json
 from emulator.store import DEFAULT_WAIT, StoreError
 
@@ -219,7 +219,8 @@ def _opened(path: Path, wait: float = DEFAULT_WAIT, *, read_only: bool = False) 
 
 def pin_table(card: Card) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    for name in PIN_ORDER:
+    extras = [p for p in (*OPTIONAL_PINS, *CHECK_NUMBERS) if p in card.state.pins]
+    for name in (*PIN_ORDER, *extras):
         rec = card.state.pins.get(name)
         spec = pins.SPECS[name]
         if rec is None:
@@ -247,13 +248,13 @@ def _show(card: Card, args: argparse.Namespace) -> int:
         return 0
     print(f"profile  {card.state.profile}")
     print(f"atr      {card.atr.hex(' ').upper()} ({card.state.atr_form})")
-    print(f"{'PIN':<8} {'tries':>7}  status")
+    print(f"{'PIN':<9} {'tries':>7}  status")
     for r in rows:
         if not r["present"]:
-            print(f"{r['pin']:<8} {'-':>7}  absent ({card.state.profile} card)")
+            print(f"{r['pin']:<9} {'-':>7}  absent ({card.state.profile} card)")
         else:
             status = "BLOCKED" if r["blocked"] else "ok"
-            print(f"{r['pin']:<8} {r['tries_left']:>3} / {r['max_tries']:<1}  {status}")
+            print(f"{r['pin']:<9} {r['tries_left']:>3} / {r['max_tries']:<2} {status}")
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from emulator import pins
 from emulator.errors import PowerLost, SwError
-from emulator.files import BinaryEf, Ef, KeyEf, PinEf
+from emulator.files import AuthKeyEf, BinaryEf, Ef, KeyEf, PinEf, RecordEf
 from emulator.grammar import SW, CommandApdu, verify_failed
 from emulator.profiles import contact_atr
 
@@ -116,6 +116,12 @@ def select(card: Card, apdu: CommandApdu) -> bytes:
         session.challenge = None
         return OK
     if apdu.p1 in (0x00, 0x02):
+        if apdu.p1 == 0x00 and not apdu.data and not apdu.le:
+            # 00 A4 00 00 (select the MF): 6A86 right after reset, 9000 without any change
+            # inside an application [card].
+            if card.session.app is None:
+                raise SwError(SW.INCORRECT_P1P2)
+            return OK
         if len(apdu.data) != 2:
             raise SwError(SW.WRONG_LENGTH)
         app = card.session.app
@@ -221,7 +227,7 @@ def read_binary(card: Card, apdu: CommandApdu) -> bytes:
         raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] PIN and key EFs are not readable
     if apdu.le is None or apdu.data:
         raise SwError(SW.WRONG_LENGTH)
-    if ef.read_pin is not None and ef.read_pin not in card.session.verified:
+    if ef.read_pins and ef.read_pins.isdisjoint(card.session.verified):
         raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
     content = ef.content
     if offset >= len(content):
@@ -231,11 +237,81 @@ def read_binary(card: Card, apdu: CommandApdu) -> bytes:
     return content[offset : offset + apdu.le] + OK
 
 
+#: Short Le reaches 256 bytes; a longer fixed answer needs an extended Le of its size.
+SHORT_NE = 256
+
+
 def get_data(card: Card, apdu: CommandApdu) -> bytes:
-    """GET DATA ``5F51``: the contact ATR without its leading 3B [card]."""
-    if (apdu.p1, apdu.p2) != (0x5F, 0x51):
+    """GET DATA ``5F51``: the contact ATR without its leading 3B [card], any time; the MF-level
+    objects only while no application is selected [card] (docs/card.md#get-data)."""
+    if apdu.data:
+        raise SwError(SW.WRONG_LENGTH)
+    tag = apdu.p1 << 8 | apdu.p2
+    if tag == 0x5F51:
+        return fixed_answer(apdu, contact_atr(card.state.atr_form)[1:])
+    data = card.mf_objects.get(tag) if card.session.app is None else None
+    if data is None:
         raise SwError(SW.REFERENCE_DATA_NOT_FOUND)
-    return fixed_answer(apdu, contact_atr(card.state.atr_form)[1:])
+    if len(data) > SHORT_NE and (apdu.le or 0) < len(data):
+        raise SwError(SW.WRONG_LENGTH)  # [model] 6Cxx cannot say more than 256
+    return fixed_answer(apdu, data)
+
+
+# --- READ RECORD and INTERNAL AUTHENTICATE (the common AP) ---------------------------------
+
+#: P2 low bits of READ RECORD: record number P1; records P1 to the last (JICSAP Table 8).
+RECORD_P1 = 0x04
+RECORDS_FROM_P1 = 0x05
+MAX_CHALLENGE_DATA = 255
+
+
+def read_record(card: Card, apdu: CommandApdu) -> bytes:
+    """READ RECORD ``00 B2 rec P2 Le``: P2 ``04`` the current EF, ``(SFI << 3) | 04`` by SFI
+    [card]; the records are simple-TLV objects."""
+    if apdu.data:
+        raise SwError(SW.WRONG_LENGTH)
+    mode, sfi = apdu.p2 & 0x07, apdu.p2 >> 3
+    if mode == RECORDS_FROM_P1:
+        raise SwError(SW.FUNCTION_NOT_SUPPORTED)  # [model] as some real cards answer [card]
+    if mode != RECORD_P1 or sfi == 0x1F or apdu.p1 == 0:
+        raise SwError(SW.INCORRECT_P1P2)  # [model] record 0 (the current record) is never set
+    if sfi:
+        _current_app(card)
+        assert card.session.app is not None
+        ef = card.session.app.by_sfi(sfi)
+        if ef is None:
+            raise SwError(SW.FILE_NOT_FOUND)
+        card.session.ef = ef
+    else:
+        ef = card.session.ef
+        if ef is None:
+            raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
+    if isinstance(ef, BinaryEf):
+        raise SwError(SW.COMMAND_INCOMPATIBLE_WITH_FILE)
+    if not isinstance(ef, RecordEf):
+        raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
+    if apdu.p1 > len(ef.records):
+        raise SwError(SW.RECORD_NOT_FOUND)
+    return fixed_answer(apdu, ef.records[apdu.p1 - 1])  # 6Cxx when Ne is short [model]
+
+
+def internal_authenticate(card: Card, apdu: CommandApdu) -> bytes:
+    """INTERNAL AUTHENTICATE ``00 88 00 (80|SFI) Lc challenge Le``: a signature by the key the
+    EF holds; only the common AP's ``0019`` answers, with no credential [card]."""
+    if apdu.p1 != 0x00:
+        raise SwError(SW.INCORRECT_P1P2)
+    if not 1 <= len(apdu.data) <= MAX_CHALLENGE_DATA:
+        raise SwError(SW.WRONG_LENGTH)
+    ef = _reference(card, apdu.p2)
+    if isinstance(ef, KeyEf):
+        # JPKI keys sign with COMPUTE DIGITAL SIGNATURE: 6982 behind a PIN [card]; [model]
+        # 6985 once it is verified.
+        if ef.pin is None or ef.pin not in card.session.verified:
+            raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
+        raise SwError(SW.CONDITIONS_NOT_SATISFIED)
+    if not isinstance(ef, AuthKeyEf):
+        raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
+    return fixed_answer(apdu, ef.sign(apdu.data))
 
 
 # --- issuer authentication and re-set ([model], docs/card.md#issuer-reset) -----------------
@@ -277,6 +353,8 @@ def reset_retry_counter(card: Card, apdu: CommandApdu) -> bytes:
     if not card.session.issuer_authenticated:
         raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
     if apdu.p1 == 0x02:
+        if ef.change == "none":
+            raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] a check number is printed
         if pins.SPECS[ef.pin].violation(apdu.data):
             raise SwError(SW.INCORRECT_DATA)
         card.update_pin(ef.pin, pins.new_value(apdu.data))

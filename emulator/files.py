@@ -20,13 +20,23 @@ if TYPE_CHECKING:
 Handler = Callable[["Card", "CommandApdu"], bytes]
 
 
+#: A secret no card holds: an EF that names it is never readable ([model] content not public).
+NOBODY = "nobody"
+
+
 @dataclass(frozen=True, slots=True)
 class BinaryEf:
-    """A transparent EF. ``read_pin`` names the PIN that must be verified to read it."""
+    """A transparent EF. ``read_pins`` names the secrets any one of which, verified in this
+    session, opens it for reading (text AP ``0001``: the PIN or check number A); empty: free.
+    """
 
     fid: int
     content: bytes
-    read_pin: str | None = None
+    read_pins: frozenset[str] = frozenset()
+
+    @classmethod
+    def opened_by(cls, fid: int, content: bytes, *pins: str) -> BinaryEf:
+        return cls(fid, content, frozenset(pins))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +51,9 @@ class PinEf:
     fid: int
     pin: str | None
     disabled: bool = False
-    change: str = "iso"  # "iso": 00 24 (CHANGE REFERENCE DATA); "jicsap": 80 32 (CHANGE KEY)
+    #: "iso": 00 24 (CHANGE REFERENCE DATA); "jicsap": 80 32 (CHANGE KEY); "none": a check
+    #: number, printed on the card, changed by no command.
+    change: str = "iso"
 
     @classmethod
     def of(cls, ref: PinReference, *, disabled: bool = False) -> PinEf:
@@ -58,7 +70,25 @@ class KeyEf:
     pin: str | None  # None: no PIN unlocks it ([model] face-auth card's auth key)
 
 
-Ef = Union[BinaryEf, PinEf, KeyEf]  # noqa: UP007 - used at runtime by isinstance
+@dataclass(frozen=True, slots=True)
+class AuthKeyEf:
+    """A key EF that answers INTERNAL AUTHENTICATE with no credential (common AP ``0019``).
+
+    ``sign`` signs a challenge (the application module holds the key)."""
+
+    fid: int
+    sign: Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEf:
+    """A linear EF of records, read by READ RECORD (the common AP's card-info record)."""
+
+    fid: int
+    records: tuple[bytes, ...]
+
+
+Ef = Union[BinaryEf, PinEf, KeyEf, RecordEf, AuthKeyEf]  # noqa: UP007 - used at runtime by isinstance
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,11 @@ _BUILDINGS = ["見本ハイツ", "試験コーポ", "架空マンション"]
 #: FULLWIDTH HYPHEN-MINUS (Windows code page 932 mapping); both occur in Japanese text.
 _DASHES = ["\u2212", "\uff0d"]
 IDEOGRAPHIC_SPACE = "\u3000"
+#: [model] The issuing municipality of every virtual card: a 5-digit local-government code
+#: (全国地方公共団体コード, as real cards write it [card]) that no municipality has: the first two
+#: digits are the prefecture, 01-47.
+TEST_MUNICIPALITY = b"99999"
+CARD_SERIAL_DIGITS = 15
 _FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 
 
@@ -89,13 +94,45 @@ def generate_holder(rng: random.Random | None = None, *, seed: int | None = None
     given, sex = rng.choice(_GIVEN)
     first11 = "".join(rng.choice("0123456789") for _ in range(11))
     birth = dt.date(1950, 1, 1) + dt.timedelta(days=rng.randrange(0, 365 * 55))
+    name = f"{rng.choice(_SURNAMES)}{IDEOGRAPHIC_SPACE}{given}"
+    address = _address(rng)
+    # Drawn last, so a seed gives the same name, address and number as before they existed.
+    # An adult's card expires on the 10th birthday after issue [guide]; issued 2016-2025.
+    issued = rng.randrange(2016, 2026)
     return Holder(
-        name=f"{rng.choice(_SURNAMES)}{IDEOGRAPHIC_SPACE}{given}",
-        address=_address(rng),
+        name=name,
+        address=address,
         birth_date=birth.strftime("%Y%m%d"),
         sex=sex,
         my_number=first11 + str(my_number_check_digit(first11)),
+        expiry=f"{issued + 10}{birth.strftime('%m%d')}",
+        security_code=f"{rng.randrange(10000):04d}",
     )
+
+
+#: Japanese eras by first day (the Gregorian dates they start on).
+_ERAS = ((dt.date(2019, 5, 1), "R"), (dt.date(1989, 1, 8), "H"), (dt.date(1926, 12, 25), "S"),
+         (dt.date(1912, 7, 30), "T"), (dt.date(1868, 10, 23), "M"))
+
+
+def era_date(yyyymmdd: str) -> str:
+    """*yyyymmdd* as YYMMDD with the year of its Japanese era (1985-03-15 -> ``600315``,
+    Showa 60), as check number B and the surface AP's birth-date reference write it [card]."""
+    day = dt.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
+    for start, _ in _ERAS:
+        if day >= start:
+            return f"{day.year - start.year + 1:02d}{day.strftime('%m%d')}"
+    raise ValueError("dates before 1868-10-23 have no era year here")
+
+
+def check_number_a(holder: Holder) -> str:
+    """照合番号A: the 12-digit My Number [card]."""
+    return holder.my_number
+
+
+def check_number_b(holder: Holder) -> str:
+    """照合番号B: birth YYMMDD (era year) + expiry year YYYY + security code: 14 digits [card]."""
+    return era_date(holder.birth_date) + holder.expiry[:4] + holder.security_code
 
 
 def _rsa_key() -> rsa.RSAPrivateKey:
@@ -212,6 +249,13 @@ def issue_signing(pki: Pki) -> None:
 def revoke_signing(pki: Pki) -> None:
     pki.sign_key = None
     pki.sign_cert = None
+
+
+def card_serial(auth_cert_der: bytes) -> str:
+    """[model] The card's 15-digit serial number (real cards: 15 digits [card]), derived from
+    the authentication certificate's serial, the identity the HIL guard uses."""
+    serial = x509.load_der_x509_certificate(auth_cert_der).serial_number
+    return f"{serial % 10**CARD_SERIAL_DIGITS:0{CARD_SERIAL_DIGITS}d}"
 
 
 def certificate_serial(cert_der: bytes) -> str:

@@ -6,19 +6,26 @@ import copy
 from collections.abc import Mapping
 
 from emulator import pins
-from emulator.identity import generate_holder, generate_pki, issue_signing, revoke_signing
+from emulator.identity import (
+    check_number_a,
+    check_number_b,
+    generate_holder,
+    generate_pki,
+    issue_signing,
+    revoke_signing,
+)
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, FACE_AUTH, PROFILES, STANDARD
-from emulator.state import CardState, Holder, Pki, Quirks
+from emulator.protocol import PIN_ORDER, Pin
+from emulator.state import CardState, Holder, PinRecord, Pki, Quirks
 
 
 def pin_values(overrides: Mapping[str, str] | None, profile: str) -> dict[str, bytes]:
     """The PIN values a new card gets, validated; raises ``ValueError`` with the rule broken."""
     overrides = dict(overrides or {})
-    unknown = set(overrides) - set(pins.SPECS)
+    unknown = set(overrides) - set(PIN_ORDER)
     if unknown:
-        raise ValueError(
-            f"unknown PIN name {sorted(unknown)[0]!r}; known: {', '.join(pins.SPECS)}"
-        )
+        # check numbers are not chosen: they derive from the holder data printed on the card
+        raise ValueError(f"unknown PIN name {sorted(unknown)[0]!r}; known: {', '.join(PIN_ORDER)}")
     names = _pin_names(profile)
     if profile == FACE_AUTH and {"auth", "sign"} & set(overrides):
         raise ValueError("a face-authentication card has no JPKI PIN or signing password")
@@ -30,6 +37,17 @@ def pin_values(overrides: Mapping[str, str] | None, profile: str) -> dict[str, b
             raise ValueError(problem)
         values[name] = raw
     return values
+
+
+def check_number_records(holder: Holder) -> dict[str, PinRecord]:
+    """Salted-hash records of the four check numbers, from the data printed on the card;
+    none for a holder without expiry date or security code (docs/card.md#check-numbers)."""
+    if not (holder.expiry and holder.security_code):
+        return {}
+    a = check_number_a(holder).encode("ascii")
+    b = check_number_b(holder).encode("ascii")
+    values = {Pin.TEXT_A: a, Pin.TEXT_B: b, Pin.SURFACE_A: a, Pin.SURFACE_B: b}
+    return {str(p): pins.new_record(pins.SPECS[p], v) for p, v in values.items()}
 
 
 def _pin_names(profile: str) -> tuple[str, ...]:
@@ -64,12 +82,17 @@ def new_state(
             revoke_signing(pki)
         elif pki.sign_key is None:
             issue_signing(pki)
+    holder = holder or generate_holder(seed=holder_seed)
+    # [model] the common AP's PIN starts with the Juki PIN's value: user interfaces present
+    # them as one "個人番号カード用 PIN" although they are two references [card].
+    values[str(Pin.COMMON)] = values["juki"]
+    records = {n: pins.new_record(pins.SPECS[n], v) for n, v in values.items()}
     return CardState(
         profile=profile,
         atr_form=atr_form,
-        holder=holder or generate_holder(seed=holder_seed),
+        holder=holder,
         pki=pki,
-        pins={n: pins.new_record(pins.SPECS[n], v) for n, v in values.items()},
+        pins={**records, **check_number_records(holder)},
         quirks=quirks or Quirks(),
     )
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
 
-from emulator.grammar.ids import JPKI, JUKI, SURFACE, TEXT
+from emulator.grammar.ids import ISD, JPKI, JUKI, SURFACE, TEXT
 
 
 class Application(StrEnum):
@@ -29,6 +29,7 @@ class Application(StrEnum):
     SURFACE = "surface"
     JUKI = "juki"
     COMMON = "common"
+    ISD = "isd"  # the issuer security domain: selectable, nothing in it [card]
 
     @property
     def aid(self) -> bytes:
@@ -41,17 +42,25 @@ AIDS: Final[dict[Application, bytes]] = {
     Application.SURFACE: SURFACE.AID,
     Application.JUKI: JUKI.AID,
     Application.COMMON: JUKI.COMMON_AID,
+    Application.ISD: ISD.AID,
 }
 APPLICATION_BY_AID: Final[dict[bytes, Application]] = {aid: app for app, aid in AIDS.items()}
 
 
 class Pin(StrEnum):
-    """The card's four secrets (docs/card.md#secrets)."""
+    """The card's secrets (docs/card.md#secrets): four PINs the holder chooses, and four
+    check-number references whose values are printed on the card (docs/card.md#check-numbers).
+    """
 
     AUTH = "auth"  # JPKI user-authentication PIN
     SIGN = "sign"  # JPKI signing password
     JUKI = "juki"  # Juki (residence registry) PIN
     HELPER = "helper"  # card-info input-helper PIN
+    COMMON = "common"  # the common AP's own 4-digit PIN (001C), separate from the Juki PIN
+    TEXT_A = "text-a"  # text AP check number A (照合番号A: the My Number)
+    TEXT_B = "text-b"  # text AP check number B (照合番号B: birth date + expiry year + code)
+    SURFACE_A = "surface-a"  # surface AP check number A
+    SURFACE_B = "surface-b"  # surface AP check number B
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +97,37 @@ _SIGN = PinSpec(
 )
 _JUKI = PinSpec(Pin.JUKI, "Juki (residence registry) PIN", 4, 4, "0-9", "digits", 3)
 _HELPER = PinSpec(Pin.HELPER, "card-info input-helper PIN", 4, 4, "0-9", "digits", 3)
+#: 4 digits [card]; the retry limit is not public: [model] 3, as the Juki PIN beside it.
+_COMMON = PinSpec(Pin.COMMON, "common-AP PIN", 4, 4, "0-9", "digits", 3)
+#: Check number A is the 12-digit My Number; B is 14 digits: birth date YYMMDD in the
+#: Japanese era year, the expiry year YYYY and the 4-digit security code printed on the card
+#: [card]. Their retry limit is not public: [model] 10 tries each, one counter per reference.
+CHECK_NUMBER_TRIES: Final = 10
+_CHECK = {
+    Pin.TEXT_A: ("text-AP check number A", 12),
+    Pin.TEXT_B: ("text-AP check number B", 14),
+    Pin.SURFACE_A: ("surface-AP check number A", 12),
+    Pin.SURFACE_B: ("surface-AP check number B", 14),
+}
 
 #: Keyed by :class:`~emulator.protocol.Pin`; plain names work too (``Pin`` is a ``StrEnum``).
-SPECS: Final[dict[str, PinSpec]] = {s.name: s for s in (_AUTH, _SIGN, _JUKI, _HELPER)}
+SPECS: Final[dict[str, PinSpec]] = {
+    s.name: s
+    for s in (
+        _AUTH, _SIGN, _JUKI, _HELPER, _COMMON,
+        *(PinSpec(p, label, n, n, "0-9", "digits", CHECK_NUMBER_TRIES)
+          for p, (label, n) in _CHECK.items()),
+    )
+}
 
-#: Display and iteration order everywhere (CLI tables, JSON, scenario checks).
+#: Display and iteration order everywhere (CLI tables, JSON, scenario checks): the four PINs.
 PIN_ORDER: Final[tuple[Pin, ...]] = (Pin.AUTH, Pin.SIGN, Pin.JUKI, Pin.HELPER)
+#: Secrets a card may lack, all or nothing each: cards issued before this project modelled
+#: them load without (docs/card.md#check-numbers, #juki-and-common-ap).
+OPTIONAL_PINS: Final[tuple[Pin, ...]] = (Pin.COMMON,)
+#: The check-number references, in display order. Their values derive from holder data; a
+#: card issued before they were modelled has none (docs/card.md#check-numbers).
+CHECK_NUMBERS: Final[tuple[Pin, ...]] = (Pin.TEXT_A, Pin.TEXT_B, Pin.SURFACE_A, Pin.SURFACE_B)
 #: The JPKI secrets: the ones the smartphone-and-kiosk route can re-set.
 JPKI_PINS: Final[tuple[Pin, ...]] = (Pin.AUTH, Pin.SIGN)
 
@@ -105,8 +139,9 @@ class PinReference:
     pin: Pin
     app: Application
     ef: int
-    #: The instruction family that changes it: ISO CHANGE REFERENCE DATA or JICSAP CHANGE KEY.
-    change: Literal["iso", "jicsap"] = "iso"
+    #: The instruction family that changes it: ISO CHANGE REFERENCE DATA, JICSAP CHANGE KEY,
+    #: or none (a check number is printed on the card, not chosen: [model] 6986).
+    change: Literal["iso", "jicsap", "none"] = "iso"
 
     @property
     def sfi(self) -> int:
@@ -123,13 +158,20 @@ class PinReference:
 
 
 #: Every reference to a secret on the card. The first row of each secret is its home, the
-#: one clients use; the Juki PIN is also reachable from the common AP [client][model].
+#: one clients use. The common AP's 001C is its own reference with its own counter, not the
+#: Juki PIN again: a client written against a real card (soltia48/myna-card, src/ap/common.rs)
+#: records that the two must be verified and changed separately [card].
 PIN_REFERENCES: Final[tuple[PinReference, ...]] = (
     PinReference(Pin.AUTH, Application.JPKI, JPKI.EF_AUTH_PIN),
     PinReference(Pin.SIGN, Application.JPKI, JPKI.EF_SIGN_PIN),
     PinReference(Pin.JUKI, Application.JUKI, JUKI.EF_PIN, change="jicsap"),
     PinReference(Pin.HELPER, Application.TEXT, TEXT.EF_PIN),
-    PinReference(Pin.JUKI, Application.COMMON, JUKI.EF_PIN, change="jicsap"),
+    PinReference(Pin.COMMON, Application.COMMON, JUKI.EF_PIN, change="jicsap"),
+    # Check numbers [card]: text AP 0014 (A) / 0015 (B), surface AP 0013 (A) / 0012 (B).
+    PinReference(Pin.TEXT_A, Application.TEXT, TEXT.EF_CHECK_A, change="none"),
+    PinReference(Pin.TEXT_B, Application.TEXT, TEXT.EF_CHECK_B, change="none"),
+    PinReference(Pin.SURFACE_A, Application.SURFACE, SURFACE.EF_CHECK_A, change="none"),
+    PinReference(Pin.SURFACE_B, Application.SURFACE, SURFACE.EF_CHECK_B, change="none"),
 )
 
 #: Each secret's home reference.
@@ -156,7 +198,8 @@ class Profile(StrEnum):
     FACE_AUTH = "face-auth"
 
 
-#: The secrets a card of each profile holds ([model] for face-authentication cards).
+#: The PINs a card of each profile holds ([model] for face-authentication cards). Both
+#: profiles may also hold :data:`CHECK_NUMBERS` (all four or none).
 PINS_OF: Final[dict[Profile, tuple[Pin, ...]]] = {
     Profile.STANDARD: PIN_ORDER,
     Profile.FACE_AUTH: (Pin.JUKI, Pin.HELPER),
@@ -165,8 +208,11 @@ PINS_OF: Final[dict[Profile, tuple[Pin, ...]]] = {
 __all__ = [
     "AIDS",
     "APPLICATION_BY_AID",
+    "CHECK_NUMBERS",
+    "CHECK_NUMBER_TRIES",
     "HOME",
     "JPKI_PINS",
+    "OPTIONAL_PINS",
     "PINS_OF",
     "PIN_ORDER",
     "PIN_REFERENCES",

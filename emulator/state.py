@@ -21,11 +21,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from emulator.profiles import ATRS, FACE_AUTH, PROFILES, STANDARD
-from emulator.protocol import SPECS
+from emulator.protocol import CHECK_NUMBERS, PINS_OF, SPECS, Pin, Profile
 
 #: Version of the JSON form. Bump on any incompatible change; older files are migrated,
-#: newer ones refused.
-STATE_VERSION = 1
+#: newer ones refused. 2: check-number records and the holder's expiry date and security
+#: code (a version-1 file imports as a card without check numbers).
+STATE_VERSION = 2
 STATE_FORMAT = "myna-hil-card-state"
 
 
@@ -61,6 +62,10 @@ class Holder:
     birth_date: str  # YYYYMMDD
     sex: str  # ISO 5218: "1" male, "2" female, "9" not applicable
     my_number: str  # 12 digits, the last one a check digit
+    #: Printed on the card; "" on cards issued before they were modelled (then the card holds
+    #: no check numbers, docs/card.md#check-numbers).
+    expiry: str = ""  # YYYYMMDD
+    security_code: str = ""  # 4 digits
 
 
 @dataclass
@@ -159,6 +164,10 @@ class CardState:
             ("pki", pki, set(_PKI_FIELDS)),
         ):
             if not isinstance(value, dict) or (keys is not None and set(value) != keys):
+                if name == "holder" and isinstance(value, dict) and (
+                    _HOLDER_REQUIRED <= set(value) <= _HOLDER_KEYS
+                ):
+                    continue  # expiry and security code are optional (version 1)
                 expected = "an object" if keys is None else f"exactly {', '.join(sorted(keys))}"
                 _bad(name, expected)
         if set(quirks) - _QUIRK_KEYS:
@@ -208,12 +217,27 @@ class CardState:
                 return f"{where}: 'max_tries' must be {SPECS[name].max_tries}"
             if not 0 <= rec.tries_left <= rec.max_tries:
                 return f"{where}: 'tries_left' must be 0..{rec.max_tries}"
+        h = self.holder
+        if h.expiry and not (len(h.expiry) == 8 and h.expiry.isascii() and h.expiry.isdigit()):
+            return "holder 'expiry' must be YYYYMMDD"
+        if h.security_code and not (
+            len(h.security_code) == 4 and h.security_code.isascii() and h.security_code.isdigit()
+        ):
+            return "holder 'security_code' must be 4 digits"
         jpki = {"auth", "sign"}
-        needed = {"juki", "helper"} | (jpki if self.profile == STANDARD else set())
+        needed = {str(p) for p in PINS_OF[Profile(self.profile)]}
         if needed - set(self.pins):
             return f"{self.profile} card without PIN {sorted(needed - set(self.pins))[0]!r}"
         if self.profile == FACE_AUTH and jpki & set(self.pins):
             return "a face-authentication card has no JPKI PIN or signing password"
+        every = {str(p) for p in CHECK_NUMBERS}
+        checks = every & set(self.pins)
+        if checks and checks != every:
+            return f"card without check number {sorted(every - checks)[0]!r}"
+        if Pin.COMMON in self.pins and "juki" not in self.pins:
+            return "a common-AP PIN without the Juki PIN"
+        if checks and not (h.expiry and h.security_code):
+            return "check numbers need the holder's 'expiry' and 'security_code'"
         signing = (self.pki.sign_key, self.pki.sign_cert)
         if self.profile == STANDARD and None in signing:
             return "standard card without a signing key and certificate"
@@ -228,6 +252,7 @@ DIGEST_SIZE = 32
 MAX_ITERATIONS = 1_000_000
 _PIN_KEYS = {f.name for f in fields(PinRecord)}
 _HOLDER_KEYS = {f.name for f in fields(Holder)}
+_HOLDER_REQUIRED = _HOLDER_KEYS - {"expiry", "security_code"}
 _QUIRK_KEYS = {f.name for f in fields(Quirks)}
 _PKI_FIELDS = tuple(f.name for f in fields(Pki))
 

@@ -15,9 +15,15 @@ import logging
 from typing import TYPE_CHECKING
 
 from emulator.card import Card
-from emulator.identity import generate_pki, my_number_check_digit
+from emulator.identity import (
+    check_number_a,
+    check_number_b,
+    generate_pki,
+    my_number_check_digit,
+)
 from emulator.personalise import new_state
 from emulator.pins import DEFAULT_PINS
+from emulator.protocol import Pin
 from emulator.state import CardState, Holder, Pki
 
 if TYPE_CHECKING:
@@ -33,6 +39,8 @@ HOLDER = Holder(
     birth_date="19900401",
     sex="2",
     my_number=_FIRST11 + str(my_number_check_digit(_FIRST11)),
+    expiry="20300401",
+    security_code="1357",
 )
 
 
@@ -70,10 +78,16 @@ def pooled_card(profile: str = "standard") -> Card:
     return card
 
 
-def default_pins(profile: str = "standard") -> dict[str, str]:
+def default_pins(profile: str = "standard", *, check_numbers: bool = False) -> dict[str, str]:
+    """The PINs of a fresh card; with *check_numbers*, also the check numbers printed on the
+    face of a card this module issued (:data:`HOLDER`): only for such cards, never for a card
+    in a reader, whose face the harness cannot read."""
     pins = dict(DEFAULT_PINS)
     if profile == "face-auth":
         del pins["auth"], pins["sign"]
+    if check_numbers:
+        a, b = check_number_a(HOLDER), check_number_b(HOLDER)
+        pins.update({Pin.TEXT_A: a, Pin.TEXT_B: b, Pin.SURFACE_A: a, Pin.SURFACE_B: b})
     return pins
 
 

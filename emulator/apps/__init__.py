@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emulator.apps import jpki, juki, surface, text
+from emulator.apps import jpki, juki, mf, surface, text
 from emulator.files import Application
 from emulator.state import CardState
 
@@ -14,5 +14,6 @@ def build_applications(state: CardState) -> dict[bytes, Application]:
         text.build(state),
         surface.build(state),
         *juki.build(state),
+        mf.issuer_security_domain(),
     ]
     return {app.aid: app for app in apps}

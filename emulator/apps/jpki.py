@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from emulator.apps.rsa_sign import SigningKey
 from emulator.commands import fixed_answer, key_ef
 from emulator.errors import SwError
-from emulator.files import Application, BinaryEf, Ef, KeyEf, PinEf
+from emulator.files import NOBODY, Application, BinaryEf, Ef, KeyEf, PinEf
 from emulator.grammar import SW, TokenInfo
 from emulator.grammar.ids import JPKI
 from emulator.profiles import FACE_AUTH
@@ -25,7 +25,22 @@ if TYPE_CHECKING:
 
 
 TOKEN_LABEL = "JPKIAPICCTOKEN2"
-TOKEN_INFO = TokenInfo(TOKEN_LABEL, "myna-hil TEST", "virtual card").to_bytes()
+#: 160 bytes (PKCS#11 CK_TOKEN_INFO): the label, flags ``04 0D`` (RNG, login required, user
+#: PIN initialised, token initialised) and PIN lengths 6..16 as on a real card [card];
+#: manufacturer, model, serial and versions are [model].
+TOKEN_FLAGS = 0x040D
+TOKEN_INFO = TokenInfo(TOKEN_LABEL, "myna-hil TEST", "virtual card", flags=TOKEN_FLAGS,
+                       max_pin_len=16, min_pin_len=6, hardware_version=b"\x01\x00",
+                       firmware_version=b"\x01\x00").to_bytes()
+#: EF 0009 is sixteen FF [card].
+EF_0009 = b"\xff" * 16
+
+
+def extra_efs() -> list[Ef]:
+    """The EFs real cards have beyond the ones clients use [card]: selectable; [model] their
+    content is not public, so READ BINARY answers 6982 (0009: sixteen FF, free)."""
+    return [BinaryEf(fid, EF_0009) if fid == 0x0009 else BinaryEf.opened_by(fid, b"", NOBODY)
+            for fid in JPKI.EF_EXTRA]
 
 
 def build(state: CardState) -> Application:
@@ -37,6 +52,7 @@ def build(state: CardState) -> Application:
         BinaryEf(JPKI.EF_AUTH_CERT, pki.auth_cert),
         BinaryEf(JPKI.EF_AUTH_CA_CERT, pki.auth_ca_cert),
         BinaryEf(JPKI.EF_TOKEN_INFO, TOKEN_INFO),
+        *extra_efs(),
     ]
     if face_auth:
         # [model] no signing key, certificate or password; the auth PIN answers 6984 and the
@@ -50,7 +66,7 @@ def build(state: CardState) -> Application:
         assert pki.sign_key is not None and pki.sign_cert is not None
         keys["sign"] = SigningKey(pki.sign_key)
         files += [
-            BinaryEf(JPKI.EF_SIGN_CERT, pki.sign_cert, read_pin="sign"),
+            BinaryEf.opened_by(JPKI.EF_SIGN_CERT, pki.sign_cert, Pin.SIGN),
             BinaryEf(JPKI.EF_CERT_AVAILABILITY, bytes.fromhex("8F8F00")),
             *(PinEf.of(ref) for ref in references_in(App.JPKI)),
             KeyEf(JPKI.EF_AUTH_KEY, "auth", "auth"),

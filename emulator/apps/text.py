@@ -1,16 +1,24 @@
 """The card-info input helper application (券面事項入力補助AP, "text AP").
 
-Reference: docs/card.md#text-ap-files.
+Reference: docs/card.md#text-ap-files and #check-numbers.
 """
 
 from __future__ import annotations
 
+import hashlib
+
+import emulator.apps.cvc as cvc
 from emulator.files import Application, BinaryEf, Ef, PinEf
 from emulator.grammar import Tlv, build_tlvs
 from emulator.grammar.ids import TEXT
 from emulator.protocol import Application as App
-from emulator.protocol import references_in
+from emulator.protocol import Pin, references_in
 from emulator.state import CardState, Holder
+
+#: EF 0005 is read as 256 bytes [card]; [model] the AP info TLV, then FF filler.
+AP_INFO_SIZE = 256
+AP_IDENTIFIER = b"myna-hil TEST text AP"  # [model]
+FILLER = b"\xff" * 16  # EF 0008 [card]
 
 
 def my_number_ef(number: str) -> bytes:
@@ -40,12 +48,51 @@ def basic_four_ef(holder: Holder) -> bytes:
     return Tlv(TEXT.TAG_BASIC_FOUR, build_tlvs([table]) + b"".join(encoded)).to_bytes()
 
 
+def attributes_part(basic_four: bytes) -> bytes:
+    """What ``DF32`` digests: EF 0002 from the ``DF22`` TLV to the end (the offset table
+    skipped) [card]. The first offset in ``DF21`` says where ``DF22`` starts."""
+    start = int.from_bytes(basic_four[basic_four.index(b"\xdf\x21\x08") + 3:][:2], "big")
+    return basic_four[start:]
+
+
+def signature_ef(my_number: bytes, basic_four: bytes) -> bytes:
+    """EF 0003 [card]: ``FF30 { DF31 SHA-256(EF 0001), DF32 SHA-256(attributes),
+    DF33 signature }``; the signature is over the two digest TLVs (70 bytes) by the key that
+    EF 0004 certifies; 336 bytes in all."""
+    digests = (
+        Tlv(TEXT.TAG_DIGEST_MY_NUMBER, hashlib.sha256(my_number).digest()).to_bytes()
+        + Tlv(TEXT.TAG_DIGEST_ATTRIBUTES,
+              hashlib.sha256(attributes_part(basic_four)).digest()).to_bytes()
+    )
+    signature = cvc.sign(cvc.load_key(cvc.TEST_TEXT_AP_KEY_PEM), digests)
+    return Tlv(TEXT.TAG_SIGNATURE,
+               digests + Tlv(TEXT.TAG_SIGNATURE_VALUE, signature).to_bytes()).to_bytes()
+
+
+def ap_info_ef() -> bytes:
+    """EF 0005 AP basic info: identifier and key id [card]; tags and filler [model]."""
+    key = cvc.load_key(cvc.TEST_TEXT_AP_KEY_PEM).public_key()
+    info = Tlv(TEXT.TAG_AP_INFO, Tlv(0xDF51, AP_IDENTIFIER).to_bytes()
+               + Tlv(0xDF52, cvc.key_id(key)).to_bytes()).to_bytes()
+    return info.ljust(AP_INFO_SIZE, b"\xff")
+
+
 def build(state: CardState) -> Application:
     h = state.holder
+    number, four = my_number_ef(h.my_number), basic_four_ef(h)
+    # Either check number opens the integrity record; A the My Number, B the attributes
+    # [card] (they are only in the file model when the card holds them).
+    has_checks = Pin.TEXT_A in state.pins
+    a = (Pin.TEXT_A,) if has_checks else ()
+    b = (Pin.TEXT_B,) if has_checks else ()
     files: list[Ef] = [
-        BinaryEf(TEXT.EF_MY_NUMBER, my_number_ef(h.my_number), read_pin="helper"),
-        BinaryEf(TEXT.EF_BASIC_FOUR, basic_four_ef(h), read_pin="helper"),
-        *(PinEf.of(ref) for ref in references_in(App.TEXT)),
+        BinaryEf.opened_by(TEXT.EF_MY_NUMBER, number, Pin.HELPER, *a),
+        BinaryEf.opened_by(TEXT.EF_BASIC_FOUR, four, Pin.HELPER, *b),
+        BinaryEf.opened_by(TEXT.EF_SIGNATURE, signature_ef(number, four), Pin.HELPER, *a, *b),
+        BinaryEf(TEXT.EF_CERT, cvc.certificate(cvc.TEST_TEXT_AP_KEY_PEM)),
+        BinaryEf(TEXT.EF_AP_INFO, ap_info_ef()),
+        BinaryEf(TEXT.EF_FILLER, FILLER),
+        *(PinEf.of(ref) for ref in references_in(App.TEXT) if ref.pin in state.pins),
         PinEf(TEXT.EF_BLOCKED_PIN, None),
     ]
     return Application(App.TEXT, TEXT.AID, {ef.fid: ef for ef in files})

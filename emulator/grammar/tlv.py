@@ -121,15 +121,31 @@ class SpacePadded(Adapter):  # type: ignore[misc]
         return raw.ljust(self.width, b" ")
 
 
-#: [model] CK_TOKEN_INFO-like layout. The card is known to start EF 0006 with the label
-#: ``JPKIAPICCTOKEN2`` padded to 32; the fields after it are this project's model.
+#: PKCS#11 ``CK_TOKEN_INFO`` with 4-byte big-endian ``CK_ULONG``s: 160 bytes, the size of EF
+#: 0006 on a real card, which starts with the label ``JPKIAPICCTOKEN2`` padded to 32 and
+#: carries flags ``04 0D`` and PIN lengths 6/16 [card] (docs/card.md#jpki-files). The
+#: manufacturer, model, serial, counts, memory sizes and time are this project's [model].
 TOKEN_INFO = Struct(
     "label" / SpacePadded(32),
     "manufacturer_id" / SpacePadded(32),
     "model" / SpacePadded(16),
     "serial_number" / SpacePadded(16),
     "flags" / Int32ub,
+    "max_session_count" / Int32ub,
+    "session_count" / Int32ub,
+    "max_rw_session_count" / Int32ub,
+    "rw_session_count" / Int32ub,
+    "max_pin_len" / Int32ub,
+    "min_pin_len" / Int32ub,
+    "total_public_memory" / Int32ub,
+    "free_public_memory" / Int32ub,
+    "total_private_memory" / Int32ub,
+    "free_private_memory" / Int32ub,
+    "hardware_version" / Bytes(2),
+    "firmware_version" / Bytes(2),
+    "utc_time" / SpacePadded(16),
 )
+TOKEN_INFO_SIZE = 160
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,15 +155,26 @@ class TokenInfo:
     model: str = ""
     serial_number: str = ""
     flags: int = 0
+    max_pin_len: int = 0
+    min_pin_len: int = 0
+    hardware_version: bytes = b"\x00\x00"
+    firmware_version: bytes = b"\x00\x00"
 
     def to_bytes(self) -> bytes:
         return bytes(TOKEN_INFO.build({
             "label": self.label, "manufacturer_id": self.manufacturer_id,
             "model": self.model, "serial_number": self.serial_number, "flags": self.flags,
+            "max_session_count": 0, "session_count": 0, "max_rw_session_count": 0,
+            "rw_session_count": 0, "max_pin_len": self.max_pin_len,
+            "min_pin_len": self.min_pin_len, "total_public_memory": 0,
+            "free_public_memory": 0, "total_private_memory": 0, "free_private_memory": 0,
+            "hardware_version": self.hardware_version,
+            "firmware_version": self.firmware_version, "utc_time": "",
         }))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> TokenInfo:
         c = TOKEN_INFO.parse(raw)
         return cls(str(c.label), str(c.manufacturer_id), str(c.model),
-                   str(c.serial_number), int(c.flags))
+                   str(c.serial_number), int(c.flags), int(c.max_pin_len),
+                   int(c.min_pin_len), bytes(c.hardware_version), bytes(c.firmware_version))

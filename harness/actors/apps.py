@@ -30,12 +30,20 @@ SHOWN_SIGNED = "signed"
 SHOWN_LOCKED = "PIN locked: re-set it at the counter or via the smartphone app"
 SHOWN_NO_PIN_CARD = "this card has no PIN-based login or signing (face-authentication card)"
 SHOWN_REMOVED = "card lost: hold it still and try again"
+SHOWN_IDENTITY_OK = "identity confirmed"
+SHOWN_CHECK_LOCKED = "check number locked: the municipal counter can unblock it"
+SHOWN_TAMPERED = "the card data does not verify"
 FULL_WIDTH_OFFSET = 0xFEE0  # '０' - '0'
 
 
 def wrong_pin(tries: int) -> str:
     """What an app shows after a wrong entry with *tries* left."""
     return f"wrong PIN, {tries} {'try' if tries == 1 else 'tries'} left"
+
+
+def wrong_check_number(tries: int) -> str:
+    """What an identity-verification app shows after a wrong check number."""
+    return f"wrong check number, {tries} {'try' if tries == 1 else 'tries'} left"
 
 
 def lowercase(typed: str) -> str:
@@ -206,6 +214,33 @@ class CardInfoApp(ReaderApp):
                 return self.show(Outcome(True, "read the card information"))
             return self.show(Outcome(False, "could not read the card information"))
         return self.show(Outcome(False, "wrong PIN"))
+
+
+class IdentityVerificationApp(ReaderApp):
+    """An identity-verification (本人確認) app: the user types check number B from the card
+    face -- birth date, expiry year, security code; no 4-digit PIN -- and the app reads the
+    basic four attributes from the text AP and checks them against the integrity record
+    (EF 0003, signed by the key certified in EF 0004)."""
+
+    NAME = "id-check-app"
+
+    def check(self, typed_b: str) -> Outcome:
+        text = TextSession(self.transport)
+        try:
+            self._verify(lambda v: text.verify_check_number("B", v), typed_b)
+            text.basic_four()
+            integrity = text.integrity(with_my_number=False)
+        except WrongPinError as exc:
+            if exc.blocked:
+                return self.show(Outcome(False, SHOWN_CHECK_LOCKED, 0))
+            return self.show(Outcome(False, wrong_check_number(exc.tries_left), exc.tries_left))
+        except PinBlockedError:
+            return self.show(Outcome(False, SHOWN_CHECK_LOCKED, 0))
+        except (ApduError, CardRemovedError) as exc:
+            return self.failure(exc)
+        if not integrity.ok:
+            return self.show(Outcome(False, SHOWN_TAMPERED))
+        return self.show(Outcome(True, SHOWN_IDENTITY_OK))
 
 
 def _verify_any(session: Session, pin: str, value: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from emulator.pins import SPECS
-from emulator.protocol import PIN_ORDER
+from emulator.protocol import CHECK_NUMBERS, PIN_ORDER
 from harness.clock import FakeClock
 from harness.errors import NoSuchFileError
 from harness.sessions import session_for
@@ -131,7 +131,7 @@ class Ctx:
     def expect_counters(self, step: str, **expected: str | int) -> bool:
         """Check counters; *expected* maps PIN -> tries (int), ``"blocked"`` or ``"absent"``."""
         want = []
-        for n in PIN_ORDER:
+        for n in (*PIN_ORDER, *CHECK_NUMBERS):
             if n not in expected:
                 continue
             v = expected[n]

@@ -6,23 +6,29 @@ import logging
 from collections.abc import Callable
 
 from harness.actors.apps import (
+    SHOWN_CHECK_LOCKED,
+    SHOWN_IDENTITY_OK,
     SHOWN_LOCKED,
     SHOWN_OK,
     SHOWN_SIGNED,
     ETaxSigner,
+    IdentityVerificationApp,
     MynaportalLogin,
+    wrong_check_number,
     wrong_pin,
 )
 from harness.actors.counter import CounterTerminal, IdentityCheck, Status, Who
+from harness.actors.issuer import reset_pin
 from harness.actors.kiosk import GO_COUNTER, START_AGAIN, JlisBackend, Kiosk, ResetApp, Ticket
 from harness.errors import ApduError
-from harness.scenarios.base import FACE_AUTH, STANDARD, Ctx, scenario
-from harness.sessions import JukiSession, TextSession
+from harness.scenarios.base import FACE_AUTH, STANDARD, Ctx, ScenarioSkipped, scenario
+from harness.sessions import JukiSession, SurfaceSession, TextSession
 from harness.trace.recorder import note
 
 logger = logging.getLogger(__name__)
 
-WRONG = {"auth": "9999", "sign": "WRONG99", "juki": "0000", "helper": "0000"}
+WRONG = {"auth": "9999", "sign": "WRONG99", "juki": "0000", "helper": "0000",
+         "text-b": "99999999999999"}
 NEW = {"auth": "4321", "sign": "NEWPASS9", "juki": "6543", "helper": "5432"}
 DOCUMENT = b"e-Tax return 2025, TEST"
 
@@ -108,6 +114,36 @@ def lockout_text(ctx: Ctx) -> None:
 @scenario("lockout-juki", "3 wrong Juki PINs", profiles=(STANDARD, FACE_AUTH))
 def lockout_juki(ctx: Ctx) -> None:
     _lockout_raw(ctx, "juki")
+
+
+@scenario("lockout-check-b", "identity app: 10 wrong check numbers B; PINs untouched",
+          profiles=(STANDARD, FACE_AUTH))
+def lockout_check_b(ctx: Ctx) -> None:
+    """Identity-verification apps read the text AP with check number B (typed from the card
+    face), not the 4-digit PIN. Mistyping it blocks that reference only: the four PINs and the
+    other check numbers (the surface AP's B has its own counter) are untouched [model tries]."""
+    if "text-b" not in ctx.pins:
+        raise ScenarioSkipped("the check numbers printed on this card are not known")
+    checks: dict[str, str | int] = {"text-a": 10, "text-b": 10, "surface-a": 10, "surface-b": 10}
+    ctx.expect_counters("counters before", **ctx.full_counters(), **checks)
+    app = IdentityVerificationApp(ctx.transport, rng=ctx.rng)
+    ctx.check("correct check number B", SHOWN_IDENTITY_OK, app.check(ctx.pins["text-b"]).shown)
+    for n in range(9, -1, -1):
+        note(ctx.transport, "tester", "entered", pin="text-b")
+        want = SHOWN_CHECK_LOCKED if n == 0 else wrong_check_number(n)
+        ctx.check(f"text-b: wrong entry {10 - n}", want, app.check(WRONG["text-b"]).shown)
+    ctx.check("correct check number B on the blocked reference", SHOWN_CHECK_LOCKED,
+              app.check(ctx.pins["text-b"]).shown)
+    ctx.expect_counters("text-b blocked; PINs and the other check numbers untouched",
+                        **ctx.full_counters(), **{**checks, "text-b": "blocked"})
+    ctx.check("surface AP: its own check number B still opens the card face", "9000",
+              sw_of(lambda: SurfaceSession(ctx.transport).verify_check_number(
+                  "B", ctx.pins["surface-b"])))
+    ctx.check("counter: unblock check number B (issuer authentication)", "9000",
+              sw_of(lambda: reset_pin(ctx.transport, "text-b", None)))
+    ctx.check("correct check number B after the unblock", SHOWN_IDENTITY_OK,
+              app.check(ctx.pins["text-b"]).shown)
+    ctx.expect_counters("counters after", **ctx.full_counters(), **checks)
 
 
 # --- docs/scenarios.md rule 2: the kiosk route----------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from emulator.protocol import HOME, Application, Pin
 from harness.sessions.base import PinStatus, Session
 from harness.sessions.jpki import JpkiSession
-from harness.sessions.juki import JukiSession
+from harness.sessions.juki import CommonSession, JukiSession
 from harness.sessions.surface import SurfaceSession
 from harness.sessions.text import BasicFour, TextSession
 from harness.transport import Transport
@@ -16,6 +16,7 @@ SESSIONS: dict[Application, type[Session]] = {
     Application.TEXT: TextSession,
     Application.SURFACE: SurfaceSession,
     Application.JUKI: JukiSession,
+    Application.COMMON: CommonSession,
 }
 
 
@@ -25,6 +26,7 @@ def session_for(pin: str, transport: Transport) -> Session:
 
 __all__ = [
     "BasicFour",
+    "CommonSession",
     "JpkiSession",
     "JukiSession",
     "PinStatus",

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 
-TOKEN_INFO_SIZE = 100
+TOKEN_INFO_SIZE = 160
 CLA_PROPRIETARY = 0x80
 P1_AS_GIVEN = 0x00
 SIGNATURE_LE = 0x100

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 PIN_LABELS = {
     "auth": "JPKI auth PIN", "sign": "JPKI signing password", "juki": "Juki PIN",
-    "helper": "text-AP PIN", "text-0012": "text-AP EF 0012",
+    "helper": "text-AP PIN", "text-0012": "text-AP EF 0012", "common": "common-AP PIN",
     "text-a": "text-AP check number A", "text-b": "text-AP check number B",
     "surface-a": "surface-AP check number A", "surface-b": "surface-AP check number B",
 }

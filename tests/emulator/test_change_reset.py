@@ -73,10 +73,11 @@ def test_juki_pin_changes_with_jicsap_change_key(link: Link, aid: str) -> None:
     assert link.sw(change("1111", 0x9C, "0024")) == 0x6986  # [model] not the ISO command
     assert link.sw(change("11a1", 0x9C, "8032", p1=0x00)) == 0x6A80
     assert link.sw(change("1111", 0x9C, "8032", p1=0x00)) == OK
-    # one PIN, shared by the Juki AP and the common AP [model]
+    # two references: the other application's 001C keeps its value [card]
     other = COMMON if aid == JUKI else JUKI
     assert link.sw(select_app(other)) == OK
-    assert link.sw(verify("1111", 0x9C)) == OK
+    assert link.sw(verify("1111", 0x9C)) == 0x63C2
+    assert link.sw(verify("3456", 0x9C)) == OK
 
 
 def test_jicsap_change_key_is_not_for_jpki(link: Link) -> None:

@@ -50,7 +50,9 @@ def test_init_defaults(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert shown["profile"] == "standard" and shown["atr_form"] == "contact"
     tries = {p["pin"]: (p["tries_left"], p["max_tries"], p["blocked"]) for p in shown["pins"]}
     assert tries == {"auth": (3, 3, False), "sign": (5, 5, False), "juki": (3, 3, False),
-                     "helper": (3, 3, False)}
+                     "helper": (3, 3, False), "common": (3, 3, False),
+                     **{c: (10, 10, False) for c in ("text-a", "text-b", "surface-a",
+                                                     "surface-b")}}
     # the documented default values verify
     out = _apdu(state, capsys, SELECT_JPKI, "002000980431323334",
                 "0020009B06" + b"ABC123".hex(), "00A4040C0AD3921000310001010401",
@@ -100,7 +102,8 @@ def test_face_auth_card_takes_no_jpki_pins(
     assert "face" in capsys.readouterr().err
     assert cli.main(["init", "--state", str(path), "--profile", "face-auth"]) == 0
     pins = {p["pin"]: p["present"] for p in _show(path, capsys)["pins"]}
-    assert pins == {"auth": False, "sign": False, "juki": True, "helper": True}
+    assert pins == {"auth": False, "sign": False, "juki": True, "helper": True, "common": True,
+                    "text-a": True, "text-b": True, "surface-a": True, "surface-b": True}
 
 
 def test_show_never_prints_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -285,7 +288,7 @@ def test_read_only_card_is_refused_not_faked(tmp_path: Path) -> None:
     path.chmod(0o600)
     if "mount:" in r.stderr:
         pytest.skip(f"cannot make a read-only mount here: {r.stderr.strip()}")
-    assert shown.returncode == 0 and "auth       3 / 3" in shown.stdout, shown.stderr
+    assert shown.returncode == 0 and "auth        3 / 3" in shown.stdout, shown.stderr
     assert r.returncode != 0
     assert r.stderr.count("\n") == 1 and str(path) in r.stderr, r.stderr
     assert "Traceback" not in r.stderr

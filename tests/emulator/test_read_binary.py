@@ -11,16 +11,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulator import card as card_module
+from emulator.apps import surface, text
 from emulator.apps.jpki import TOKEN_INFO
 from emulator.apps.text import basic_four_ef, my_number_ef
 from emulator.card import Card
+from emulator.identity import check_number_a, check_number_b
 from emulator.state import CardState
 from tests.conftest import Link
-from tests.emulator.apdus import JPKI, OK, TEXT, select_app, select_ef, sw_of, verify
+from tests.emulator.apdus import JPKI, OK, SURFACE, TEXT, select_app, select_ef, sw_of, verify
 from tests.support.cards import fresh_card
 
+Value = str | Callable[[CardState], str]
+A: Value = lambda s: check_number_a(s.holder)  # noqa: E731
+B: Value = lambda s: check_number_b(s.holder)  # noqa: E731
+
 #: (application, FID, VERIFY to send first as (value, P2) or None, expected content)
-FILES: dict[str, tuple[str, int, tuple[str, int] | None, Callable[[CardState], bytes]]] = {
+FILES: dict[str, tuple[str, int, tuple[Value, int] | None, Callable[[CardState], bytes]]] = {
     "jpki-0001-sign-cert": (JPKI, 0x0001, ("ABC123", 0x9B), lambda s: s.pki.sign_cert or b""),
     "jpki-0002-sign-ca": (JPKI, 0x0002, None, lambda s: s.pki.sign_ca_cert),
     "jpki-0006-token-info": (JPKI, 0x0006, None, lambda s: TOKEN_INFO),
@@ -30,7 +36,28 @@ FILES: dict[str, tuple[str, int, tuple[str, int] | None, Callable[[CardState], b
     "text-0001-my-number": (TEXT, 0x0001, ("2345", 0x91),
                             lambda s: my_number_ef(s.holder.my_number)),
     "text-0002-basic-four": (TEXT, 0x0002, ("2345", 0x91), lambda s: basic_four_ef(s.holder)),
+    # the files real cards have beyond those (docs/card.md#jpki-files, #text-ap-files, #surface)
+    "jpki-0009": (JPKI, 0x0009, None, lambda s: b"\xff" * 16),
+    "text-0001-by-check-a": (TEXT, 0x0001, (A, 0x94), lambda s: my_number_ef(s.holder.my_number)),
+    "text-0002-by-check-b": (TEXT, 0x0002, (B, 0x95), lambda s: basic_four_ef(s.holder)),
+    "text-0003-integrity": (TEXT, 0x0003, (B, 0x95), lambda s: text.signature_ef(
+        my_number_ef(s.holder.my_number), basic_four_ef(s.holder))),
+    "text-0004-certificate": (TEXT, 0x0004, None, lambda s: _cert(text.cvc.TEST_TEXT_AP_KEY_PEM)),
+    "text-0005-ap-info": (TEXT, 0x0005, None, lambda s: text.ap_info_ef()),
+    "text-0008": (TEXT, 0x0008, None, lambda s: b"\xff" * 16),
+    "surface-0001-birth": (SURFACE, 0x0001, (B, 0x92), lambda s: surface.birth_ef(s.holder)),
+    "surface-0002-face": (SURFACE, 0x0002, (B, 0x92), lambda s: surface.entries_ef(s.holder)),
+    "surface-0003-ap-info": (SURFACE, 0x0003, None, lambda s: surface.ap_info_ef()),
+    "surface-0004-certificate": (SURFACE, 0x0004, None,
+                                 lambda s: _cert(surface.cvc.TEST_SURFACE_AP_KEY_PEM)),
+    "surface-0005-my-number": (SURFACE, 0x0005, (A, 0x93),
+                               lambda s: surface.my_number_ef(s.holder)),
+    "surface-0006": (SURFACE, 0x0006, (A, 0x93), lambda s: b"\xff" * 16),
 }
+
+
+def _cert(pem: str) -> bytes:
+    return text.cvc.certificate(pem)
 
 
 def _open(link: Link, name: str, *, select: bool = True) -> bytes:
@@ -38,7 +65,8 @@ def _open(link: Link, name: str, *, select: bool = True) -> bytes:
     aid, fid, pin, expected = FILES[name]
     assert link.sw(select_app(aid)) == OK
     if pin is not None:
-        assert link.sw(verify(pin[0], pin[1])) == OK
+        value = pin[0] if isinstance(pin[0], str) else pin[0](link.card.state)
+        assert link.sw(verify(value, pin[1])) == OK
     if select:
         assert link.sw(select_ef(fid)) == OK
     return expected(link.card.state)
@@ -78,6 +106,8 @@ def _size_from_head(head: bytes) -> int:
             return 3 + head[2]
         if head[2] == 0x81:
             return 4 + head[3]
+        if head[2] == 0x82 and len(head) == 5:
+            return 5 + int.from_bytes(head[3:5], "big")
     raise AssertionError(f"no length in {head.hex()}")
 
 
@@ -100,9 +130,10 @@ def read_head_then_exact(link: Link, name: str) -> bytes:
     if expected[:2] not in (b"\x30\x82", b"\xff\x20"):
         size = len(expected)  # token info, My Number (17 with filler): a known size [client]
     else:
-        head = link.send(_rb(0, 4))
-        assert sw_of(head) == OK and len(head) == 6
-        size = _size_from_head(head[:4])
+        n = 5 if expected[:3] == b"\xff\x20\x82" else 4  # a 2-byte tag with a 2-byte length
+        head = link.send(_rb(0, n))
+        assert sw_of(head) == OK and len(head) == n + 2
+        size = _size_from_head(head[:n])
     r = link.send(_rb(0, size, extended=size > 256))
     assert sw_of(r) == OK, f"{sw_of(r):04X}"
     return r[:-2]
@@ -274,7 +305,7 @@ def test_read_binary_answer_length(p1: int, p2: int, le: int, extended: bool, fi
             assert r == b"\x6a\x86"
             return
         ef = card.session.app.by_sfi(sfi)  # type: ignore[union-attr]
-        if ef is None or not hasattr(ef, "content") or getattr(ef, "read_pin", None):
+        if ef is None or not hasattr(ef, "content") or getattr(ef, "read_pins", None):
             assert r in (b"\x6a\x82", b"\x69\x86", b"\x69\x82")  # absent, a PIN or key, locked
             return
         content, offset = ef.content, p2

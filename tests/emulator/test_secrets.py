@@ -94,7 +94,7 @@ def test_bad_stdin_line_sends_nothing(tmp_path: Path, capsys: pytest.CaptureFixt
     wrong = "0020009804" + b"0000".hex()
     text = _run(capsys, "apdu", "--state", card, stdin=f"{SELECT_JPKI}\n{wrong}\nnot-hex\n")
     assert "line 3" in text and "9000" not in text and "63C" not in text
-    assert "auth       3 / 3" in _run(capsys, "show", "--state", card)
+    assert "auth        3 / 3" in _run(capsys, "show", "--state", card)
 
 
 def test_closed_stdin_is_one_line(tmp_path: Path) -> None:

@@ -67,8 +67,10 @@ def test_applications_select_by_aid(link: Link, aid: str) -> None:
 @pytest.mark.parametrize(
     ("aid", "fids"),
     [
-        (JPKI, [0x0001, 0x0002, 0x0006, 0x0008, 0x000A, 0x000B, 0x0017, 0x0018, 0x001A, 0x001B]),
-        (TEXT, [0x0001, 0x0002, 0x0011, 0x0012]),
+        (JPKI, [0x0001, 0x0002, 0x0006, 0x0008, 0x000A, 0x000B, 0x0017, 0x0018, 0x001A, 0x001B,
+                0x0005, 0x0009, 0x0010, 0x0016, 0x0019, 0x001C, 0x001E]),
+        (TEXT, [0x0001, 0x0002, 0x0003, 0x0004, 0x0005, 0x0008, 0x0011, 0x0012, 0x0014, 0x0015]),
+        (SURFACE, [0x0001, 0x0002, 0x0003, 0x0004, 0x0005, 0x0006, 0x0012, 0x0013]),
         (JUKI, [0x001C]),
         (COMMON, [0x001C]),
     ],
@@ -87,7 +89,7 @@ def test_files_select_by_fid(link: Link, aid: str, fids: list[int]) -> None:
         select_app("A000000003"),
         select_ef(0x3F00),  # MF is not selectable [card]
         select_ef(0x0099),  # unknown FID
-        select_ef(0x001C),  # Juki EF is not in the JPKI AP
+        select_ef(0x0011),  # the text-AP PIN EF is not in the JPKI AP (001C is, [card])
     ],
 )
 def test_unknown_selection_is_6a82(link: Link, apdu: str) -> None:

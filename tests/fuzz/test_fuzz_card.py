@@ -36,6 +36,7 @@ from emulator.card import Card, Faults
 from emulator.commands import issuer_cryptogram
 from emulator.errors import CardPoweredOff
 from emulator.grammar import CommandApdu
+from emulator.identity import check_number_a, check_number_b
 from emulator.pins import DEFAULT_PINS
 from emulator.state import CardState, Quirks
 from tests.support.cards import fresh_state
@@ -45,14 +46,16 @@ STEPS = int(os.environ.get("MYNA_FUZZ_STEPS", "40"))
 
 AIDS = [bytes.fromhex(a) for a in (
     "D392F000260100000001", "D3921000310001010408", "D3921000310001010402",
-    "D3921000310001010401", "D3921000310001010100",
+    "D3921000310001010401", "D3921000310001010100", "A0000001510000",
 )]
-FIDS = [0x0001, 0x0002, 0x0005, 0x0006, 0x0008, 0x000A, 0x000B, 0x0011, 0x0012, 0x0017,
-        0x0018, 0x001A, 0x001B, 0x001C, 0x3F00]
-#: PIN reference P2s (80 = current EF) and the PIN each SFI names.
-PIN_P2 = {0x98: "auth", 0x9B: "sign", 0x9C: "juki", 0x91: "helper", 0x92: None, 0x80: None}
+FIDS = [0x0001, 0x0002, 0x0003, 0x0004, 0x0005, 0x0006, 0x0008, 0x000A, 0x000B, 0x0011,
+        0x0012, 0x0013, 0x0014, 0x0015, 0x0017, 0x0018, 0x0019, 0x001A, 0x001B, 0x001C, 0x3F00]
+#: PIN reference P2s (80 = current EF) and the PIN each SFI names (in its PIN_APP).
+PIN_P2 = {0x98: "auth", 0x9B: "sign", 0x9C: "juki", 0x91: "helper", 0x92: None, 0x80: None,
+          0x94: "text-a", 0x95: "text-b", 0x93: "surface-a"}
 #: The application each PIN reference lives in (for the plausible, "client-like" flows).
-PIN_APP = {0x98: AIDS[0], 0x9B: AIDS[0], 0x9C: AIDS[3], 0x91: AIDS[1], 0x92: AIDS[1]}
+PIN_APP = {0x98: AIDS[0], 0x9B: AIDS[0], 0x9C: AIDS[3], 0x91: AIDS[1], 0x92: AIDS[1],
+           0x94: AIDS[1], 0x95: AIDS[1], 0x93: AIDS[2]}
 #: Commands that may legitimately restore a counter when answered 9000: (CLA class, INS).
 RESTORING = {(0x00, 0x20), (0x00, 0x24), (0x80, 0x32), (0x00, 0x2C)}
 
@@ -111,7 +114,11 @@ class CardFuzzer(RuleBasedStateMachine):
     @initialize(quirk=st.booleans())
     def power_up(self, quirk: bool) -> None:
         self.card = _reused_card(self.profile, quirk)
-        self.pins = {n: DEFAULT_PINS[n].encode() for n in self.card.state.pins}
+        holder = self.card.state.holder
+        a, b = check_number_a(holder), check_number_b(holder)
+        known = {**DEFAULT_PINS, "common": DEFAULT_PINS["juki"], "text-a": a, "surface-a": a,
+                 "text-b": b, "surface-b": b}
+        self.pins = {n: known[n].encode() for n in self.card.state.pins}
 
     # --- the one place APDUs go through --------------------------------------------------------
 
@@ -247,6 +254,17 @@ class CardFuzzer(RuleBasedStateMachine):
     def sign(self, p1: int, p2: int, data: bytes) -> None:
         body = bytes((len(data),)) + data + b"\x00" if data else b"\x00"
         self.send(bytes((0x80, 0x2A, p1, p2)) + body)
+
+    @rule(p1=st.sampled_from([0, 1, 2]) | byte, p2=st.sampled_from([0x04, 0x05, 0x0C]) | byte,
+          le=st.none() | byte)
+    def read_record(self, p1: int, p2: int, le: int | None) -> None:
+        self.send(bytes((0, 0xB2, p1, p2)) + (b"" if le is None else bytes((le,))))
+
+    @rule(p2=st.sampled_from([0x99, 0x97, 0x80]) | byte, data=st.binary(max_size=40),
+          le=st.none() | byte)
+    def internal_authenticate(self, p2: int, data: bytes, le: int | None) -> None:
+        body = (bytes((len(data),)) + data if data else b"") + (b"" if le is None else bytes((le,)))
+        self.send(bytes((0, 0x88, 0, p2)) + body)
 
     @rule(raw=st.binary(max_size=24))
     def random_bytes(self, raw: bytes) -> None:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from emulator.grammar import ApduFormatError, Tlv, TokenInfo, build_tlvs, parse_tlvs
-from emulator.grammar.tlv import TLV, TLV_SEQUENCE, TOKEN_INFO
+from emulator.grammar.tlv import TLV, TLV_SEQUENCE, TOKEN_INFO, TOKEN_INFO_SIZE
 
 VECTORS = [
     ("5A0101", Tlv(0x5A, b"\x01")),
@@ -97,11 +97,15 @@ def test_compiled_single_tlv_parses_a_vector() -> None:
 
 
 def test_token_info_layout() -> None:
-    info = TokenInfo("JPKIAPICCTOKEN2", "myna-hil TEST", "virtual card", "0001", 7)
+    info = TokenInfo("JPKIAPICCTOKEN2", "myna-hil TEST", "virtual card", "0001", 0x040D,
+                     16, 6, b"\x01\x02", b"\x03\x04")
     raw = info.to_bytes()
-    assert len(raw) == 32 + 32 + 16 + 16 + 4
+    # PKCS#11 CK_TOKEN_INFO with 4-byte ulongs: the 160 bytes of a real card's EF 0006 [card]
+    assert len(raw) == TOKEN_INFO_SIZE == 32 + 32 + 16 + 16 + 4 * 11 + 2 + 2 + 16 == 160
     assert raw[:32] == b"JPKIAPICCTOKEN2".ljust(32, b" ")
-    assert raw[-4:] == b"\x00\x00\x00\x07"
+    assert raw[96:100] == b"\x00\x00\x04\x0d"
+    assert raw[116:124] == b"\x00\x00\x00\x10\x00\x00\x00\x06"  # PIN lengths 16 / 6
+    assert raw[140:144] == b"\x01\x02\x03\x04"
     assert TokenInfo.from_bytes(raw) == info
     assert TOKEN_INFO.compile().parse(raw) == TOKEN_INFO.parse(raw)
 

@@ -134,3 +134,15 @@ def test_findings_follow_the_command_not_its_display_name() -> None:
 )
 def test_command_kinds(hex_text: str, kind: CommandKind) -> None:
     assert kind_of(hex_text) is kind
+
+
+@pytest.mark.parametrize("redact", [True, False])
+def test_check_number_lockout_is_explained_with_its_label(redact: bool) -> None:
+    """The identity app's mistyped check number B: ten decrements of text-b, labelled."""
+    expl = explain(record("lockout-check-b", redact=redact))
+    assert expl.causes() == [Cause.USER_WRONG] * 10
+    assert {(f.app, f.pin) for f in expl.findings} == {("text", "text-b")}
+    assert [f.tries_left for f in expl.findings] == list(range(9, -1, -1))
+    assert expl.decrements == {"text-b": 10}
+    text = format_explanation(expl)
+    assert "text-AP check number B" in text and "now blocked" in text

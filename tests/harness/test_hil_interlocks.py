@@ -33,6 +33,10 @@ BIN = Path(sys.executable).parent
 PIN = "1234"  # myna-emu init's default auth PIN
 WAIT = 45.0
 
+#: A fresh card's counters: the four PINs, the common-AP PIN and the four check numbers.
+FULL_TRIES = {"auth": 3, "sign": 5, "juki": 3, "helper": 3, "common": 3,
+              "text-a": 10, "text-b": 10, "surface-a": 10, "surface-b": 10}
+
 
 @dataclass
 class Served:
@@ -204,7 +208,7 @@ def test_owner_pin_is_verified_once_and_signs(served: Served, tmp_path: Path) ->
     assert run.returncode == 0, run.stdout + run.stderr
     assert "5 passed" in run.stdout
     assert verifies_with_data(trace) == 1 and "COMPUTE DIGITAL SIGNATURE" in commands(trace)
-    assert served.tries() == {"auth": 3, "sign": 5, "juki": 3, "helper": 3}
+    assert served.tries() == FULL_TRIES
     blob = run.stdout + run.stderr + json.dumps(doc) + json.dumps(trace)
     assert PIN.encode().hex().upper() not in blob.upper()  # "31323334": never the PIN
     assert "<redacted 4 bytes>" in json.dumps(trace)
@@ -250,7 +254,7 @@ def test_the_named_card_runs_the_destructive_steps(served: Served, tmp_path: Pat
     assert run.returncode == 0, run.stdout + run.stderr
     assert "blocks a PIN: needs --allow-blocking" in run.stdout
     assert doc["tests"]["test_wrong_pin_costs_one_try_and_the_right_one_restores"] == "passed"
-    assert served.tries() == {"auth": 3, "sign": 5, "juki": 3, "helper": 3}
+    assert served.tries() == FULL_TRIES
     assert verifies_with_data(trace) == 3  # owner check, wrong value, right value
 
     run, doc, trace = hil_suite(served, tmp_path, "--destructive-card", served.card_id,
@@ -258,7 +262,7 @@ def test_the_named_card_runs_the_destructive_steps(served: Served, tmp_path: Pat
     assert run.returncode == 0, run.stdout + run.stderr
     assert doc["tests"]["test_scenario[lockout-auth]"] == "passed"
     assert "RESET RETRY COUNTER" in commands(trace)  # blocked, then re-set by the counter
-    assert served.tries() == {"auth": 3, "sign": 5, "juki": 3, "helper": 3}
+    assert served.tries() == FULL_TRIES
 
 
 def test_myna_hil_run_obeys_the_same_interlocks(served: Served) -> None:
@@ -323,4 +327,4 @@ def test_a_card_pulled_mid_run_stops_it_without_retries(served: Served, tmp_path
                                                      if x["type"] in ("lost",))] \
         if any(r["type"] == "lost" for r in trace) else []
     assert cmds_after_loss == []
-    assert served.tries() == {"auth": 3, "sign": 5, "juki": 3, "helper": 3}
+    assert served.tries() == FULL_TRIES

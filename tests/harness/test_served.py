@@ -56,7 +56,7 @@ def test_whole_catalogue_through_vpcd(tmp_path: Path, capsys: pytest.CaptureFixt
     # Only the simulated in-card power loss stays in-process.
     assert skipped == {"phantom-tearing"}
     assert all(r["ok"] for n, r in results.items() if n not in skipped)
-    assert len(results) == 22
+    assert len(results) == 24
     # The traces went through PC/SC: the recorder names the reader's transport.
     meta = json.loads((traces / "lockout-auth.jsonl").read_text().splitlines()[0])
     assert reader_name(SLOT) in meta["transport"]
