@@ -7,10 +7,6 @@ pyscard -> pcscd -> vpcd is the ceiling of that path on the machine.
 
 from __future__ import annotations
 
-import logging
-
-logger = logging.getLogger(__name__)
-
 #: T=1, no historical bytes ("3B 80 80 01 01", TCK 01): distinct from every JPKI profile ATR,
 #: so a test can tell which card sits in the reader.
 ECHO_ATR = bytes.fromhex("3B80800101")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import logging
 from typing import TYPE_CHECKING
 
 from emulator.card import Card
@@ -29,7 +28,6 @@ from emulator.state import CardState, Holder, Pki
 if TYPE_CHECKING:
     from harness.actors.counter import ProfileChanger
 
-logger = logging.getLogger(__name__)
 
 _FIRST11 = "12345678901"
 #: A fixed, fictitious holder so that traces of the text AP are reproducible.

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Protocol
-
-logger = logging.getLogger(__name__)
 
 #: Where scenario time starts: fixed, so traces and golden files are reproducible.
 EPOCH = dt.datetime(2026, 4, 1, 9, 0, 0, tzinfo=dt.UTC)

@@ -7,14 +7,11 @@ none, so scenarios that need them are refused there.
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 from emulator.card import Card
 from harness.cards import profile_changer
 from harness.inprocess import InProcessTransport
-
-logger = logging.getLogger(__name__)
 
 PIN_NAMES = ("auth", "sign", "juki", "helper")
 

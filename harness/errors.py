@@ -6,11 +6,7 @@ other command data can ever reach a message, a log line or a ``repr``.
 
 from __future__ import annotations
 
-import logging
-
 from emulator.grammar import SW, sw_name, tries_left
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "ApduError",

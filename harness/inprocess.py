@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from emulator.card import Card
 from emulator.errors import CardPoweredOff
 from harness.transport import CardRemovedError, Transport
-
-logger = logging.getLogger(__name__)
 
 
 class InProcessTransport(Transport):

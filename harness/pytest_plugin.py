@@ -31,7 +31,6 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -47,8 +46,6 @@ from harness.cards import new_card
 from harness.controls import InProcessCard
 from harness.hil.guard import Interlocks, authorise, guarded
 from harness.transport import Transport
-
-logger = logging.getLogger(__name__)
 
 VPCD_READER_PREFIX = "Virtual PCD"
 

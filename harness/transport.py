@@ -8,12 +8,9 @@ Nothing above this module knows which one it has.
 from __future__ import annotations
 
 import abc
-import logging
 from types import TracebackType
 
 from emulator import TRAFFIC
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["TRAFFIC", "CardRemovedError", "Transport", "TransportError"]
 

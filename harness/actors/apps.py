@@ -8,7 +8,6 @@ typed value) so the forensics can compare it with what the card said.
 from __future__ import annotations
 
 import functools
-import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from harness.sessions.base import INS_VERIFY, P2_CURRENT_EF, PinStatus, status_f
 from harness.sessions.jpki import verify_signature
 from harness.trace.recorder import note
 from harness.transport import CardRemovedError, Transport
-
-logger = logging.getLogger(__name__)
 
 SHOWN_OK = "logged in"
 SHOWN_SIGNED = "signed"

@@ -9,7 +9,6 @@ stays pending and is completed at a second visit, once the inquiry's answer is b
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,8 +18,6 @@ from harness.clock import Clock
 from harness.errors import ApduError
 from harness.trace.recorder import note
 from harness.transport import Transport
-
-logger = logging.getLogger(__name__)
 
 #: Changes a card's profile; only an in-process card offers one (the [model] counter
 #: procedure that re-issues the signing certificate is not an APDU in this project).

@@ -7,7 +7,6 @@ SELECT clears the issuer authentication, so all three run inside one selected ap
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from emulator.commands import issuer_cryptogram
@@ -16,8 +15,6 @@ from emulator.protocol import HOME, Pin
 from harness.sessions import Session, session_for
 from harness.sessions.base import to_bytes
 from harness.transport import Transport
-
-logger = logging.getLogger(__name__)
 
 INS_GET_CHALLENGE = 0x84
 INS_EXTERNAL_AUTHENTICATE = 0x82

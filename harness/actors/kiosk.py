@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import logging
 from dataclasses import dataclass
 
 from emulator.commands import issuer_cryptogram
@@ -20,8 +19,6 @@ from harness.errors import ApduError, NoSuchFileError, WrongPinError
 from harness.sessions import JpkiSession
 from harness.trace.recorder import note
 from harness.transport import Transport
-
-logger = logging.getLogger(__name__)
 
 WINDOW = dt.timedelta(hours=24)
 KIOSK_PINS = JPKI_PINS

@@ -19,8 +19,6 @@ from harness.cli import listing, run, soak, status, trace
 from harness.cli.errors import UsageError, error
 from harness.cli.output import tolerate_encoding
 
-logger = logging.getLogger(__name__)
-
 __all__ = ["build_parser", "dispatch", "main"]
 
 

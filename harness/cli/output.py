@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -13,8 +12,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.scenarios.base import REGISTRY, ScenarioResult
-
-logger = logging.getLogger(__name__)
 
 OK, FAIL, SKIP = "✓", "✗", "-"
 #: The marks on a terminal that cannot show ✓ / ✗ (``PYTHONIOENCODING=ascii``, a C locale).

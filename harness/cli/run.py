@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 import time
 from pathlib import Path
@@ -34,8 +33,6 @@ from harness.scenarios.runner import (
 )
 from harness.scenarios.served import interlocks_for, served_emulator
 from harness.transport import TransportError
-
-logger = logging.getLogger(__name__)
 
 
 def card_id(text: str) -> str:

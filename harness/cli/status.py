@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,6 @@ from harness.hil.identity import NotAMyNumberCardError, identify
 from harness.inprocess import InProcessTransport
 from harness.sessions import JpkiSession, JukiSession, PinStatus, TextSession
 from harness.transport import Transport, TransportError
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["add_parser", "cmd_status", "status_report"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from harness.trace.recorder import TraceFormatError, read_trace
 from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.replay import ReplayDivergence, ReplayTransport
 from harness.transport import Transport
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["add_parser", "cmd_golden", "cmd_replay", "dispatch", "format_trace", "printable"]
 

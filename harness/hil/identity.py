@@ -8,7 +8,6 @@ certificate beside it (EF ``000B``), is not a My Number card: the run stops.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -19,8 +18,6 @@ from harness.errors import ApduError, NoSuchFileError
 from harness.sessions.base import CHUNK
 from harness.sessions.jpki import JpkiSession
 from harness.transport import Transport
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["CardIdentity", "NotAMyNumberCardError", "identify"]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,8 +17,6 @@ from typing import Any
 from harness.hil.session import HilCard
 from harness.trace.recorder import write_trace
 from harness.trace.records import Cmd, Lost, Rsp, TraceRecord
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["REPORT_FORMAT", "build_report", "latency_by_ins", "percentile", "summary_text",
            "write_report"]

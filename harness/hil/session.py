@@ -9,7 +9,6 @@ HIL suite (``tests/hil``, ``tox -e hil``) talks only to :attr:`HilCard.transport
 from __future__ import annotations
 
 import getpass
-import logging
 import os
 import secrets
 import time
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from harness.controls import CardControls
     from harness.scenarios.runner import Opener, Unit
 
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "ENV_AUTH_PIN",

@@ -9,7 +9,6 @@ card as a hand would. A PIN value given here is never returned, logged or traced
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +18,6 @@ from emulator.personalise import new_state
 from emulator.state import StateError
 from emulator.store import SqliteStore, StoreError
 from emulator.vpcd import VpcdServer
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["ControlError", "Done", "run_control"]
 

@@ -9,7 +9,6 @@ trace: no PIN reaches the page, the event stream or the downloaded trace.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections import deque
 from typing import Any
 
@@ -23,8 +22,6 @@ from harness.trace.decode import CommandKind
 from harness.trace.explain import PIN_LABELS, Cause, explain
 from harness.trace.recorder import TraceLog
 from harness.trace.records import Cmd, Rsp
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["CAUSE_WORDS", "PIN_ORDER", "Message", "SlotPanel", "options"]
 

@@ -8,7 +8,6 @@ Slot ``n`` is TCP port ``35963 + n``; each reader.conf entry gives two slots. Th
 from __future__ import annotations
 
 import contextlib
-import logging
 import subprocess
 import sys
 import time
@@ -19,8 +18,6 @@ from typing import IO, Any
 from smartcard import scard
 
 from emulator.vpcd import reader_name as reader_for_slot
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "EmulatorProcess",

@@ -8,7 +8,6 @@ only for the in-process card; scenarios that need it declare ``needs_admin``.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +24,6 @@ from harness.trace.recorder import RecordingTransport
 if TYPE_CHECKING:
     from harness.controls import CardControls
 
-logger = logging.getLogger(__name__)
 
 STANDARD = "standard"
 FACE_AUTH = "face-auth"

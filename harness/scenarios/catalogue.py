@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from harness.actors.apps import (
@@ -24,8 +23,6 @@ from harness.errors import ApduError
 from harness.scenarios.base import FACE_AUTH, STANDARD, Ctx, ScenarioSkipped, scenario
 from harness.sessions import JukiSession, SurfaceSession, TextSession
 from harness.trace.recorder import note
-
-logger = logging.getLogger(__name__)
 
 WRONG = {"auth": "9999", "sign": "WRONG99", "juki": "0000", "helper": "0000",
          "text-b": "99999999999999"}

@@ -3,8 +3,6 @@ lockouts (rule 5) and a read-only check that is safe on any card."""
 
 from __future__ import annotations
 
-import logging
-
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -29,8 +27,6 @@ from harness.scenarios.base import FACE_AUTH, STANDARD, Ctx, scenario
 from harness.scenarios.catalogue import DOCUMENT, NEW, login, sign, sw_of
 from harness.sessions import JpkiSession, JukiSession
 from harness.trace.explain import Cause, explain
-
-logger = logging.getLogger(__name__)
 
 
 def causes(ctx: Ctx) -> str:

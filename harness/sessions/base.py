@@ -7,14 +7,11 @@ are taken as ``str`` (encoded as UTF-8, the way an app would send what was typed
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from emulator.grammar import SW, CommandApdu, tries_left
 from harness.errors import ApduError, PinBlockedError, ProtocolError, error_for
 from harness.transport import Transport
-
-logger = logging.getLogger(__name__)
 
 INS_SELECT = 0xA4
 INS_VERIFY = 0x20

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -15,10 +14,6 @@ from emulator.grammar.ids import JPKI, SHA256_DIGEST_INFO_PREFIX
 from emulator.pins import SPECS
 from emulator.protocol import HOME, JPKI_PINS
 from harness.sessions.base import PinStatus, Session
-
-logger = logging.getLogger(__name__)
-
-
 
 TOKEN_INFO_SIZE = 160
 CLA_PROPRIETARY = 0x80

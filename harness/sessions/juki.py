@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from emulator.grammar import CommandApdu
@@ -11,9 +10,6 @@ from emulator.pins import SPECS
 from harness.errors import ProtocolError
 from harness.sessions.base import PinStatus, Session, to_bytes
 from harness.transport import Transport
-
-logger = logging.getLogger(__name__)
-
 
 CLA_PROPRIETARY = 0x80
 INS_READ_RECORD = 0xB2

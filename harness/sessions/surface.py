@@ -6,7 +6,6 @@ Check number B opens the card-face entries, check number A those and the rendere
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from emulator.grammar import parse_tlvs
@@ -16,8 +15,6 @@ from emulator.protocol import HOME, Pin
 from harness.errors import ApduError
 from harness.sessions.base import PinStatus, Session
 from harness.sessions.text import first_tlv
-
-logger = logging.getLogger(__name__)
 
 SURFACE_REFERENCES = (Pin.SURFACE_A, Pin.SURFACE_B)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -16,8 +15,6 @@ from emulator.pins import SPECS
 from emulator.protocol import HOME, Pin
 from harness.errors import ApduError
 from harness.sessions.base import PinStatus, Session
-
-logger = logging.getLogger(__name__)
 
 MY_NUMBER_SIZE = 17
 #: Clients read EF 0003 as 336 bytes and EF 0005 as 256 [client].

@@ -7,7 +7,6 @@ which PIN, each VERIFY / CHANGE / RESET RETRY COUNTER addresses.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -15,8 +14,6 @@ from emulator.grammar.apdu import ApduFormatError, CommandApdu
 from emulator.grammar.ids import TEXT
 from emulator.protocol import APPLICATION_BY_AID, PIN_REFERENCES
 from emulator.redact import SECRET_INS
-
-logger = logging.getLogger(__name__)
 
 APP_NAMES: dict[bytes, str] = {aid: str(app) for aid, app in APPLICATION_BY_AID.items()}
 

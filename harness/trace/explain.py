@@ -19,7 +19,6 @@ A control record (the control panel's click) counts as an interaction; a ``set-p
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +28,6 @@ from emulator.grammar import tries_left
 from emulator.pins import SPECS
 from harness.trace.decode import CommandKind
 from harness.trace.records import Cmd, Control, Lost, Note, Reset, Rsp, TraceRecord
-
-logger = logging.getLogger(__name__)
 
 PIN_LABELS = {
     "auth": "JPKI auth PIN", "sign": "JPKI signing password", "juki": "Juki PIN",

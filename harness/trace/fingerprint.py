@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import os
 import unicodedata
 from collections.abc import Callable
-
-logger = logging.getLogger(__name__)
 
 FP_BYTES = 8
 DESCRIPTION = "HMAC-SHA-256/64 under a random per-trace key that is never stored"

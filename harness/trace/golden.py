@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,8 +23,6 @@ from emulator.grammar.ids import JPKI
 from harness.trace.decode import CommandKind
 from harness.trace.recorder import dumps
 from harness.trace.records import Cmd, Lost, Rsp, TraceRecord
-
-logger = logging.getLogger(__name__)
 
 GOLDEN_DIR = Path(__file__).resolve().parents[2] / "traces" / "golden"
 _KEY_DEPENDENT_EFS = {("jpki", JPKI.EF_SIGN_CERT), ("jpki", JPKI.EF_SIGN_CA_CERT),

@@ -13,14 +13,11 @@ raise ``KeyError`` / ``TypeError`` / ``ValueError``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from harness.trace.decode import CommandKind, header_of, kind_of
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "RECORD_TYPES",

@@ -8,15 +8,12 @@ raises :class:`ReplayDivergence` naming the APDU index, both commands and what c
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TypeVar
 
 from emulator.redact import redact_command
 from harness.trace.records import Cmd, Lost, Meta, Reset, Rsp, TraceRecord
 from harness.transport import CardRemovedError, Transport, TransportError
-
-logger = logging.getLogger(__name__)
 
 _CardEvent = Cmd | Rsp | Lost | Reset
 _E = TypeVar("_E", Cmd, Reset)

@@ -14,7 +14,6 @@ is checked; a newer one, or one older than any migration reaches, is refused in 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 from collections.abc import Callable
@@ -22,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.trace.records import TraceRecord, record_from_json
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_TRACE_BYTES",
