@@ -180,8 +180,12 @@ class Card:
             response = self._dispatch(apdu)
             if len(response) - 2 > (apdu.le or 0):
                 # A response never carries more than Ne bytes (ISO 7816-4): a handler bug.
-                logger.error("%d bytes answered to Ne=%d on %s", len(response) - 2,
-                             apdu.le or 0, redact_command(raw))
+                logger.error(
+                    "%d bytes answered to Ne=%d on %s",
+                    len(response) - 2,
+                    apdu.le or 0,
+                    redact_command(raw),
+                )
                 return _SW_UNKNOWN
             return response
         except SwError as exc:

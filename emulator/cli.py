@@ -67,27 +67,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="create a new card (a card database)")
     init.add_argument("--state", required=True, type=Path, help="card database to create")
-    init.add_argument("--profile", choices=PROFILES, default=STANDARD,
-                      help="standard PIN card or face-authentication card (default: standard)")
     init.add_argument(
-        "--pin", action="append", type=_parse_pin, default=[], metavar="NAME=VALUE",
-        help="set a secret: auth (4 digits, default 1234), sign (6-16 of A-Z0-9, default "
-             "ABC123), juki (default 3456), helper (default 2345); repeatable",
+        "--profile",
+        choices=PROFILES,
+        default=STANDARD,
+        help="standard PIN card or face-authentication card (default: standard)",
     )
-    init.add_argument("--atr", choices=sorted(ATRS), default=DEFAULT_ATR_FORM,
-                      help=f"answer-to-reset form (default: {DEFAULT_ATR_FORM})")
-    init.add_argument("--quirk-9000-after-verify", action="store_true",
-                      help="answer 9000 to an empty VERIFY after a successful one (seen on "
-                           "some real cards)")
-    init.add_argument("--quirk-reselect-keeps-verification", action="store_true",
-                      help="keep the verified PINs when the selected application is selected "
-                           "again (default: cleared; public evidence does not settle it)")
-    init.add_argument("--holder-seed", type=int, metavar="N",
-                      help="generate the fictitious holder from seed N (reproducible; default: "
-                           "random)")
-    init.add_argument("--holder", type=_parse_holder, metavar="NAME,ADDRESS[,YYYYMMDD[,SEX]]",
-                      help="holder data for the text AP (use U+3000 between family and given "
-                           "name, as cards do); fields left out are generated")
+    init.add_argument(
+        "--pin",
+        action="append",
+        type=_parse_pin,
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a secret: auth (4 digits, default 1234), sign (6-16 of A-Z0-9, default "
+        "ABC123), juki (default 3456), helper (default 2345); repeatable",
+    )
+    init.add_argument(
+        "--atr",
+        choices=sorted(ATRS),
+        default=DEFAULT_ATR_FORM,
+        help=f"answer-to-reset form (default: {DEFAULT_ATR_FORM})",
+    )
+    init.add_argument(
+        "--quirk-9000-after-verify",
+        action="store_true",
+        help="answer 9000 to an empty VERIFY after a successful one (seen on some real cards)",
+    )
+    init.add_argument(
+        "--quirk-reselect-keeps-verification",
+        action="store_true",
+        help="keep the verified PINs when the selected application is selected "
+        "again (default: cleared; public evidence does not settle it)",
+    )
+    init.add_argument(
+        "--holder-seed",
+        type=int,
+        metavar="N",
+        help="generate the fictitious holder from seed N (reproducible; default: random)",
+    )
+    init.add_argument(
+        "--holder",
+        type=_parse_holder,
+        metavar="NAME,ADDRESS[,YYYYMMDD[,SEX]]",
+        help="holder data for the text AP (use U+3000 between family and given "
+        "name, as cards do); fields left out are generated",
+    )
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     _add_wait(init)
 
@@ -109,14 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a card as JSON (salted hashes, never PIN values), e.g. to keep it in git",
     )
     exp.add_argument("--state", required=True, type=Path)
-    exp.add_argument("-o", "--output", type=Path, metavar="FILE",
-                     help="write here (created 0600) instead of standard output")
+    exp.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write here (created 0600) instead of standard output",
+    )
 
     apdu = sub.add_parser(
         "apdu",
         help="power the card on and send command APDUs",
         description="Send each APDU (arguments, or one hex string per line on stdin) and print "
-                    "each response as one hex line (data + SW). Spaces inside hex are allowed.",
+        "each response as one hex line (data + SW). Spaces inside hex are allowed.",
     )
     apdu.add_argument("--state", required=True, type=Path)
     apdu.add_argument("apdus", nargs="*", metavar="HEX")
@@ -128,9 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_wait(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--wait", type=_seconds, default=DEFAULT_WAIT, metavar="SECONDS",
+        "--wait",
+        type=_seconds,
+        default=DEFAULT_WAIT,
+        metavar="SECONDS",
         help="how long to wait for another process that is changing the same card "
-             f"(default: {DEFAULT_WAIT:g})",
+        f"(default: {DEFAULT_WAIT:g})",
     )
 
 
@@ -168,7 +200,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     overrides = dict(args.pin)
     try:
         state = new_state(
-            profile=args.profile, pin_overrides=overrides, atr_form=args.atr,
+            profile=args.profile,
+            pin_overrides=overrides,
+            atr_form=args.atr,
             quirks=Quirks(
                 status_9000_after_verify=args.quirk_9000_after_verify,
                 reselect_keeps_verification=args.quirk_reselect_keeps_verification,
@@ -226,9 +260,16 @@ def pin_table(card: Card) -> list[dict[str, object]]:
         if rec is None:
             rows.append({"pin": name, "label": spec.label, "present": False})
         else:
-            rows.append({"pin": name, "label": spec.label, "present": True,
-                         "tries_left": rec.tries_left, "max_tries": rec.max_tries,
-                         "blocked": rec.blocked})
+            rows.append(
+                {
+                    "pin": name,
+                    "label": spec.label,
+                    "present": True,
+                    "tries_left": rec.tries_left,
+                    "max_tries": rec.max_tries,
+                    "blocked": rec.blocked,
+                }
+            )
     return rows
 
 
@@ -241,9 +282,17 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _show(card: Card, args: argparse.Namespace) -> int:
     rows = pin_table(card)
     if args.json:
-        json.dump({"profile": card.state.profile, "atr": card.atr.hex().upper(),
-                   "atr_form": card.state.atr_form,
-                   "quirks": card.state.quirks.__dict__, "pins": rows}, sys.stdout, indent=2)
+        json.dump(
+            {
+                "profile": card.state.profile,
+                "atr": card.atr.hex().upper(),
+                "atr_form": card.state.atr_form,
+                "quirks": card.state.quirks.__dict__,
+                "pins": rows,
+            },
+            sys.stdout,
+            indent=2,
+        )
         print()
         return 0
     print(f"profile  {card.state.profile}")
@@ -305,8 +354,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # serve sets up its own logging (-v / -vv); a basicConfig here would win over it
         # (basicConfig does nothing once the root logger has a handler).
         logging.basicConfig(level=logging.WARNING, format="myna-emu: %(levelname)s %(message)s")
-    handlers = {"init": cmd_init, "show": cmd_show, "apdu": cmd_apdu, "import": cmd_import,
-                "export": cmd_export}
+    handlers = {
+        "init": cmd_init,
+        "show": cmd_show,
+        "apdu": cmd_apdu,
+        "import": cmd_import,
+        "export": cmd_export,
+    }
     try:
         if args.command in handlers:
             return handlers[args.command](args)

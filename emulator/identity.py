@@ -21,12 +21,26 @@ from emulator.state import Holder, Pki
 #: Family names, some with the variant kanji real cards carry (髙 U+9AD9, 﨑 U+FA11: the
 #: latter is one of the twelve compatibility-block ideographs NFC keeps as they are).
 _SURNAMES = ["山田", "佐藤", "鈴木", "髙橋", "田中", "渡辺", "山﨑", "伊藤"]
-_GIVEN = [("太郎", "1"), ("花子", "2"), ("一郎", "1"), ("桜", "2"), ("健", "1"), ("美咲", "2"),
-          ("翔太", "1"), ("陽菜", "2")]
+_GIVEN = [
+    ("太郎", "1"),
+    ("花子", "2"),
+    ("一郎", "1"),
+    ("桜", "2"),
+    ("健", "1"),
+    ("美咲", "2"),
+    ("翔太", "1"),
+    ("陽菜", "2"),
+]
 #: Real prefectures and cities; the town names are made up (見本 "sample", 試験 "test"...),
 #: so no generated address is anyone's.
-_CITIES = ["東京都千代田区", "大阪府大阪市北区", "北海道札幌市中央区", "福岡県福岡市中央区",
-           "愛知県名古屋市中区", "宮城県仙台市青葉区"]
+_CITIES = [
+    "東京都千代田区",
+    "大阪府大阪市北区",
+    "北海道札幌市中央区",
+    "福岡県福岡市中央区",
+    "愛知県名古屋市中区",
+    "宮城県仙台市青葉区",
+]
 _TOWNS = ["見本町", "試験台", "架空丘", "例示原", "仮名野"]
 _BUILDINGS = ["見本ハイツ", "試験コーポ", "架空マンション"]
 #: The dash between block numbers: U+2212 MINUS SIGN (JIS X 0208 mapping) or U+FF0D
@@ -111,8 +125,13 @@ def generate_holder(rng: random.Random | None = None, *, seed: int | None = None
 
 
 #: Japanese eras by first day (the Gregorian dates they start on).
-_ERAS = ((dt.date(2019, 5, 1), "R"), (dt.date(1989, 1, 8), "H"), (dt.date(1926, 12, 25), "S"),
-         (dt.date(1912, 7, 30), "T"), (dt.date(1868, 10, 23), "M"))
+_ERAS = (
+    (dt.date(2019, 5, 1), "R"),
+    (dt.date(1989, 1, 8), "H"),
+    (dt.date(1926, 12, 25), "S"),
+    (dt.date(1912, 7, 30), "T"),
+    (dt.date(1868, 10, 23), "M"),
+)
 
 
 def era_date(yyyymmdd: str) -> str:
@@ -208,17 +227,29 @@ def generate_pki(*, with_signing: bool = True) -> Pki:
     auth_ca_name = _name("myna-hil TEST JPKI User Authentication CA")
     sign_ca_name = _name("myna-hil TEST JPKI Digital Signature CA")
     auth_ca_cert = _certificate(
-        auth_ca_name, auth_ca.public_key(), auth_ca_name, auth_ca,
-        ca=True, key_usage=_usage(sign=False, ca=True),
+        auth_ca_name,
+        auth_ca.public_key(),
+        auth_ca_name,
+        auth_ca,
+        ca=True,
+        key_usage=_usage(sign=False, ca=True),
     )
     sign_ca_cert = _certificate(
-        sign_ca_name, sign_ca.public_key(), sign_ca_name, sign_ca,
-        ca=True, key_usage=_usage(sign=True, ca=True),
+        sign_ca_name,
+        sign_ca.public_key(),
+        sign_ca_name,
+        sign_ca,
+        ca=True,
+        key_usage=_usage(sign=True, ca=True),
     )
     auth = _rsa_key()
     auth_cert = _certificate(
-        _name("myna-hil TEST card user authentication"), auth.public_key(),
-        auth_ca_name, auth_ca, ca=False, key_usage=_usage(sign=False, ca=False),
+        _name("myna-hil TEST card user authentication"),
+        auth.public_key(),
+        auth_ca_name,
+        auth_ca,
+        ca=False,
+        key_usage=_usage(sign=False, ca=False),
     )
     pki = Pki(
         auth_ca_key=_der_key(auth_ca),
@@ -241,8 +272,12 @@ def issue_signing(pki: Pki) -> None:
     key = _rsa_key()
     pki.sign_key = _der_key(key)
     pki.sign_cert = _certificate(
-        _name("myna-hil TEST card digital signature"), key.public_key(),
-        sign_ca_cert.subject, sign_ca, ca=False, key_usage=_usage(sign=True, ca=False),
+        _name("myna-hil TEST card digital signature"),
+        key.public_key(),
+        sign_ca_cert.subject,
+        sign_ca,
+        ca=False,
+        key_usage=_usage(sign=True, ca=False),
     )
 
 

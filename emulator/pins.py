@@ -27,7 +27,10 @@ AUTH, SIGN, JUKI, HELPER = (SPECS[p] for p in (Pin.AUTH, Pin.SIGN, Pin.JUKI, Pin
 
 #: Values a freshly initialised test card gets (documented in the README).
 DEFAULT_PINS: dict[str, str] = {
-    Pin.AUTH: "1234", Pin.SIGN: "ABC123", Pin.JUKI: "3456", Pin.HELPER: "2345"
+    Pin.AUTH: "1234",
+    Pin.SIGN: "ABC123",
+    Pin.JUKI: "3456",
+    Pin.HELPER: "2345",
 }
 
 
@@ -59,6 +62,7 @@ def set_value(record: PinRecord, value: bytes) -> None:
 #
 # A change may raise to abort (nothing is written). They work on the record as stored at that
 # moment, never on a copy some process loaded earlier.
+
 
 def spend_try(blocked: Exception) -> PinChange:
     """Decrement the counter, or raise *blocked* if there is no try left."""

@@ -92,9 +92,7 @@ class PinSpec:
 
 
 _AUTH = PinSpec(Pin.AUTH, "JPKI user-authentication PIN", 4, 4, "0-9", "digits", 3)
-_SIGN = PinSpec(
-    Pin.SIGN, "JPKI signing password", 6, 16, "A-Z0-9", "characters of A-Z and 0-9", 5
-)
+_SIGN = PinSpec(Pin.SIGN, "JPKI signing password", 6, 16, "A-Z0-9", "characters of A-Z and 0-9", 5)
 _JUKI = PinSpec(Pin.JUKI, "Juki (residence registry) PIN", 4, 4, "0-9", "digits", 3)
 _HELPER = PinSpec(Pin.HELPER, "card-info input-helper PIN", 4, 4, "0-9", "digits", 3)
 #: 4 digits [card]; the retry limit is not public: [model] 3, as the Juki PIN beside it.
@@ -114,9 +112,15 @@ _CHECK = {
 SPECS: Final[dict[str, PinSpec]] = {
     s.name: s
     for s in (
-        _AUTH, _SIGN, _JUKI, _HELPER, _COMMON,
-        *(PinSpec(p, label, n, n, "0-9", "digits", CHECK_NUMBER_TRIES)
-          for p, (label, n) in _CHECK.items()),
+        _AUTH,
+        _SIGN,
+        _JUKI,
+        _HELPER,
+        _COMMON,
+        *(
+            PinSpec(p, label, n, n, "0-9", "digits", CHECK_NUMBER_TRIES)
+            for p, (label, n) in _CHECK.items()
+        ),
     )
 }
 

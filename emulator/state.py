@@ -164,8 +164,10 @@ class CardState:
             ("pki", pki, set(_PKI_FIELDS)),
         ):
             if not isinstance(value, dict) or (keys is not None and set(value) != keys):
-                if name == "holder" and isinstance(value, dict) and (
-                    _HOLDER_REQUIRED <= set(value) <= _HOLDER_KEYS
+                if (
+                    name == "holder"
+                    and isinstance(value, dict)
+                    and (_HOLDER_REQUIRED <= set(value) <= _HOLDER_KEYS)
                 ):
                     continue  # expiry and security code are optional (version 1)
                 expected = "an object" if keys is None else f"exactly {', '.join(sorted(keys))}"

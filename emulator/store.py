@@ -263,8 +263,9 @@ class SqliteStore(Store):
         with self._errors("read"):
             row = self._conn.execute("SELECT generation FROM card").fetchone()
         if row is None or type(row[0]) is not int:
-            raise StateError(f"{self.path}: the card row is missing or its generation is not"
-                             " an integer")
+            raise StateError(
+                f"{self.path}: the card row is missing or its generation is not an integer"
+            )
         return int(row[0])
 
     def read_pin(self, name: str) -> PinRecord:
@@ -339,8 +340,10 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     """A connection that needs no -shm: immutable, so only when no log holds newer data."""
     wal = Path(f"{path}-wal")
     if wal.exists() and wal.stat().st_size > 0:
-        raise StateError(f"cannot open card {path} read-only: its log {wal.name} holds changes"
-                         " that only a writable directory can fold in")
+        raise StateError(
+            f"cannot open card {path} read-only: its log {wal.name} holds changes"
+            " that only a writable directory can fold in"
+        )
     uri = f"{Path(os.path.abspath(path)).as_uri()}?immutable=1"
     try:
         return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -384,8 +387,9 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
         script = _MIGRATIONS.get(version)
         if script is None:
             raise StateError(f"{path}: no migration from card schema {version}")
-        conn.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {version + 1};"
-                           " COMMIT;")
+        conn.executescript(
+            f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {version + 1}; COMMIT;"
+        )
         version += 1
 
 
@@ -397,9 +401,7 @@ def _read_pin(conn: sqlite3.Connection, name: str) -> PinRecord:
 
 
 def _read_state(conn: sqlite3.Connection, path: Path) -> CardState:
-    row = conn.execute(
-        "SELECT format, profile, atr_form, quirks, holder FROM card"
-    ).fetchone()
+    row = conn.execute("SELECT format, profile, atr_form, quirks, holder FROM card").fetchone()
     if row is None or row[0] != CARD_FORMAT:
         raise StateError(f"{path} holds no card")
     pins = {

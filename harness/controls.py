@@ -80,8 +80,9 @@ class InProcessCard:
         """Lose power on the next *count* VERIFYs with data, right after the decrement."""
         self.card.faults.tear_after_decrement = count
 
-    def change_profile(self, profile: str, auth: str | None = None,
-                       sign: str | None = None) -> None:
+    def change_profile(
+        self, profile: str, auth: str | None = None, sign: str | None = None
+    ) -> None:
         """[model] The counter's profile change (face-auth <-> PIN card)."""
         profile_changer(self.card)(profile, auth, sign)
 

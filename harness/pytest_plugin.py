@@ -52,28 +52,49 @@ VPCD_READER_PREFIX = "Virtual PCD"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("myna-hil", "My Number Card test harness")
-    group.addoption("--myna-reader", metavar="NAME", default=None,
-                    help="run myna_transport tests against this PC/SC reader")
-    group.addoption("--myna-destructive-card", metavar="ID", default=None,
-                    help="with --myna-reader: the reader holds this test card (its ID as "
-                         "'myna-hil status' shows it); destructive commands are allowed")
-    group.addoption("--myna-allow-blocking", action="store_true", default=False,
-                    help="with --myna-destructive-card: commands that may block a PIN too")
-    group.addoption("--myna-vpcd-slot", metavar="N", type=int, default=0,
-                    help="first vpcd slot myna_vpcd_reader may use (xdist worker N adds N); "
-                         "slots whose reader already holds a card are passed over")
+    group.addoption(
+        "--myna-reader",
+        metavar="NAME",
+        default=None,
+        help="run myna_transport tests against this PC/SC reader",
+    )
+    group.addoption(
+        "--myna-destructive-card",
+        metavar="ID",
+        default=None,
+        help="with --myna-reader: the reader holds this test card (its ID as "
+        "'myna-hil status' shows it); destructive commands are allowed",
+    )
+    group.addoption(
+        "--myna-allow-blocking",
+        action="store_true",
+        default=False,
+        help="with --myna-destructive-card: commands that may block a PIN too",
+    )
+    group.addoption(
+        "--myna-vpcd-slot",
+        metavar="N",
+        type=int,
+        default=0,
+        help="first vpcd slot myna_vpcd_reader may use (xdist worker N adds N); "
+        "slots whose reader already holds a card are passed over",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "myna_card(profile='standard', pins=None, quirks=None): configure the "
-        "myna_card fixture's card")
+        "markers",
+        "myna_card(profile='standard', pins=None, quirks=None): configure the "
+        "myna_card fixture's card",
+    )
 
 
 #: Why a test that needs the in-process card does not run against ``--myna-reader``.
-SKIP_ON_READER = ("needs the in-process card (the myna_card fixture's controls or a myna_card "
-                  "marker); --myna-reader points at a physical card, which has neither: "
-                  "skipped before any APDU is sent")
+SKIP_ON_READER = (
+    "needs the in-process card (the myna_card fixture's controls or a myna_card "
+    "marker); --myna-reader points at a physical card, which has neither: "
+    "skipped before any APDU is sent"
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -82,8 +103,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason=SKIP_ON_READER)
     for item in items:
-        if item.get_closest_marker("myna_card") is not None \
-                or "myna_card" in getattr(item, "fixturenames", ()):
+        if item.get_closest_marker("myna_card") is not None or "myna_card" in getattr(
+            item, "fixturenames", ()
+        ):
             item.add_marker(skip)
 
 
@@ -92,8 +114,11 @@ def _card_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     return dict(marker.kwargs) if marker else {}
 
 
-def make_card(profile: str = "standard", pins: dict[str, str] | None = None,
-              quirks: dict[str, bool] | None = None) -> InProcessCard:
+def make_card(
+    profile: str = "standard",
+    pins: dict[str, str] | None = None,
+    quirks: dict[str, bool] | None = None,
+) -> InProcessCard:
     """A fresh in-process card: the run's TEST keys, default or given PINs, quirks."""
     card = InProcessCard(new_card(profile))
     if pins:
@@ -126,8 +151,10 @@ def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
 
         raw = PcscTransport(reader)
         try:
-            interlocks = Interlocks(request.config.getoption("--myna-destructive-card"),
-                                    request.config.getoption("--myna-allow-blocking"))
+            interlocks = Interlocks(
+                request.config.getoption("--myna-destructive-card"),
+                request.config.getoption("--myna-allow-blocking"),
+            )
             permit = authorise(raw, interlocks)
             if not permit.destructive:
                 # Nobody gave the owner's PIN: a vendor's test sends whatever value it was
@@ -182,11 +209,16 @@ def wait_for_card(reader: str, timeout: float, *, present: bool = True) -> bool:
         while time.monotonic() < deadline:
             ms = max(1, int((deadline - time.monotonic()) * 1000))
             rc, states = scard.SCardGetStatusChange(ctx, min(ms, 500), states)
-            if rc == scard.SCARD_S_SUCCESS and bool(
-                    states[0][1] & scard.SCARD_STATE_PRESENT) == present:
+            if (
+                rc == scard.SCARD_S_SUCCESS
+                and bool(states[0][1] & scard.SCARD_STATE_PRESENT) == present
+            ):
                 return True
-            states = [(reader, states[0][1] & ~scard.SCARD_STATE_CHANGED)] if states else [
-                (reader, scard.SCARD_STATE_UNAWARE)]
+            states = (
+                [(reader, states[0][1] & ~scard.SCARD_STATE_CHANGED)]
+                if states
+                else [(reader, scard.SCARD_STATE_UNAWARE)]
+            )
         return False
     finally:
         scard.SCardReleaseContext(ctx)
@@ -206,12 +238,16 @@ def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
         _unavailable(request, found)
         return
     first = request.config.getoption("--myna-vpcd-slot") + _worker_index(request.config)
-    slot = next((n for n in range(first, len(found))
-                 if not wait_for_card(found[n], 0.05, present=True)), None)
+    slot = next(
+        (n for n in range(first, len(found)) if not wait_for_card(found[n], 0.05, present=True)),
+        None,
+    )
     if slot is None:
-        pytest.skip(f"myna_vpcd_reader: no free vpcd reader from slot {first} on "
-                    f"({len(found)} configured: {', '.join(found)}; a reader with a card "
-                    "in it is in use)")
+        pytest.skip(
+            f"myna_vpcd_reader: no free vpcd reader from slot {first} on "
+            f"({len(found)} configured: {', '.join(found)}; a reader with a card "
+            "in it is in use)"
+        )
     opts = _card_options(request)
     card = make_card(**opts)
     server = VpcdServer(card.card, port=slot_port(slot))

@@ -51,8 +51,7 @@ except ImportError:  # pragma: no cover
 
 def _params() -> list[Any]:
     return [
-        pytest.param(k, marks=[pytest.mark.vpcd] if k == "vpcd" else [], id=k)
-        for k in TRANSPORTS
+        pytest.param(k, marks=[pytest.mark.vpcd] if k == "vpcd" else [], id=k) for k in TRANSPORTS
     ]
 
 

@@ -178,7 +178,8 @@ def certificate(subject_pem: str, issuer_pem: str = TEST_ISSUER_KEY_PEM) -> byte
     """``7F21 { 7F4E { issuer key id, subject key id, 90 n, 91 e } 5F37 signature }``."""
     subject = load_key(subject_pem).public_key()
     issuer = load_key(issuer_pem)
-    body = Tlv(CVC.TAG_BODY, key_id(issuer.public_key()) + key_id(subject)
-               + public_key_tlvs(subject)).to_bytes()
+    body = Tlv(
+        CVC.TAG_BODY, key_id(issuer.public_key()) + key_id(subject) + public_key_tlvs(subject)
+    ).to_bytes()
     signature = Tlv(CVC.TAG_SIGNATURE, sign(issuer, body)).to_bytes()
     return Tlv(CVC.TAG_CERT, body + signature).to_bytes()

@@ -24,8 +24,12 @@ def png(width: int = 16, height: int = 8, grey: int = 0xC0) -> bytes:
     """An 8-bit greyscale PNG of one flat shade."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     rows = b"".join(b"\x00" + bytes((grey,)) * width for _ in range(height))
-    return (PNG_SIGNATURE + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b""))
+    return (
+        PNG_SIGNATURE
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:
@@ -42,19 +46,31 @@ def j2k_codestream(width: int = 8, height: int = 8) -> bytes:
     qcd = struct.pack(">BB", 0x40, 8 << 3)  # no quantisation, 2 guard bits, exponent 8
     tile = b"\xff\x93" + b"\x00"  # SOD, then the empty packet
     sot = struct.pack(">HHIBB", 10, 0, 12 + len(tile), 0, 1)
-    return (b"\xff\x4f"
-            + b"\xff\x51" + struct.pack(">H", 2 + len(siz)) + siz
-            + b"\xff\x52" + struct.pack(">H", 2 + len(cod)) + cod
-            + b"\xff\x5c" + struct.pack(">H", 2 + len(qcd)) + qcd
-            + b"\xff\x90" + sot + tile
-            + b"\xff\xd9")
+    return (
+        b"\xff\x4f"
+        + b"\xff\x51"
+        + struct.pack(">H", 2 + len(siz))
+        + siz
+        + b"\xff\x52"
+        + struct.pack(">H", 2 + len(cod))
+        + cod
+        + b"\xff\x5c"
+        + struct.pack(">H", 2 + len(qcd))
+        + qcd
+        + b"\xff\x90"
+        + sot
+        + tile
+        + b"\xff\xd9"
+    )
 
 
 def jp2(width: int = 8, height: int = 8) -> bytes:
     """The codestream in a JP2 file (signature, file type, header, codestream boxes)."""
     ihdr = _box(b"ihdr", struct.pack(">IIHBBBB", height, width, 1, 7, 7, 0, 0))
     colr = _box(b"colr", struct.pack(">BBBI", 1, 0, 0, 17))  # enumerated: greyscale
-    return (_box(b"jP  ", b"\r\n\x87\n")
-            + _box(b"ftyp", b"jp2 " + struct.pack(">I", 0) + b"jp2 ")
-            + _box(b"jp2h", ihdr + colr)
-            + _box(b"jp2c", j2k_codestream(width, height)))
+    return (
+        _box(b"jP  ", b"\r\n\x87\n")
+        + _box(b"ftyp", b"jp2 " + struct.pack(">I", 0) + b"jp2 ")
+        + _box(b"jp2h", ihdr + colr)
+        + _box(b"jp2c", j2k_codestream(width, height))
+    )

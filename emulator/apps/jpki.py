@@ -29,9 +29,16 @@ TOKEN_LABEL = "JPKIAPICCTOKEN2"
 #: PIN initialised, token initialised) and PIN lengths 6..16 as on a real card [card];
 #: manufacturer, model, serial and versions are [model].
 TOKEN_FLAGS = 0x040D
-TOKEN_INFO = TokenInfo(TOKEN_LABEL, "myna-hil TEST", "virtual card", flags=TOKEN_FLAGS,
-                       max_pin_len=16, min_pin_len=6, hardware_version=b"\x01\x00",
-                       firmware_version=b"\x01\x00").to_bytes()
+TOKEN_INFO = TokenInfo(
+    TOKEN_LABEL,
+    "myna-hil TEST",
+    "virtual card",
+    flags=TOKEN_FLAGS,
+    max_pin_len=16,
+    min_pin_len=6,
+    hardware_version=b"\x01\x00",
+    firmware_version=b"\x01\x00",
+).to_bytes()
 #: EF 0009 is sixteen FF [card].
 EF_0009 = b"\xff" * 16
 
@@ -39,8 +46,10 @@ EF_0009 = b"\xff" * 16
 def extra_efs() -> list[Ef]:
     """The EFs real cards have beyond the ones clients use [card]: selectable; [model] their
     content is not public, so READ BINARY answers 6982 (0009: sixteen FF, free)."""
-    return [BinaryEf(fid, EF_0009) if fid == 0x0009 else BinaryEf.opened_by(fid, b"", NOBODY)
-            for fid in JPKI.EF_EXTRA]
+    return [
+        BinaryEf(fid, EF_0009) if fid == 0x0009 else BinaryEf.opened_by(fid, b"", NOBODY)
+        for fid in JPKI.EF_EXTRA
+    ]
 
 
 def build(state: CardState) -> Application:

@@ -22,8 +22,11 @@ from emulator.state import CardState
 
 def card_info_record(state: CardState) -> bytes:
     """Record 1 of common AP EF 0001: ``01 1C`` + 28 ASCII digits [card]."""
-    digits = (card_serial(state.pki.auth_cert).encode("ascii") + TEST_MUNICIPALITY
-              + state.holder.expiry.encode("ascii"))
+    digits = (
+        card_serial(state.pki.auth_cert).encode("ascii")
+        + TEST_MUNICIPALITY
+        + state.holder.expiry.encode("ascii")
+    )
     return bytes((JUKI.TAG_CARD_INFO, len(digits))) + digits
 
 

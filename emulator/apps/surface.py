@@ -22,8 +22,14 @@ FILLER = b"\xff" * 16  # EF 0006
 AP_IDENTIFIER = b"myna-hil TEST surface AP"  # [model]
 
 
-def _signed(tag: int, items: list[Tlv], *, unsigned: list[Tlv] | None = None,
-            offsets: int | None = None, sig_tag: int) -> bytes:
+def _signed(
+    tag: int,
+    items: list[Tlv],
+    *,
+    unsigned: list[Tlv] | None = None,
+    offsets: int | None = None,
+    sig_tag: int,
+) -> bytes:
     """``tag { [offset table] items... signature [unsigned...] }``; the signature (TEST
     surface-AP key, PKCS#1 v1.5 SHA-256 [model]) covers the encoded items."""
     key = cvc.load_key(cvc.TEST_SURFACE_AP_KEY_PEM)
@@ -49,8 +55,11 @@ def _public_key() -> bytes:
 
 def birth_ef(holder: Holder) -> bytes:
     """EF 0001, the age record: ``FF10 { DF11 YYYYMMDD, DF12 key, DF13 signature }`` [card]."""
-    return _signed(SURFACE.TAG_BIRTH, [Tlv(0xDF11, holder.birth_date.encode("ascii")),
-                                       Tlv(0xDF12, _public_key())], sig_tag=0xDF13)
+    return _signed(
+        SURFACE.TAG_BIRTH,
+        [Tlv(0xDF11, holder.birth_date.encode("ascii")), Tlv(0xDF12, _public_key())],
+        sig_tag=0xDF13,
+    )
 
 
 def entries_ef(holder: Holder) -> bytes:
@@ -73,16 +82,28 @@ def ap_info_ef() -> bytes:
     """EF 0003, AP basic data (free) [card]: identifier, key id, version, municipality code,
     an opaque block; the values are [model]."""
     key_id = cvc.key_id(cvc.load_key(cvc.TEST_SURFACE_AP_KEY_PEM).public_key())
-    return Tlv(SURFACE.TAG_AP_INFO, b"".join(t.to_bytes() for t in (
-        Tlv(0xDF31, AP_IDENTIFIER), Tlv(0xDF32, key_id), Tlv(0xDF33, b"\x01\x00"),
-        Tlv(0xDF34, TEST_MUNICIPALITY), Tlv(0xDF35, bytes(16)),
-    ))).to_bytes()
+    return Tlv(
+        SURFACE.TAG_AP_INFO,
+        b"".join(
+            t.to_bytes()
+            for t in (
+                Tlv(0xDF31, AP_IDENTIFIER),
+                Tlv(0xDF32, key_id),
+                Tlv(0xDF33, b"\x01\x00"),
+                Tlv(0xDF34, TEST_MUNICIPALITY),
+                Tlv(0xDF35, bytes(16)),
+            )
+        ),
+    ).to_bytes()
 
 
 def my_number_ef(holder: Holder) -> bytes:
     """EF 0005, the rendered My Number: ``FF40 { DF41 image, DF42 key, DF43 signature }``."""
-    return _signed(SURFACE.TAG_MY_NUMBER, [Tlv(0xDF41, images.png(96, 12)),
-                                           Tlv(0xDF42, _public_key())], sig_tag=0xDF43)
+    return _signed(
+        SURFACE.TAG_MY_NUMBER,
+        [Tlv(0xDF41, images.png(96, 12)), Tlv(0xDF42, _public_key())],
+        sig_tag=0xDF43,
+    )
 
 
 def build(state: CardState) -> Application:

@@ -51,7 +51,7 @@ def basic_four_ef(holder: Holder) -> bytes:
 def attributes_part(basic_four: bytes) -> bytes:
     """What ``DF32`` digests: EF 0002 from the ``DF22`` TLV to the end (the offset table
     skipped) [card]. The first offset in ``DF21`` says where ``DF22`` starts."""
-    start = int.from_bytes(basic_four[basic_four.index(b"\xdf\x21\x08") + 3:][:2], "big")
+    start = int.from_bytes(basic_four[basic_four.index(b"\xdf\x21\x08") + 3 :][:2], "big")
     return basic_four[start:]
 
 
@@ -61,19 +61,23 @@ def signature_ef(my_number: bytes, basic_four: bytes) -> bytes:
     EF 0004 certifies; 336 bytes in all."""
     digests = (
         Tlv(TEXT.TAG_DIGEST_MY_NUMBER, hashlib.sha256(my_number).digest()).to_bytes()
-        + Tlv(TEXT.TAG_DIGEST_ATTRIBUTES,
-              hashlib.sha256(attributes_part(basic_four)).digest()).to_bytes()
+        + Tlv(
+            TEXT.TAG_DIGEST_ATTRIBUTES, hashlib.sha256(attributes_part(basic_four)).digest()
+        ).to_bytes()
     )
     signature = cvc.sign(cvc.load_key(cvc.TEST_TEXT_AP_KEY_PEM), digests)
-    return Tlv(TEXT.TAG_SIGNATURE,
-               digests + Tlv(TEXT.TAG_SIGNATURE_VALUE, signature).to_bytes()).to_bytes()
+    return Tlv(
+        TEXT.TAG_SIGNATURE, digests + Tlv(TEXT.TAG_SIGNATURE_VALUE, signature).to_bytes()
+    ).to_bytes()
 
 
 def ap_info_ef() -> bytes:
     """EF 0005 AP basic info: identifier and key id [card]; tags and filler [model]."""
     key = cvc.load_key(cvc.TEST_TEXT_AP_KEY_PEM).public_key()
-    info = Tlv(TEXT.TAG_AP_INFO, Tlv(0xDF51, AP_IDENTIFIER).to_bytes()
-               + Tlv(0xDF52, cvc.key_id(key)).to_bytes()).to_bytes()
+    info = Tlv(
+        TEXT.TAG_AP_INFO,
+        Tlv(0xDF51, AP_IDENTIFIER).to_bytes() + Tlv(0xDF52, cvc.key_id(key)).to_bytes(),
+    ).to_bytes()
     return info.ljust(AP_INFO_SIZE, b"\xff")
 
 

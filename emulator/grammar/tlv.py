@@ -82,8 +82,9 @@ class Tlv:
     value: bytes
 
     def to_bytes(self) -> bytes:
-        return bytes(TLV.build({"tag": {"tag": self.tag}, "length": len(self.value),
-                                "value": self.value}))
+        return bytes(
+            TLV.build({"tag": {"tag": self.tag}, "length": len(self.value), "value": self.value})
+        )
 
 
 def parse_tlvs(raw: bytes) -> list[Tlv]:
@@ -161,20 +162,42 @@ class TokenInfo:
     firmware_version: bytes = b"\x00\x00"
 
     def to_bytes(self) -> bytes:
-        return bytes(TOKEN_INFO.build({
-            "label": self.label, "manufacturer_id": self.manufacturer_id,
-            "model": self.model, "serial_number": self.serial_number, "flags": self.flags,
-            "max_session_count": 0, "session_count": 0, "max_rw_session_count": 0,
-            "rw_session_count": 0, "max_pin_len": self.max_pin_len,
-            "min_pin_len": self.min_pin_len, "total_public_memory": 0,
-            "free_public_memory": 0, "total_private_memory": 0, "free_private_memory": 0,
-            "hardware_version": self.hardware_version,
-            "firmware_version": self.firmware_version, "utc_time": "",
-        }))
+        return bytes(
+            TOKEN_INFO.build(
+                {
+                    "label": self.label,
+                    "manufacturer_id": self.manufacturer_id,
+                    "model": self.model,
+                    "serial_number": self.serial_number,
+                    "flags": self.flags,
+                    "max_session_count": 0,
+                    "session_count": 0,
+                    "max_rw_session_count": 0,
+                    "rw_session_count": 0,
+                    "max_pin_len": self.max_pin_len,
+                    "min_pin_len": self.min_pin_len,
+                    "total_public_memory": 0,
+                    "free_public_memory": 0,
+                    "total_private_memory": 0,
+                    "free_private_memory": 0,
+                    "hardware_version": self.hardware_version,
+                    "firmware_version": self.firmware_version,
+                    "utc_time": "",
+                }
+            )
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> TokenInfo:
         c = TOKEN_INFO.parse(raw)
-        return cls(str(c.label), str(c.manufacturer_id), str(c.model),
-                   str(c.serial_number), int(c.flags), int(c.max_pin_len),
-                   int(c.min_pin_len), bytes(c.hardware_version), bytes(c.firmware_version))
+        return cls(
+            str(c.label),
+            str(c.manufacturer_id),
+            str(c.model),
+            str(c.serial_number),
+            int(c.flags),
+            int(c.max_pin_len),
+            int(c.min_pin_len),
+            bytes(c.hardware_version),
+            bytes(c.firmware_version),
+        )

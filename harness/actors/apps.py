@@ -79,8 +79,9 @@ class ReaderApp:
 
     NAME = "app"
 
-    def __init__(self, transport: Transport, habits: Habits | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self, transport: Transport, habits: Habits | None = None, rng: random.Random | None = None
+    ) -> None:
         self.transport = transport
         self.habits = habits or Habits()
         self.rng = rng or random.Random()
@@ -115,8 +116,7 @@ class ReaderApp:
             shown = st.tries_left if st.tries_left is not None else st.max_tries
             if not st.usable:
                 shown = 0
-        note(self.transport, self.NAME, "pin-status", pin=pin, app=session.NAME,
-             tries_shown=shown)
+        note(self.transport, self.NAME, "pin-status", pin=pin, app=session.NAME, tries_shown=shown)
         text = "locked" if shown == 0 else f"{shown} {'try' if shown == 1 else 'tries'} left"
         return self.show(Outcome(shown > 0, text, shown))
 
@@ -138,8 +138,6 @@ class ReaderApp:
         if isinstance(exc, ApduError):
             return self.show(Outcome(False, f"card error {exc}"))
         raise exc
-
-
 
 
 class MynaportalLogin(ReaderApp):
@@ -198,8 +196,13 @@ class CardInfoApp(ReaderApp):
     def read(self, typed: str) -> Outcome:
         t = self.transport
         for pin in ("auth", "juki", "helper"):
-            session: Session = (JpkiSession(t) if pin == "auth" else
-                                JukiSession(t) if pin == "juki" else TextSession(t))
+            session: Session = (
+                JpkiSession(t)
+                if pin == "auth"
+                else JukiSession(t)
+                if pin == "juki"
+                else TextSession(t)
+            )
             try:
                 self._verify(functools.partial(_verify_any, session, pin), typed)
             except WrongPinError:

@@ -61,8 +61,9 @@ class CounterTerminal:
 
     NAME = "counter"
 
-    def __init__(self, transport: Transport, clock: Clock,
-                 profile_changer: ProfileChanger | None = None) -> None:
+    def __init__(
+        self, transport: Transport, clock: Clock, profile_changer: ProfileChanger | None = None
+    ) -> None:
         self.transport = transport
         self.clock = clock
         self.profile_changer = profile_changer

@@ -41,12 +41,17 @@ def reset_pin(
     """
     ref = HOME[Pin(pin)].p2
     s = session if session is not None else session_for(pin, transport)
-    challenge = s.call(CommandApdu(0x00, INS_GET_CHALLENGE, 0, 0, b"", CHALLENGE_LENGTH),
-                       "GET CHALLENGE")
-    s.call(CommandApdu(0x00, INS_EXTERNAL_AUTHENTICATE, 0, 0, cryptogram(challenge)),
-           "EXTERNAL AUTHENTICATE")
+    challenge = s.call(
+        CommandApdu(0x00, INS_GET_CHALLENGE, 0, 0, b"", CHALLENGE_LENGTH), "GET CHALLENGE"
+    )
+    s.call(
+        CommandApdu(0x00, INS_EXTERNAL_AUTHENTICATE, 0, 0, cryptogram(challenge)),
+        "EXTERNAL AUTHENTICATE",
+    )
     if new_value is None:
         s.call(CommandApdu(0x00, INS_RESET_RETRY_COUNTER, P1_UNBLOCK, ref), f"UNBLOCK {pin}")
     else:
-        s.call(CommandApdu(0x00, INS_RESET_RETRY_COUNTER, P1_NEW_VALUE, ref, to_bytes(new_value)),
-               f"RESET RETRY COUNTER {pin}")
+        s.call(
+            CommandApdu(0x00, INS_RESET_RETRY_COUNTER, P1_NEW_VALUE, ref, to_bytes(new_value)),
+            f"RESET RETRY COUNTER {pin}",
+        )

@@ -57,8 +57,7 @@ class JlisBackend:
 
     def valid(self, ticket: Ticket) -> bool:
         """Within 24 hours of the app start (a request is used once)."""
-        return (ticket.number in self.tickets
-                and self.clock.now() - ticket.started <= WINDOW)
+        return ticket.number in self.tickets and self.clock.now() - ticket.started <= WINDOW
 
     def consume(self, ticket: Ticket) -> None:
         self.tickets.pop(ticket.number, None)
@@ -113,8 +112,11 @@ class Kiosk:
         if not status.usable:
             return self._done(False, NOT_APPLICABLE)
         if status.blocked or remembered is None:
-            return self._done(False, f"{GO_COUNTER} (the {other} secret is "
-                              f"{'blocked' if status.blocked else 'not known'})")
+            return self._done(
+                False,
+                f"{GO_COUNTER} (the {other} secret is "
+                f"{'blocked' if status.blocked else 'not known'})",
+            )
         try:
             jpki.verify(other, remembered)
         except WrongPinError as exc:

@@ -28,8 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="PIN lock/reset scenarios against a virtual or physical My Number Card.",
     )
     p.add_argument("--version", action="version", version=f"myna-hil {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="log to stderr (-vv: APDU hex, secrets redacted)")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log to stderr (-vv: APDU hex, secrets redacted)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     listing.add_parser(sub)
     run.add_parser(sub)
@@ -47,8 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if exc.code == 0 else 2
     tolerate_encoding(sys.stdout, sys.stderr)
     if args.verbose:
-        logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s",
-                            level=TRAFFIC if args.verbose > 1 else logging.INFO)
+        logging.basicConfig(
+            stream=sys.stderr,
+            format="%(levelname)s %(name)s: %(message)s",
+            level=TRAFFIC if args.verbose > 1 else logging.INFO,
+        )
     else:
         _quiet_logging()
     try:
@@ -60,8 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:  # the terminal, a pipe or the disk failed us: not a bug
-        error(f"{exc.strerror or type(exc).__name__}"
-              f"{f': {exc.filename}' if exc.filename else ''}")
+        error(f"{exc.strerror or type(exc).__name__}{f': {exc.filename}' if exc.filename else ''}")
         return 2
     except KeyboardInterrupt:
         print("myna-hil: interrupted", file=sys.stderr)

@@ -19,8 +19,7 @@ def cmd_list() -> int:
     width = max(len(u) for s in REGISTRY.values() for u in s.units())
     print(f"{'scenario':<{width}}  {'kind':<16} summary")
     for s in REGISTRY.values():
-        kind = ("in-process" if s.needs_admin else
-                "destructive" if s.destructive else "read-only")
+        kind = "in-process" if s.needs_admin else "destructive" if s.destructive else "read-only"
         for unit in s.units():
             print(f"{unit:<{width}}  {kind:<16} {s.summary}")
     return 0

@@ -57,8 +57,10 @@ def format_result(result: ScenarioResult, *, steps: bool = True) -> str:
         return f"{SKIP} {result.unit}  skipped: {result.skipped}"
     ok, fail = marks()
     mark = ok if result.ok else fail
-    head = (f"{mark} {result.unit}  {summary}  "
-            f"({len(result.steps)} steps, {result.apdus} APDUs, {result.seconds * 1000:.0f} ms)")
+    head = (
+        f"{mark} {result.unit}  {summary}  "
+        f"({len(result.steps)} steps, {result.apdus} APDUs, {result.seconds * 1000:.0f} ms)"
+    )
     lines = [head]
     shown = result.steps if steps else tuple(s for s in result.steps if not s.ok)
     sw = min(STEP_W, max((len(s.step) for s in shown), default=4))
@@ -67,8 +69,10 @@ def format_result(result: ScenarioResult, *, steps: bool = True) -> str:
         lines.append(f"    {'step':<{sw + 2}}  {'expected':<{ew}}  got")
     for s in shown:
         got = "=" if s.ok else s.got
-        lines.append(f"    {ok if s.ok else fail} {_cut(s.step, sw):<{sw}}  "
-                     f"{_cut(s.expected, ew):<{ew}}  {got}")
+        lines.append(
+            f"    {ok if s.ok else fail} {_cut(s.step, sw):<{sw}}  "
+            f"{_cut(s.expected, ew):<{ew}}  {got}"
+        )
     if result.error:
         lines.append(f"    {fail} stopped: {result.error}")
     return "\n".join(lines)
@@ -85,20 +89,34 @@ def summary_line(results: Sequence[ScenarioResult], seconds: float) -> str:
     if skipped:
         parts.append(f"{skipped} skipped")
     dash = "—" if can_encode(None, "—") else "-"
-    return (f"{len(results)} scenario units: {', '.join(parts)} {dash} "
-            f"{apdus} APDUs in {seconds:.2f} s")
+    return (
+        f"{len(results)} scenario units: {', '.join(parts)} {dash} {apdus} APDUs in {seconds:.2f} s"
+    )
 
 
 def to_json(results: Sequence[ScenarioResult], seconds: float, transport: str) -> dict[str, Any]:
     return {
-        "format": "myna-hil-results", "version": 1, "transport": transport,
-        "seconds": round(seconds, 4), "ok": all(r.ok or r.skipped for r in results),
-        "units": [{
-            "unit": r.unit, "profile": r.profile, "ok": r.ok, "seconds": round(r.seconds, 4),
-            "apdus": r.apdus, "error": r.error, "skipped": r.skipped,
-            "steps": [{"step": s.step, "expected": s.expected, "got": s.got, "ok": s.ok}
-                      for s in r.steps],
-        } for r in results],
+        "format": "myna-hil-results",
+        "version": 1,
+        "transport": transport,
+        "seconds": round(seconds, 4),
+        "ok": all(r.ok or r.skipped for r in results),
+        "units": [
+            {
+                "unit": r.unit,
+                "profile": r.profile,
+                "ok": r.ok,
+                "seconds": round(r.seconds, 4),
+                "apdus": r.apdus,
+                "error": r.error,
+                "skipped": r.skipped,
+                "steps": [
+                    {"step": s.step, "expected": s.expected, "got": s.got, "ok": s.ok}
+                    for s in r.steps
+                ],
+            }
+            for r in results
+        ],
     }
 
 

@@ -55,16 +55,28 @@ def tries(text: str) -> int:
 
 def add_interlock_options(parser: argparse.ArgumentParser) -> None:
     """The safety interlocks for a card in a reader (README: "Running against a real card")."""
-    parser.add_argument("--destructive-card", metavar="ID", type=card_id,
-                        help="with --reader: the card in the reader is a test card you may "
-                             "lock; ID is its identity as 'myna-hil status --reader NAME' "
-                             "shows it. Another card stops the run before any try is spent")
-    parser.add_argument("--allow-blocking", action="store_true",
-                        help="with --destructive-card: also run steps that block a PIN "
-                             "(on a real card only the municipal counter unblocks it)")
-    parser.add_argument("--min-tries", metavar="N", type=tries, default=DEFAULT_MIN_TRIES,
-                        help="a VERIFY with data on a card not opted in must leave N tries "
-                             f"if the value is wrong (default {DEFAULT_MIN_TRIES})")
+    parser.add_argument(
+        "--destructive-card",
+        metavar="ID",
+        type=card_id,
+        help="with --reader: the card in the reader is a test card you may "
+        "lock; ID is its identity as 'myna-hil status --reader NAME' "
+        "shows it. Another card stops the run before any try is spent",
+    )
+    parser.add_argument(
+        "--allow-blocking",
+        action="store_true",
+        help="with --destructive-card: also run steps that block a PIN "
+        "(on a real card only the municipal counter unblocks it)",
+    )
+    parser.add_argument(
+        "--min-tries",
+        metavar="N",
+        type=tries,
+        default=DEFAULT_MIN_TRIES,
+        help="a VERIFY with data on a card not opted in must leave N tries "
+        f"if the value is wrong (default {DEFAULT_MIN_TRIES})",
+    )
     parser.add_argument("--destructive", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -75,32 +87,43 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--all", action="store_true", help="run the whole catalogue")
     where = run.add_mutually_exclusive_group()
     where.add_argument("--reader", metavar="NAME", help="a PC/SC reader instead of the emulator")
-    where.add_argument("--vpcd-slot", metavar="N", type=int,
-                       help="serve the built-in emulator in vpcd slot N (reader 'Virtual PCD "
-                            "00 00' is slot 0) and run through pcscd like an app would; needs "
-                            "pcscd with the vpcd driver (ci/pcscd-start.sh)")
+    where.add_argument(
+        "--vpcd-slot",
+        metavar="N",
+        type=int,
+        help="serve the built-in emulator in vpcd slot N (reader 'Virtual PCD "
+        "00 00' is slot 0) and run through pcscd like an app would; needs "
+        "pcscd with the vpcd driver (ci/pcscd-start.sh)",
+    )
     add_interlock_options(run)
     run.add_argument("--trace", metavar="DIR", type=Path, help="write a trace per scenario")
-    run.add_argument("--unredacted-secrets", action="store_true",
-                     help="keep PIN data in traces (never for a physical card)")
+    run.add_argument(
+        "--unredacted-secrets",
+        action="store_true",
+        help="keep PIN data in traces (never for a physical card)",
+    )
     run.add_argument("--json", metavar="FILE", type=Path, help="write results as JSON")
-    run.add_argument("-q", "--quiet", action="store_true",
-                     help="only failing steps and the summary")
-
+    run.add_argument(
+        "-q", "--quiet", action="store_true", help="only failing steps and the summary"
+    )
 
 
 def interlocks_from(args: argparse.Namespace) -> Interlocks:
     """The ``--destructive-card`` / ``--allow-blocking`` / ``--min-tries`` options, checked."""
     if args.destructive:
-        raise UsageError("--destructive was replaced by --destructive-card ID: the identity of "
-                         "the test card, as 'myna-hil status --reader NAME' shows it")
+        raise UsageError(
+            "--destructive was replaced by --destructive-card ID: the identity of "
+            "the test card, as 'myna-hil status --reader NAME' shows it"
+        )
     if args.destructive_card and not args.reader:
         raise UsageError("--destructive-card only applies with --reader")
     if args.allow_blocking and not args.destructive_card:
         raise UsageError("--allow-blocking needs --destructive-card ID (and --reader)")
     if args.reader and args.unredacted_secrets:
-        raise UsageError("--unredacted-secrets is refused with --reader: traces from a "
-                         "physical card are always redacted")
+        raise UsageError(
+            "--unredacted-secrets is refused with --reader: traces from a "
+            "physical card are always redacted"
+        )
     return Interlocks(args.destructive_card, args.allow_blocking, args.min_tries)
 
 
@@ -113,11 +136,15 @@ def identify_reader(name: str, interlocks: Interlocks) -> str:
         raise UsageError(f"{name}: {exc}") from None
     finally:
         transport.close()
-    opted = ("not opted in: read-only" if not permit.destructive else
-             "the named test card: destructive" +
-             (", blocking allowed" if permit.blocking else ", no blocking"))
-    return f"reader {name}: card ID {permit.card_id}, ATR {transport.atr.hex(' ').upper()} " \
-           f"({opted})"
+    opted = (
+        "not opted in: read-only"
+        if not permit.destructive
+        else "the named test card: destructive"
+        + (", blocking allowed" if permit.blocking else ", no blocking")
+    )
+    return (
+        f"reader {name}: card ID {permit.card_id}, ATR {transport.atr.hex(' ').upper()} ({opted})"
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -135,7 +162,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json is not None and args.json.is_dir():  # before the run, not after it
         raise UsageError(f"--json {args.json}: is a directory, not a file")
     kwargs: dict[str, Any] = {
-        "trace_dir": args.trace, "redact": not args.unredacted_secrets,
+        "trace_dir": args.trace,
+        "redact": not args.unredacted_secrets,
         "interlocks": interlocks,
     }
     opener = reader_opener(lambda: open_reader(args.reader)) if args.reader else None
@@ -156,13 +184,16 @@ def serve_in_slot(stack: contextlib.ExitStack, slot: int, kwargs: dict[str, Any]
         raise UsageError(str(exc)) from None
     # Every pooled card shares the run's PKI, so one identity covers both profiles.
     kwargs["interlocks"] = interlocks_for(pooled_card(STANDARD))
-    print(f"built-in emulator served in vpcd slot {slot} ({served!r}) through pcscd; "
-          f"opted in as card {kwargs['interlocks'].destructive_card}")
+    print(
+        f"built-in emulator served in vpcd slot {slot} ({served!r}) through pcscd; "
+        f"opted in as card {kwargs['interlocks'].destructive_card}"
+    )
     return opener
 
 
-def _run_units(args: argparse.Namespace, units: list[Unit], opener: Opener | None,
-               kwargs: dict[str, Any]) -> int:
+def _run_units(
+    args: argparse.Namespace, units: list[Unit], opener: Opener | None, kwargs: dict[str, Any]
+) -> int:
     progress = Progress()
     if args.reader:
         print(identify_reader(args.reader, kwargs["interlocks"]))
@@ -171,8 +202,10 @@ def _run_units(args: argparse.Namespace, units: list[Unit], opener: Opener | Non
         shared_pki()  # one TEST PKI for every card of the run
         for profile in {u.profile for u in units}:
             pooled_card(profile)  # parse the keys once per profile
-        print(f"built-in emulator, memory mode; TEST PKI and cards ready in "
-              f"{time.perf_counter() - t0:.2f} s")
+        print(
+            f"built-in emulator, memory mode; TEST PKI and cards ready in "
+            f"{time.perf_counter() - t0:.2f} s"
+        )
     start = time.perf_counter()
     results = []
     stopped = None
@@ -194,19 +227,26 @@ def _run_units(args: argparse.Namespace, units: list[Unit], opener: Opener | Non
     seconds = time.perf_counter() - start
     print(summary_line(results, seconds))
     if args.json:
-        where = args.reader or ("in-process" if args.vpcd_slot is None else
-                                f"vpcd slot {args.vpcd_slot}")
+        where = args.reader or (
+            "in-process" if args.vpcd_slot is None else f"vpcd slot {args.vpcd_slot}"
+        )
         try:
             write_json(args.json, to_json(results, seconds, where))
         except OSError as exc:
-            raise UsageError(f"--json {args.json}: cannot write: "
-                             f"{exc.strerror or type(exc).__name__}") from None
+            raise UsageError(
+                f"--json {args.json}: cannot write: {exc.strerror or type(exc).__name__}"
+            ) from None
     if args.trace:
-        print(f"traces: {args.trace}/<scenario>.jsonl"
-              f"{' (secrets NOT redacted)' if args.unredacted_secrets else ''}")
+        print(
+            f"traces: {args.trace}/<scenario>.jsonl"
+            f"{' (secrets NOT redacted)' if args.unredacted_secrets else ''}"
+        )
     if stopped:
-        print(f"myna-hil: run stopped after {len(results)} of {len(units)} units: {stopped}; "
-              "nothing was retried", file=sys.stderr)
+        print(
+            f"myna-hil: run stopped after {len(results)} of {len(units)} units: {stopped}; "
+            "nothing was retried",
+            file=sys.stderr,
+        )
         return 1
     return 0 if all(r.ok or r.skipped for r in results) else 1
 

@@ -57,8 +57,10 @@ def status_report(transport: Transport, where: str) -> str:
         ident = identify(transport)
     except NotAMyNumberCardError as exc:
         raise UsageError(str(exc)) from None
-    lines.append(f"card ID: {ident.card_id}  (auth certificate serial; issuer {ident.issuer}; "
-                 "opt a test card in with --destructive-card ID)")
+    lines.append(
+        f"card ID: {ident.card_id}  (auth certificate serial; issuer {ident.issuer}; "
+        "opt a test card in with --destructive-card ID)"
+    )
     statuses: list[PinStatus | None] = []
     for name in ("auth", "sign"):
         try:

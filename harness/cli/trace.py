@@ -81,8 +81,10 @@ def format_trace(records: Sequence[TraceRecord]) -> str:
     """One line per exchange: index, command, target, hex, answer, latency; notes indented."""
     meta = _meta(records)
     atr = "?" if meta.atr is None else meta.atr.hex().upper()
-    lines = [f"trace of {_or(meta.scenario)} on {_or(meta.transport)}, "
-             f"ATR {atr}, {'redacted' if meta.redacted else 'UNREDACTED'}"]
+    lines = [
+        f"trace of {_or(meta.scenario)} on {_or(meta.transport)}, "
+        f"ATR {atr}, {'redacted' if meta.redacted else 'UNREDACTED'}"
+    ]
     answers = {r.i: r for r in records if isinstance(r, Rsp | Lost)}
     for r in records[1:]:
         if isinstance(r, Cmd):
@@ -96,14 +98,17 @@ def format_trace(records: Sequence[TraceRecord]) -> str:
             else:
                 answer = "----"
             ms = None if a is None else a.latency_ms
-            lines.append(f"#{r.i:<4} {_or(r.name, ''):<26} {target:<12} {_short(r.hex)}"
-                         f"  -> {answer}{'' if ms is None else f'  {ms:.2f} ms'}")
+            lines.append(
+                f"#{r.i:<4} {_or(r.name, ''):<26} {target:<12} {_short(r.hex)}"
+                f"  -> {answer}{'' if ms is None else f'  {ms:.2f} ms'}"
+            )
         elif isinstance(r, Reset):
             lines.append(f"      -- card reset, ATR {r.atr.hex().upper()}")
         elif isinstance(r, Note):
             detail = ", ".join(f"{k}={v}" for k, v in r.fields.items())
-            lines.append(f"      · {r.actor} {r.event}{': ' if detail else ''}{detail}"
-                         f"  [{_or(r.clock, '')}]")
+            lines.append(
+                f"      · {r.actor} {r.event}{': ' if detail else ''}{detail}  [{_or(r.clock, '')}]"
+            )
     return "\n".join(lines)
 
 

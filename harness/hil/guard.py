@@ -93,12 +93,14 @@ _CHECKABLE: dict[tuple[int, int], frozenset[int]] = {
     (_PROPRIETARY, INS_JICSAP_CHANGE_KEY): frozenset({0x00}),
 }
 #: Commands after which the current EF is still the one selected before.
-_KEEP_EF = frozenset({(_ISO, INS_GET_DATA), (_ISO, INS_GET_CHALLENGE), (_ISO, INS_VERIFY),
-                      (_PROPRIETARY, INS_SIGN)})
+_KEEP_EF = frozenset(
+    {(_ISO, INS_GET_DATA), (_ISO, INS_GET_CHALLENGE), (_ISO, INS_VERIFY), (_PROPRIETARY, INS_SIGN)}
+)
 #: The owner's one VERIFY on a card nobody opted in: the JPKI auth PIN, by SFI (80 | 18).
 _P2_CURRENT_EF = 0x80
 _P2_AUTH_PIN = HOME[Pin.AUTH].p2
 _MF = 0x3F00
+
 
 class InterlockError(Exception):
     """The interlocks stopped the run (the message says why; it never holds a PIN)."""
@@ -150,8 +152,14 @@ class Permit:
 #: A transport that is not physical (the in-process card): no restriction.
 UNRESTRICTED = Permit(None, destructive=True, blocking=True, min_tries=0, verifies=None)
 #: Before identification: free reads only.
-IDENTIFYING = Permit(None, destructive=False, blocking=False, min_tries=DEFAULT_MIN_TRIES,
-                     identified=False, verifies=0)
+IDENTIFYING = Permit(
+    None,
+    destructive=False,
+    blocking=False,
+    min_tries=DEFAULT_MIN_TRIES,
+    identified=False,
+    verifies=0,
+)
 
 
 def normalise_card_id(text: str) -> str:
@@ -183,8 +191,7 @@ def authorise(
     if not transport.physical:
         return UNRESTRICTED
     ident = identify(GuardedTransport(transport, IDENTIFYING, close_inner=False))
-    base = Permit(ident.card_id, destructive=False, blocking=False,
-                  min_tries=interlocks.min_tries)
+    base = Permit(ident.card_id, destructive=False, blocking=False, min_tries=interlocks.min_tries)
     wanted = interlocks.destructive_card
     if wanted is None:
         return base
@@ -217,14 +224,18 @@ def refusal(
     if not transport.physical:
         return None
     if scenario.tears:
-        return ("simulates power loss inside the card: in-process only (through PC/SC the "
-                "SIGKILL tearing test covers it: myna-hil soak --tearing N)")
+        return (
+            "simulates power loss inside the card: in-process only (through PC/SC the "
+            "SIGKILL tearing test covers it: myna-hil soak --tearing N)"
+        )
     if scenario.needs_admin and controls is None:
         return "needs the in-process card's test controls (fault injection, quirks, profile)"
     if scenario.destructive and not permit.destructive:
-        return ("destructive: spends tries or changes PINs; refused on a reader unless "
-                "--destructive-card ID names the card (a test card you may lock; ID from "
-                "'myna-hil status --reader NAME')")
+        return (
+            "destructive: spends tries or changes PINs; refused on a reader unless "
+            "--destructive-card ID names the card (a test card you may lock; ID from "
+            "'myna-hil status --reader NAME')"
+        )
     if blocks(scenario) and not permit.blocking:
         return "blocks a PIN: needs --allow-blocking as well as --destructive-card ID"
     return None
@@ -240,14 +251,12 @@ def _parse(apdu: bytes) -> CommandApdu | None:
 def _is_counter_query(apdu: bytes) -> bool:
     """An empty ``00 20 00 P2``: reports the counter and spends no try."""
     cmd = _parse(apdu)
-    return cmd is not None and (cmd.cla, cmd.ins, cmd.p1) == (_ISO, INS_VERIFY, 0) \
-        and not cmd.data
+    return cmd is not None and (cmd.cla, cmd.ins, cmd.p1) == (_ISO, INS_VERIFY, 0) and not cmd.data
 
 
 def _checkable(apdu: bytes) -> bool:
     """Whether an empty VERIFY of the same P2 reports the counter *apdu* could spend."""
-    return apdu[2] in _CHECKABLE.get((apdu[0], apdu[1]), frozenset()) \
-        and _parse(apdu) is not None
+    return apdu[2] in _CHECKABLE.get((apdu[0], apdu[1]), frozenset()) and _parse(apdu) is not None
 
 
 def _header(apdu: bytes) -> str:
@@ -265,8 +274,14 @@ class GuardedTransport(Transport):
     :meth:`reset` the card is identified again (free reads) and must be the permit's card.
     """
 
-    def __init__(self, inner: Transport, permit: Permit, *, close_inner: bool = True,
-                 identify: Callable[[Transport], CardIdentity] = identify) -> None:
+    def __init__(
+        self,
+        inner: Transport,
+        permit: Permit,
+        *,
+        close_inner: bool = True,
+        identify: Callable[[Transport], CardIdentity] = identify,
+    ) -> None:
         self.inner = inner
         self.permit = permit
         self.name = f"guarded:{inner.name}"
@@ -330,16 +345,20 @@ class GuardedTransport(Transport):
         if _is_counter_query(apdu):
             return None if self.permit.identified else "the card is not identified yet"
         if not self.permit.identified:
-            return (f"{_header(apdu)} before the card is identified "
-                    "(identification reads free data only)")
+            return (
+                f"{_header(apdu)} before the card is identified "
+                "(identification reads free data only)"
+            )
         if key in _HARMLESS:
             return None
         if apdu[1] in _SECRET_INS:
             return self._secret_refusal(apdu)
         if self.permit.destructive:
             return None
-        return (f"{_header(apdu)} can spend tries or change the card; only for the card named "
-                "by --destructive-card ID")
+        return (
+            f"{_header(apdu)} can spend tries or change the card; only for the card named "
+            "by --destructive-card ID"
+        )
 
     def _secret_refusal(self, apdu: bytes) -> str | None:
         """A command that can compare or replace a secret: refused, or passes the tries check."""
@@ -348,25 +367,35 @@ class GuardedTransport(Transport):
         if self.permit.blocking:
             return None
         if not _checkable(apdu):
-            return (f"{_header(apdu)} can compare or replace a secret in a form whose counter "
-                    "an empty VERIFY does not report (class, INS or P1); only with "
-                    "--allow-blocking")
+            return (
+                f"{_header(apdu)} can compare or replace a secret in a form whose counter "
+                "an empty VERIFY does not report (class, INS or P1); only with "
+                "--allow-blocking"
+            )
         return self._tries_refusal(apdu)
 
     def _owner_verify_refusal(self, apdu: bytes) -> str | None:
         if (apdu[0], apdu[1], apdu[2]) != (_ISO, INS_VERIFY, 0) or _parse(apdu) is None:
-            return (f"{_header(apdu)} can spend tries or change a PIN; only for the card named "
-                    "by --destructive-card ID")
+            return (
+                f"{_header(apdu)} can spend tries or change a PIN; only for the card named "
+                "by --destructive-card ID"
+            )
         if self.permit.verifies == 0:
-            return ("VERIFY with data on a card nobody opted in: this connection verifies no "
-                    "PIN (reads and counter queries only)")
+            return (
+                "VERIFY with data on a card nobody opted in: this connection verifies no "
+                "PIN (reads and counter queries only)"
+            )
         if self._verifies_left is not None and self._verifies_left <= 0:
-            return ("a second VERIFY with data on a card nobody opted in (the owner's PIN "
-                    "is verified once)")
+            return (
+                "a second VERIFY with data on a card nobody opted in (the owner's PIN "
+                "is verified once)"
+            )
         if not self._names_auth_pin(apdu[3]):
-            return ("on a card nobody opted in, the one VERIFY with data goes only to the JPKI "
-                    "authentication PIN (JPKI selected, P2 98, or P2 80 with EF 0018 "
-                    f"selected); P2 {apdu[3]:02X} here")
+            return (
+                "on a card nobody opted in, the one VERIFY with data goes only to the JPKI "
+                "authentication PIN (JPKI selected, P2 98, or P2 80 with EF 0018 "
+                f"selected); P2 {apdu[3]:02X} here"
+            )
         return self._tries_refusal(apdu)
 
     def _names_auth_pin(self, p2: int) -> bool:
@@ -382,14 +411,21 @@ class GuardedTransport(Transport):
         sw = rsp[-2] << 8 | rsp[-1]
         n = tries_left(sw)
         if n is None:
-            return (f"{_header(apdu)}: the card did not report the counter (empty VERIFY "
-                    f"answered {sw:04X})")
+            return (
+                f"{_header(apdu)}: the card did not report the counter (empty VERIFY "
+                f"answered {sw:04X})"
+            )
         if n - 1 < self.permit.floor:
-            return (f"{_header(apdu)}: {n} tries left: a wrong value would leave "
-                    f"{max(n - 1, 0)}, fewer than {self.permit.floor}"
-                    + ("" if self.permit.destructive else " (earlier failures may be the "
-                       "owner's; --min-tries sets the floor)")
-                    + ("; --allow-blocking to go on" if self.permit.destructive else ""))
+            return (
+                f"{_header(apdu)}: {n} tries left: a wrong value would leave "
+                f"{max(n - 1, 0)}, fewer than {self.permit.floor}"
+                + (
+                    ""
+                    if self.permit.destructive
+                    else " (earlier failures may be the owner's; --min-tries sets the floor)"
+                )
+                + ("; --allow-blocking to go on" if self.permit.destructive else "")
+            )
         if self._verifies_left is not None:
             self._verifies_left -= 1
         return None
@@ -426,8 +462,10 @@ class GuardedTransport(Transport):
         finally:
             self.selected_app, self.current_ef = probe.selected_app, probe.current_ef
         if card_id != self.permit.card_id:
-            self.stopped = (f"after a reset the reader holds another card (ID {card_id}, not "
-                            f"{self.permit.card_id}: swapped?)")
+            self.stopped = (
+                f"after a reset the reader holds another card (ID {card_id}, not "
+                f"{self.permit.card_id}: swapped?)"
+            )
             raise WrongCardError(f"{self.stopped}; the run stops, nothing more is sent")
         logger.info("card %s identified again after the reset", card_id)
 

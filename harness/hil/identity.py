@@ -36,8 +36,10 @@ class CardIdentity:
     not_after: str
 
     def describe(self) -> str:
-        return (f"card ID {self.card_id} (auth certificate serial; issuer {self.issuer}, "
-                f"valid until {self.not_after})")
+        return (
+            f"card ID {self.card_id} (auth certificate serial; issuer {self.issuer}, "
+            f"valid until {self.not_after})"
+        )
 
 
 def _cn(name: x509.Name) -> str:
@@ -68,13 +70,13 @@ def _certificate(jpki: JpkiSession, which: str, fid: int) -> x509.Certificate:
     except NoSuchFileError:
         raise NotAMyNumberCardError(f"no EF {fid:04X} ({which} certificate) in JPKI") from None
     except ApduError as exc:
-        raise NotAMyNumberCardError(
-            f"EF {fid:04X} holds no {which} certificate ({exc})") from None
+        raise NotAMyNumberCardError(f"EF {fid:04X} holds no {which} certificate ({exc})") from None
     try:
         return x509.load_der_x509_certificate(raw)
     except ValueError:
         raise NotAMyNumberCardError(
-            f"EF {fid:04X} does not hold a valid X.509 {which} certificate") from None
+            f"EF {fid:04X} does not hold a valid X.509 {which} certificate"
+        ) from None
 
 
 def identify(transport: Transport) -> CardIdentity:
@@ -88,7 +90,8 @@ def identify(transport: Transport) -> CardIdentity:
         jpki = JpkiSession(transport)
     except ApduError as exc:
         raise NotAMyNumberCardError(
-            f"not a My Number card (ATR {atr}): SELECT JPKI answered {exc.sw:04X}") from None
+            f"not a My Number card (ATR {atr}): SELECT JPKI answered {exc.sw:04X}"
+        ) from None
     try:
         cert = _certificate(jpki, "authentication", 0x000A)
         ca = _certificate(jpki, "authentication CA", 0x000B)
@@ -97,7 +100,8 @@ def identify(transport: Transport) -> CardIdentity:
         except (ValueError, TypeError, InvalidSignature):
             raise NotAMyNumberCardError(
                 "the authentication certificate (EF 000A) is not issued by the CA "
-                "certificate beside it (EF 000B)") from None
+                "certificate beside it (EF 000B)"
+            ) from None
     except NotAMyNumberCardError as exc:
         raise NotAMyNumberCardError(f"not a My Number card (ATR {atr}): {exc}") from None
     return CardIdentity(

@@ -18,8 +18,14 @@ from harness.hil.session import HilCard
 from harness.trace.recorder import write_trace
 from harness.trace.records import Cmd, Lost, Rsp, TraceRecord
 
-__all__ = ["REPORT_FORMAT", "build_report", "latency_by_ins", "percentile", "summary_text",
-           "write_report"]
+__all__ = [
+    "REPORT_FORMAT",
+    "build_report",
+    "latency_by_ins",
+    "percentile",
+    "summary_text",
+    "write_report",
+]
 
 REPORT_FORMAT = "myna-hil-hil-report"
 _INS_SELECT = 0xA4
@@ -53,8 +59,12 @@ def latency_by_ins(records: Iterable[TraceRecord]) -> dict[str, dict[str, float 
         elif isinstance(rec, Rsp) and rec.i in cmds and rec.latency_ms is not None:
             samples.setdefault(_label(cmds[rec.i]), []).append(float(rec.latency_ms))
     return {
-        label: {"count": len(v), "p50_ms": round(percentile(v, 50), 3),
-                "p99_ms": round(percentile(v, 99), 3), "max_ms": round(max(v), 3)}
+        label: {
+            "count": len(v),
+            "p50_ms": round(percentile(v, 50), 3),
+            "p99_ms": round(percentile(v, 99), 3),
+            "max_ms": round(max(v), 3),
+        }
         for label, v in sorted(samples.items())
     }
 
@@ -64,23 +74,31 @@ def build_report(card: HilCard) -> dict[str, Any]:
     records = card.wire.records
     ident = card.identity
     lost = [r for r in records if isinstance(r, Lost)]
-    all_ms = [float(r.latency_ms) for r in records
-              if isinstance(r, Rsp) and r.latency_ms is not None]
+    all_ms = [
+        float(r.latency_ms) for r in records if isinstance(r, Rsp) and r.latency_ms is not None
+    ]
     return {
-        "format": REPORT_FORMAT, "version": 1,
+        "format": REPORT_FORMAT,
+        "version": 1,
         "started": dt.datetime.fromtimestamp(card.started, dt.UTC).isoformat(timespec="seconds"),
         "reader": card.reader,
         "atr": card.wire.atr.hex(" ").upper(),
-        "card": None if ident is None else {
-            "id": ident.card_id, "issuer": ident.issuer, "auth_cert_not_after": ident.not_after},
-        "opt_in": {"destructive": card.permit.destructive, "blocking": card.permit.blocking,
-                   "min_tries": card.interlocks.min_tries},
+        "card": None
+        if ident is None
+        else {"id": ident.card_id, "issuer": ident.issuer, "auth_cert_not_after": ident.not_after},
+        "opt_in": {
+            "destructive": card.permit.destructive,
+            "blocking": card.permit.blocking,
+            "min_tries": card.interlocks.min_tries,
+        },
         "apdus": card.wire.apdus,
         "cards_lost": len(lost),
         "latency_ms": {
-            "all": {"count": len(all_ms),
-                    "p50_ms": round(percentile(all_ms, 50), 3) if all_ms else None,
-                    "p99_ms": round(percentile(all_ms, 99), 3) if all_ms else None},
+            "all": {
+                "count": len(all_ms),
+                "p50_ms": round(percentile(all_ms, 50), 3) if all_ms else None,
+                "p99_ms": round(percentile(all_ms, 99), 3) if all_ms else None,
+            },
             "by_ins": latency_by_ins(records),
         },
         "tests": dict(sorted(card.outcomes.items())),
@@ -93,8 +111,11 @@ def summary_text(doc: dict[str, Any]) -> str:
     """A short human summary of a report document."""
     card = doc["card"]
     opt = doc["opt_in"]
-    mode = ("not opted in (read-only)" if not opt["destructive"] else
-            "named test card" + (", blocking allowed" if opt["blocking"] else ""))
+    mode = (
+        "not opted in (read-only)"
+        if not opt["destructive"]
+        else "named test card" + (", blocking allowed" if opt["blocking"] else "")
+    )
     lines = [
         f"reader   {doc['reader']}",
         f"ATR      {doc['atr']}",
@@ -102,8 +123,9 @@ def summary_text(doc: dict[str, Any]) -> str:
         f"APDUs    {doc['apdus']}",
     ]
     for label, s in doc["latency_ms"]["by_ins"].items():
-        lines.append(f"  {label:<32} n={s['count']:<4} p50 {s['p50_ms']:8.3f} ms  "
-                     f"p99 {s['p99_ms']:8.3f} ms")
+        lines.append(
+            f"  {label:<32} n={s['count']:<4} p50 {s['p50_ms']:8.3f} ms  p99 {s['p99_ms']:8.3f} ms"
+        )
     counts: dict[str, int] = {}
     for outcome in doc["tests"].values():
         counts[outcome] = counts.get(outcome, 0) + 1

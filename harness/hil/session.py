@@ -66,8 +66,9 @@ class Secret:
     __str__ = __repr__
 
 
-def owner_pin(env: Mapping[str, str], *, prompt: bool,
-              ask: Callable[[str], str] = getpass.getpass) -> Secret | None:
+def owner_pin(
+    env: Mapping[str, str], *, prompt: bool, ask: Callable[[str], str] = getpass.getpass
+) -> Secret | None:
     """The owner's auth PIN from ``MYNA_AUTH_PIN`` or, with *prompt*, from the terminal.
 
     ``None`` when neither is given: the PIN steps are then skipped. A prompt needs a
@@ -124,8 +125,12 @@ class HilCard:
         self.transport = GuardedTransport(self.wire, self.permit, close_inner=False)
 
     @classmethod
-    def connect(cls, reader: str, interlocks: Interlocks,
-                open_transport: Callable[[str], Transport] | None = None) -> HilCard:
+    def connect(
+        cls,
+        reader: str,
+        interlocks: Interlocks,
+        open_transport: Callable[[str], Transport] | None = None,
+    ) -> HilCard:
         """Open *reader* (exact name or unique substring); no APDU is sent yet."""
         opener = open_transport or _open_pcsc
         raw = opener(reader)
@@ -168,7 +173,8 @@ class HilCard:
         if status.tries_left is None or status.tries_left - 1 < floor:
             raise PinRefusedError(
                 f"auth PIN not verified: {status.describe()}; a wrong value would leave fewer "
-                f"than {floor} (earlier failures may be the owner's; --min-tries sets the floor)")
+                f"than {floor} (earlier failures may be the owner's; --min-tries sets the floor)"
+            )
         jpki.verify("auth", pin.reveal())
         challenge = secrets.token_bytes(32)
         signature = jpki.sign_message("auth", challenge)

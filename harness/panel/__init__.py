@@ -28,7 +28,11 @@ def attach(servers: Sequence[VpcdServer], args: argparse.Namespace) -> PanelServ
     panel = PanelServer(servers, host, port)
     panel.start()
     if not is_loopback(host):
-        logger.warning("the control panel listens on %s:%d: anyone who can reach it and has"
-                       " the token can steer the cards", host, panel.port)
+        logger.warning(
+            "the control panel listens on %s:%d: anyone who can reach it and has"
+            " the token can steer the cards",
+            host,
+            panel.port,
+        )
     print(f"myna-emu serve: control panel at {panel.url}", file=sys.stderr, flush=True)
     return panel

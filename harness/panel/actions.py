@@ -94,8 +94,12 @@ def _card_control(server: VpcdServer, action: str, args: dict[str, Any]) -> Done
             if not isinstance(value, str):
                 raise ControlError("give the new value")
             card.set_pin(pin, value)
-            return Done(action, f"{pin}: re-set at the counter (new value, tries restored)",
-                        pin, card.pin_record(pin).tries_left)
+            return Done(
+                action,
+                f"{pin}: re-set at the counter (new value, tries restored)",
+                pin,
+                card.pin_record(pin).tries_left,
+            )
         if action == "quirk":
             name, on = args.get("name"), args.get("on")
             if not isinstance(name, str) or not isinstance(on, bool):

@@ -41,8 +41,12 @@ CAUSE_WORDS: dict[Cause, str] = {
 LOG_ENTRIES = 1000
 #: Records a slot's trace keeps before it drops its older half (a panel may run for days).
 MAX_RECORDS = 50_000
-_PIN_COMMANDS = (CommandKind.VERIFY, CommandKind.CHANGE, CommandKind.RESET_NEW_VALUE,
-                 CommandKind.RESET_UNBLOCK)
+_PIN_COMMANDS = (
+    CommandKind.VERIFY,
+    CommandKind.CHANGE,
+    CommandKind.RESET_NEW_VALUE,
+    CommandKind.RESET_UNBLOCK,
+)
 
 
 def options() -> Message:
@@ -67,8 +71,9 @@ class SlotPanel:
         self.server = server
         slot = server.port - VPCD_BASE_PORT
         self.reader = reader_name(slot) if slot >= 0 else f"vpcd port {server.port}"
-        self.trace = TraceLog(f"vpcd:{self.reader}", server.card.atr,
-                              meta={"scenario": "control-panel"})
+        self.trace = TraceLog(
+            f"vpcd:{self.reader}", server.card.atr, meta={"scenario": "control-panel"}
+        )
         self.log: deque[Message] = deque(maxlen=LOG_ENTRIES)
         #: PIN -> its last change: what (``text``), why (``cause``), when (``time``).
         self.last_change: dict[str, Message] = {}
@@ -89,16 +94,26 @@ class SlotPanel:
         answer: Rsp | None = None
         sw_name: str | None
         if event.response is None:
-            latency = self.trace.lost(cmd.i, event.command, "card lost power",
-                                      event.latency).latency_ms
+            latency = self.trace.lost(
+                cmd.i, event.command, "card lost power", event.latency
+            ).latency_ms
             sw, sw_name = "lost", "no answer: the card lost power"
         else:
             answer = self.trace.answer(cmd.i, event.command, event.response, event.latency)
             latency = answer.latency_ms
             sw, sw_name = f"{answer.sw:04X}", answer.sw_name
-        entry: Message = {"kind": "apdu", "i": cmd.i, "name": cmd.name, "hex": cmd.hex,
-                          "app": cmd.app, "ef": None if cmd.ef is None else f"{cmd.ef:04X}",
-                          "pin": cmd.pin, "sw": sw, "sw_name": sw_name, "latency_ms": latency}
+        entry: Message = {
+            "kind": "apdu",
+            "i": cmd.i,
+            "name": cmd.name,
+            "hex": cmd.hex,
+            "app": cmd.app,
+            "ef": None if cmd.ef is None else f"{cmd.ef:04X}",
+            "pin": cmd.pin,
+            "sw": sw,
+            "sw_name": sw_name,
+            "latency_ms": latency,
+        }
         change = self._pin_change(cmd, answer)
         if change is not None and cmd.pin is not None:
             entry.update(change)
@@ -107,8 +122,9 @@ class SlotPanel:
         self._trim()
         return self._entry(entry)
 
-    def on_control(self, action: str, text: str, pin: str | None = None,
-                   tries: int | None = None) -> Message:
+    def on_control(
+        self, action: str, text: str, pin: str | None = None, tries: int | None = None
+    ) -> Message:
         """Record a control (a click on the page) in the trace and the log."""
         self.trace.control("panel", action, pin=pin, tries=tries)
         if pin is not None:
@@ -127,20 +143,22 @@ class SlotPanel:
         if cmd.pin is None or what not in _PIN_COMMANDS:
             return None
         if answer is not None and answer.sw == 0x9000:
-            text = {CommandKind.VERIFY: "correct value: tries restored",
-                    CommandKind.CHANGE: "changed (CHANGE REFERENCE DATA)"}.get(
-                        what, "re-set (RESET RETRY COUNTER)")
+            text = {
+                CommandKind.VERIFY: "correct value: tries restored",
+                CommandKind.CHANGE: "changed (CHANGE REFERENCE DATA)",
+            }.get(what, "re-set (RESET RETRY COUNTER)")
             return {"text": text, "cause": "ok"}
-        if what is not CommandKind.VERIFY or (
-                answer is not None and tries_left(answer.sw) is None):
+        if what is not CommandKind.VERIFY or (answer is not None and tries_left(answer.sw) is None):
             return None
-        finding = next((f for f in explain(self.trace.records).findings
-                        if f.index == cmd.i), None)
+        finding = next((f for f in explain(self.trace.records).findings if f.index == cmd.i), None)
         if finding is None:
             return None
         left = "" if finding.tries_left is None else f", {finding.tries_left} left"
-        return {"text": f"try spent{left}: {finding.detail}",
-                "cause": CAUSE_WORDS[finding.cause], "remedy": finding.remedy}
+        return {
+            "text": f"try spent{left}: {finding.detail}",
+            "cause": CAUSE_WORDS[finding.cause],
+            "remedy": finding.remedy,
+        }
 
     def _trim(self) -> None:
         if len(self.trace.records) > MAX_RECORDS:
@@ -151,9 +169,14 @@ class SlotPanel:
     def read_status(self) -> Message:
         """The slot and its card as they are now (takes the card lock briefly)."""
         server = self.server
-        status: Message = {"slot": self.index, "reader": self.reader, "port": server.port,
-                           "present": server.present, "inserted": server.connected.is_set(),
-                           "powered": server.powered}
+        status: Message = {
+            "slot": self.index,
+            "reader": self.reader,
+            "port": server.port,
+            "present": server.present,
+            "inserted": server.connected.is_set(),
+            "powered": server.powered,
+        }
         with server.exclusive() as card:
             if not isinstance(card, Card):
                 status["card"] = type(card).__name__
@@ -163,13 +186,25 @@ class SlotPanel:
                 if name not in card.state.pins:
                     continue
                 rec = card.pin_record(name)
-                pins.append({"name": name, "label": PIN_LABELS[name], "tries": rec.tries_left,
-                             "max": rec.max_tries, "blocked": rec.tries_left == 0,
-                             "spec": SPECS[name].label})
-            status.update(card="emulator", store=card.store.describe(),
-                          profile=str(card.state.profile), atr_form=card.state.atr_form,
-                          quirks=dict(vars(card.state.quirks)), pins=pins,
-                          tear_pending=card.faults.tear_after_decrement)
+                pins.append(
+                    {
+                        "name": name,
+                        "label": PIN_LABELS[name],
+                        "tries": rec.tries_left,
+                        "max": rec.max_tries,
+                        "blocked": rec.tries_left == 0,
+                        "spec": SPECS[name].label,
+                    }
+                )
+            status.update(
+                card="emulator",
+                store=card.store.describe(),
+                profile=str(card.state.profile),
+                atr_form=card.state.atr_form,
+                quirks=dict(vars(card.state.quirks)),
+                pins=pins,
+                tear_pending=card.faults.tear_after_decrement,
+            )
         return status
 
     # --- merging (event-loop thread) ---------------------------------------------------------
@@ -181,8 +216,11 @@ class SlotPanel:
             name, tries = pin["name"], pin["tries"]
             before = self._tries.get(name)
             if before is not None and before != tries and name not in self._accounted:
-                self.last_change[name] = {"text": f"tries {before} -> {tries}",
-                                          "cause": "another process", "time": _now()}
+                self.last_change[name] = {
+                    "text": f"tries {before} -> {tries}",
+                    "cause": "another process",
+                    "time": _now(),
+                }
             self._tries[name] = tries
             pin["last"] = self.last_change.get(name)
         self._accounted.clear()

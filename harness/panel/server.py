@@ -58,8 +58,14 @@ def is_loopback(host: str) -> bool:
 class PanelServer:
     """Serves the panel for *servers* (one per slot) on *host*:*port* (0: any free port)."""
 
-    def __init__(self, servers: Sequence[VpcdServer], host: str = LOOPBACK, port: int = 0,
-                 *, token: str | None = None) -> None:
+    def __init__(
+        self,
+        servers: Sequence[VpcdServer],
+        host: str = LOOPBACK,
+        port: int = 0,
+        *,
+        token: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.token = token or secrets.token_urlsafe(24)
@@ -140,8 +146,9 @@ class PanelServer:
 
     # --- events ------------------------------------------------------------------------------
 
-    def _observer(self, loop: asyncio.AbstractEventLoop, slot: SlotPanel,
-                  dirty: asyncio.Event) -> Callable[[VpcdEvent], None]:
+    def _observer(
+        self, loop: asyncio.AbstractEventLoop, slot: SlotPanel, dirty: asyncio.Event
+    ) -> Callable[[VpcdEvent], None]:
         def observe(event: VpcdEvent) -> None:  # slot thread: hand over, in order
             loop.call_soon_threadsafe(self._on_event, slot, dirty, event)
 
@@ -172,8 +179,7 @@ class PanelServer:
             queue.put_nowait(message)
 
     def snapshot(self) -> Message:
-        log = sorted((e for s in self.slots for e in s.log), key=lambda e: e["time"],
-                     reverse=True)
+        log = sorted((e for s in self.slots for e in s.log), key=lambda e: e["time"], reverse=True)
         return {"type": "hello", "slots": self._status, "log": log, "options": options()}
 
     # --- web ---------------------------------------------------------------------------------
@@ -214,8 +220,11 @@ class PanelServer:
         if not self._host_ok(request.headers.get("Host")):
             return web.Response(status=403, text="403: this Host is not the panel's\n")
         if not self._token_ok(request):
-            return web.Response(status=403, text="403: the panel's token is missing or wrong"
-                                " (use the URL myna-emu serve printed)\n")
+            return web.Response(
+                status=403,
+                text="403: the panel's token is missing or wrong"
+                " (use the URL myna-emu serve printed)\n",
+            )
         response = await handler(request)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Frame-Options"] = "DENY"
@@ -273,8 +282,7 @@ class PanelServer:
             return web.json_response({"error": "send a JSON object with an action"}, status=400)
         loop = asyncio.get_running_loop()
         try:
-            done = await loop.run_in_executor(None, run_control, slot.server, body["action"],
-                                              body)
+            done = await loop.run_in_executor(None, run_control, slot.server, body["action"], body)
         except ControlError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         entry = slot.on_control(done.action, done.text, done.pin, done.tries)
@@ -286,11 +294,14 @@ class PanelServer:
         slot = self._slot(request)
         body = dumps(slot.trace.records)
         name = f"panel-slot{slot.index}.jsonl"
-        return web.Response(text=body, content_type="application/x-ndjson", headers={
-            "Content-Disposition": f'attachment; filename="{name}"'})
+        return web.Response(
+            text=body,
+            content_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
 
 def _file(name: str) -> web.Response:
     data = resources.files("harness.panel").joinpath("static", name).read_bytes()
-    content_type = _TYPES[name[name.rindex("."):]]
+    content_type = _TYPES[name[name.rindex(".") :]]
     return web.Response(body=data, content_type=content_type, charset="utf-8")

@@ -218,9 +218,7 @@ def run_soak(
         work = workdir or Path(tmp)
         state = new_state()
         Card.create(work / "card.db", state).close()
-        procs = [
-            EmulatorProcess(slots[0], "--state", str(work / "card.db"), log=work / "emu.log")
-        ]
+        procs = [EmulatorProcess(slots[0], "--state", str(work / "card.db"), log=work / "emu.log")]
         procs += [EmulatorProcess(s, "--echo", log=work / f"echo-{s}.log") for s in slots[1:2]]
         atrs = [ATRS[state.atr_form], ECHO_ATR]
         result = SoakResult(

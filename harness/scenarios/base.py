@@ -62,16 +62,21 @@ class Scenario:
 REGISTRY: dict[str, Scenario] = {}
 
 
-def scenario(name: str, summary: str, *, profiles: tuple[str, ...] = (STANDARD,),
-             destructive: bool = True, needs_admin: bool = False, tears: bool = False,
-             ) -> Callable[[Callable[[Ctx], None]], Callable[[Ctx], None]]:
+def scenario(
+    name: str,
+    summary: str,
+    *,
+    profiles: tuple[str, ...] = (STANDARD,),
+    destructive: bool = True,
+    needs_admin: bool = False,
+    tears: bool = False,
+) -> Callable[[Callable[[Ctx], None]], Callable[[Ctx], None]]:
     """Register a scenario function under *name*."""
 
     def register(func: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
         if name in REGISTRY:
             raise ValueError(f"scenario {name!r} registered twice")
-        REGISTRY[name] = Scenario(name, summary, func, profiles, destructive, needs_admin,
-                                  tears)
+        REGISTRY[name] = Scenario(name, summary, func, profiles, destructive, needs_admin, tears)
         return func
 
     return register
@@ -134,8 +139,13 @@ class Ctx:
                 continue
             v = expected[n]
             full = SPECS[n].max_tries
-            want.append(f"{n} 0/{full} blocked" if v == "blocked" else
-                        f"{n} {v}" if isinstance(v, str) else f"{n} {v}/{full}")
+            want.append(
+                f"{n} 0/{full} blocked"
+                if v == "blocked"
+                else f"{n} {v}"
+                if isinstance(v, str)
+                else f"{n} {v}/{full}"
+            )
         return self.check(step, ", ".join(want), self.counters(*expected))
 
     def full_counters(self) -> dict[str, str | int]:

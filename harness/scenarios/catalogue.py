@@ -24,8 +24,13 @@ from harness.scenarios.base import FACE_AUTH, STANDARD, Ctx, ScenarioSkipped, sc
 from harness.sessions import JukiSession, SurfaceSession, TextSession
 from harness.trace.recorder import note
 
-WRONG = {"auth": "9999", "sign": "WRONG99", "juki": "0000", "helper": "0000",
-         "text-b": "99999999999999"}
+WRONG = {
+    "auth": "9999",
+    "sign": "WRONG99",
+    "juki": "0000",
+    "helper": "0000",
+    "text-b": "99999999999999",
+}
 NEW = {"auth": "4321", "sign": "NEWPASS9", "juki": "6543", "helper": "5432"}
 DOCUMENT = b"e-Tax return 2025, TEST"
 
@@ -81,23 +86,24 @@ def lockout_auth(ctx: Ctx) -> None:
     ctx.expect_counters("counters before", **ctx.full_counters())
     block_with_app(ctx, "auth")
     login(ctx, "login with the correct PIN", SHOWN_LOCKED)
-    ctx.expect_counters("auth blocked, others untouched", auth="blocked", sign=5, juki=3,
-                        helper=3)
+    ctx.expect_counters("auth blocked, others untouched", auth="blocked", sign=5, juki=3, helper=3)
 
 
 @scenario("lockout-sign", "5 wrong signing passwords")
 def lockout_sign(ctx: Ctx) -> None:
     block_with_app(ctx, "sign")
     sign(ctx, "sign with the correct password", SHOWN_LOCKED)
-    ctx.expect_counters("sign blocked, others untouched", auth=3, sign="blocked", juki=3,
-                        helper=3)
+    ctx.expect_counters("sign blocked, others untouched", auth=3, sign="blocked", juki=3, helper=3)
 
 
 def _lockout_raw(ctx: Ctx, pin: str) -> None:
     block_raw(ctx, pin)
     session = JukiSession if pin == "juki" else TextSession
-    ctx.check("correct PIN on the blocked reference", "6984",
-              sw_of(lambda: session(ctx.transport).verify(ctx.pins[pin])))
+    ctx.check(
+        "correct PIN on the blocked reference",
+        "6984",
+        sw_of(lambda: session(ctx.transport).verify(ctx.pins[pin])),
+    )
     expected = ctx.full_counters()
     expected[pin] = "blocked"
     ctx.expect_counters(f"{pin} blocked, others untouched", **expected)
@@ -113,8 +119,11 @@ def lockout_juki(ctx: Ctx) -> None:
     _lockout_raw(ctx, "juki")
 
 
-@scenario("lockout-check-b", "identity app: 10 wrong check numbers B; PINs untouched",
-          profiles=(STANDARD, FACE_AUTH))
+@scenario(
+    "lockout-check-b",
+    "identity app: 10 wrong check numbers B; PINs untouched",
+    profiles=(STANDARD, FACE_AUTH),
+)
 def lockout_check_b(ctx: Ctx) -> None:
     """Identity-verification apps read the text AP with check number B (typed from the card
     face), not the 4-digit PIN. Mistyping it blocks that reference only: the four PINs and the
@@ -129,17 +138,33 @@ def lockout_check_b(ctx: Ctx) -> None:
         note(ctx.transport, "tester", "entered", pin="text-b")
         want = SHOWN_CHECK_LOCKED if n == 0 else wrong_check_number(n)
         ctx.check(f"text-b: wrong entry {10 - n}", want, app.check(WRONG["text-b"]).shown)
-    ctx.check("correct check number B on the blocked reference", SHOWN_CHECK_LOCKED,
-              app.check(ctx.pins["text-b"]).shown)
-    ctx.expect_counters("text-b blocked; PINs and the other check numbers untouched",
-                        **ctx.full_counters(), **{**checks, "text-b": "blocked"})
-    ctx.check("surface AP: its own check number B still opens the card face", "9000",
-              sw_of(lambda: SurfaceSession(ctx.transport).verify_check_number(
-                  "B", ctx.pins["surface-b"])))
-    ctx.check("counter: unblock check number B (issuer authentication)", "9000",
-              sw_of(lambda: reset_pin(ctx.transport, "text-b", None)))
-    ctx.check("correct check number B after the unblock", SHOWN_IDENTITY_OK,
-              app.check(ctx.pins["text-b"]).shown)
+    ctx.check(
+        "correct check number B on the blocked reference",
+        SHOWN_CHECK_LOCKED,
+        app.check(ctx.pins["text-b"]).shown,
+    )
+    ctx.expect_counters(
+        "text-b blocked; PINs and the other check numbers untouched",
+        **ctx.full_counters(),
+        **{**checks, "text-b": "blocked"},
+    )
+    ctx.check(
+        "surface AP: its own check number B still opens the card face",
+        "9000",
+        sw_of(
+            lambda: SurfaceSession(ctx.transport).verify_check_number("B", ctx.pins["surface-b"])
+        ),
+    )
+    ctx.check(
+        "counter: unblock check number B (issuer authentication)",
+        "9000",
+        sw_of(lambda: reset_pin(ctx.transport, "text-b", None)),
+    )
+    ctx.check(
+        "correct check number B after the unblock",
+        SHOWN_IDENTITY_OK,
+        app.check(ctx.pins["text-b"]).shown,
+    )
     ctx.expect_counters("counters after", **ctx.full_counters(), **checks)
 
 
@@ -149,8 +174,11 @@ def lockout_check_b(ctx: Ctx) -> None:
 def _start(ctx: Ctx, backend: JlisBackend, pin: str) -> Ticket | None:
     started = ResetApp(ctx.transport, backend).start(pin)
     ok = isinstance(started, Ticket)
-    ctx.check(f"app: start {pin} reset", "request started",
-              "request started" if ok else getattr(started, "message", started))
+    ctx.check(
+        f"app: start {pin} reset",
+        "request started",
+        "request started" if ok else getattr(started, "message", started),
+    )
     return started if isinstance(started, Ticket) else None
 
 
@@ -162,8 +190,9 @@ def _kiosk_reset(ctx: Ctx, pin: str, other: str) -> None:
     if ticket is None:
         return
     result = Kiosk(ctx.transport, backend).reset(ticket, ctx.pins[other], NEW[pin])
-    ctx.check(f"kiosk (+23h59m) with the {other} secret", f"re-set the {pin} secret",
-              result.message)
+    ctx.check(
+        f"kiosk (+23h59m) with the {other} secret", f"re-set the {pin} secret", result.message
+    )
     ctx.pins[pin] = NEW[pin]
     if pin == "auth":
         login(ctx, "login with the new auth PIN", SHOWN_OK)
@@ -215,20 +244,28 @@ def kiosk_both_blocked(ctx: Ctx) -> None:
     sign(ctx, "sign with the new password", SHOWN_SIGNED)
 
 
-@scenario("kiosk-ineligible", "Juki or text-AP PIN at the kiosk: refused, counter",
-          profiles=(STANDARD, FACE_AUTH))
+@scenario(
+    "kiosk-ineligible",
+    "Juki or text-AP PIN at the kiosk: refused, counter",
+    profiles=(STANDARD, FACE_AUTH),
+)
 def kiosk_ineligible(ctx: Ctx) -> None:
     backend = JlisBackend(ctx.clock)
     block_raw(ctx, "juki")
     for pin in ("juki", "helper"):
         got = ResetApp(ctx.transport, backend).start(pin)
-        ctx.check(f"app: start {pin} reset", f"{GO_COUNTER} (only the JPKI secrets can be "
-                  "re-set here)", getattr(got, "message", "request started"))
-    req = CounterTerminal(ctx.transport, ctx.clock).request_reset({"juki": NEW["juki"]},
-                                                                  IdentityCheck())
+        ctx.check(
+            f"app: start {pin} reset",
+            f"{GO_COUNTER} (only the JPKI secrets can be re-set here)",
+            getattr(got, "message", "request started"),
+        )
+    req = CounterTerminal(ctx.transport, ctx.clock).request_reset(
+        {"juki": NEW["juki"]}, IdentityCheck()
+    )
     ctx.check("counter: re-set juki", Status.DONE, req.status)
-    ctx.check("juki: new PIN", "9000",
-              sw_of(lambda: JukiSession(ctx.transport).verify(NEW["juki"])))
+    ctx.check(
+        "juki: new PIN", "9000", sw_of(lambda: JukiSession(ctx.transport).verify(NEW["juki"]))
+    )
 
 
 # --- docs/scenarios.md rule 3: the municipal counter---------------------------------------------
@@ -241,15 +278,21 @@ def _pins_of(ctx: Ctx) -> list[str]:
 def _verify_new(ctx: Ctx, pin: str) -> str:
     t = ctx.transport
     if pin in ("auth", "sign"):
-        shown = (MynaportalLogin(t, rng=ctx.rng).login(NEW[pin]) if pin == "auth"
-                 else ETaxSigner(t, rng=ctx.rng).sign(NEW[pin], DOCUMENT)).shown
+        shown = (
+            MynaportalLogin(t, rng=ctx.rng).login(NEW[pin])
+            if pin == "auth"
+            else ETaxSigner(t, rng=ctx.rng).sign(NEW[pin], DOCUMENT)
+        ).shown
         return "9000" if shown in (SHOWN_OK, SHOWN_SIGNED) else shown
     session = JukiSession if pin == "juki" else TextSession
     return sw_of(lambda: session(t).verify(NEW[pin]))
 
 
-@scenario("counter-reset-all", "all PINs blocked; the counter re-sets each",
-          profiles=(STANDARD, FACE_AUTH))
+@scenario(
+    "counter-reset-all",
+    "all PINs blocked; the counter re-sets each",
+    profiles=(STANDARD, FACE_AUTH),
+)
 def counter_reset_all(ctx: Ctx) -> None:
     names = _pins_of(ctx)
     for pin in names:
@@ -264,8 +307,11 @@ def counter_reset_all(ctx: Ctx) -> None:
     ctx.expect_counters("all usable, full tries", **ctx.full_counters())
 
 
-@scenario("counter-representative", "legal representative: re-set only after a second visit",
-          profiles=(STANDARD, FACE_AUTH))
+@scenario(
+    "counter-representative",
+    "legal representative: re-set only after a second visit",
+    profiles=(STANDARD, FACE_AUTH),
+)
 def counter_representative(ctx: Ctx) -> None:
     block_raw(ctx, "juki")
     counter = CounterTerminal(ctx.transport, ctx.clock)

@@ -38,8 +38,13 @@ def causes(ctx: Ctx) -> str:
 # --- rule 4 -----------------------------------------------------------------------------
 
 
-@scenario("face-auth-card", "face-auth profile: login, signing, kiosk refused, no tries spent;"
-          " the counter makes it a PIN card", profiles=(FACE_AUTH,), needs_admin=True)
+@scenario(
+    "face-auth-card",
+    "face-auth profile: login, signing, kiosk refused, no tries spent;"
+    " the counter makes it a PIN card",
+    profiles=(FACE_AUTH,),
+    needs_admin=True,
+)
 def face_auth_card(ctx: Ctx) -> None:
     before = ctx.counters()
     login(ctx, "PIN login", SHOWN_NO_PIN_CARD, pin="1234")
@@ -48,8 +53,11 @@ def face_auth_card(ctx: Ctx) -> None:
     ctx.check("kiosk reset request", NOT_APPLICABLE, getattr(started, "message", "started"))
     ctx.check("no tries spent", before, ctx.counters())
     counter = CounterTerminal(ctx.transport, ctx.clock, ctx.admin.change_profile)
-    ctx.check("counter: switch to a PIN card", "switched to a PIN card",
-              counter.switch_to_pin_card(NEW["auth"], NEW["sign"], IdentityCheck()))
+    ctx.check(
+        "counter: switch to a PIN card",
+        "switched to a PIN card",
+        counter.switch_to_pin_card(NEW["auth"], NEW["sign"], IdentityCheck()),
+    )
     ctx.pins.update(auth=NEW["auth"], sign=NEW["sign"])
     ctx.profile = STANDARD
     login(ctx, "PIN login on the re-issued card", SHOWN_OK)
@@ -60,8 +68,12 @@ def face_auth_card(ctx: Ctx) -> None:
 # --- docs/scenarios.md rule 5: phantom lockouts---------------------------------------------
 
 
-@scenario("phantom-tearing", "correct auth PIN, field lost after the decrement, three times",
-          needs_admin=True, tears=True)
+@scenario(
+    "phantom-tearing",
+    "correct auth PIN, field lost after the decrement, three times",
+    needs_admin=True,
+    tears=True,
+)
 def phantom_tearing(ctx: Ctx) -> None:
     for n in (2, 1, 0):
         ctx.admin.tear_after_decrement(1)
@@ -76,33 +88,50 @@ def phantom_tearing(ctx: Ctx) -> None:
     login(ctx, "login with the new PIN", SHOWN_OK)
 
 
-@scenario("phantom-app-retry", "apps that case-fold, widen digits, add a newline, retry and "
-          "try other applications")
+@scenario(
+    "phantom-app-retry",
+    "apps that case-fold, widen digits, add a newline, retry and try other applications",
+)
 def phantom_app_retry(ctx: Ctx) -> None:
     t, password = ctx.transport, ctx.pins["sign"]
     for n, habit in ((4, lowercase), (3, full_width_digits), (2, trailing_newline)):
         app = ETaxSigner(t, Habits(transform=habit), ctx.rng)
-        ctx.check(f"signer that applies {habit.__name__}", wrong_pin(n),
-                  app.sign(password, DOCUMENT).shown)
+        ctx.check(
+            f"signer that applies {habit.__name__}",
+            wrong_pin(n),
+            app.sign(password, DOCUMENT).shown,
+        )
     sign(ctx, "well-behaved signer, same password", SHOWN_SIGNED)
     retrying = MynaportalLogin(t, Habits(auto_retries=1), ctx.rng)
-    ctx.check("one mistyped PIN, app retries it", wrong_pin(1),
-              retrying.login("1243").shown)
+    ctx.check("one mistyped PIN, app retries it", wrong_pin(1), retrying.login("1243").shown)
     login(ctx, "well-behaved login, correct PIN", SHOWN_OK)
-    ctx.check("card-info app given the text-AP PIN", "read the card information",
-              CardInfoApp(t, rng=ctx.rng).read(ctx.pins["helper"]).shown)
+    ctx.check(
+        "card-info app given the text-AP PIN",
+        "read the card information",
+        CardInfoApp(t, rng=ctx.rng).read(ctx.pins["helper"]).shown,
+    )
     ctx.expect_counters("counters after the apps", auth=2, sign=5, juki=2, helper=3)
-    ctx.check("explained", "app_transform sign, app_transform sign, app_transform sign, "
-              "user_wrong auth, auto_retry auth, other_application auth, "
-              "other_application juki", causes(ctx))
+    ctx.check(
+        "explained",
+        "app_transform sign, app_transform sign, app_transform sign, "
+        "user_wrong auth, auto_retry auth, other_application auth, "
+        "other_application juki",
+        causes(ctx),
+    )
     login(ctx, "remedy: correct auth PIN restores", SHOWN_OK)
-    ctx.check("remedy: correct Juki PIN restores", "9000",
-              sw_of(lambda: JukiSession(t).verify(ctx.pins["juki"])))
+    ctx.check(
+        "remedy: correct Juki PIN restores",
+        "9000",
+        sw_of(lambda: JukiSession(t).verify(ctx.pins["juki"])),
+    )
     ctx.expect_counters("counters restored", **ctx.full_counters())
 
 
-@scenario("phantom-status-quirk", "the card answers 9000 to an empty VERIFY after success; "
-          "an app that shows 'locked' is caught", needs_admin=True)
+@scenario(
+    "phantom-status-quirk",
+    "the card answers 9000 to an empty VERIFY after success; an app that shows 'locked' is caught",
+    needs_admin=True,
+)
 def phantom_status_quirk(ctx: Ctx) -> None:
     ctx.admin.set_quirks(status_9000_after_verify=True)
     naive = MynaportalLogin(ctx.transport, Habits(naive_status=True), ctx.rng)
@@ -115,15 +144,22 @@ def phantom_status_quirk(ctx: Ctx) -> None:
     ctx.check("explained", "status_misread auth", causes(ctx))
     found = explain(ctx.transport.records)
     ctx.check("no try was spent", 0, sum(found.decrements.values()))
-    ctx.check("cause", Cause.STATUS_MISREAD.value, found.findings[0].cause.value
-              if found.findings else "none")
+    ctx.check(
+        "cause",
+        Cause.STATUS_MISREAD.value,
+        found.findings[0].cause.value if found.findings else "none",
+    )
 
 
 # --- non-destructive ----------------------------------------------------------------------
 
 
-@scenario("card-info", "read-only: counters, token info, certificates and their chain",
-          profiles=(STANDARD, FACE_AUTH), destructive=False)
+@scenario(
+    "card-info",
+    "read-only: counters, token info, certificates and their chain",
+    profiles=(STANDARD, FACE_AUTH),
+    destructive=False,
+)
 def card_info(ctx: Ctx) -> None:
     ctx.expect_counters("counters (no try spent)", **ctx.full_counters())
     jpki = JpkiSession(ctx.transport)
@@ -135,12 +171,18 @@ def card_info(ctx: Ctx) -> None:
     assert isinstance(key, rsa.RSAPublicKey)
     assert cert.signature_hash_algorithm is not None
     try:
-        key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                   cert.signature_hash_algorithm)
+        key.verify(
+            cert.signature,
+            cert.tbs_certificate_bytes,
+            padding.PKCS1v15(),
+            cert.signature_hash_algorithm,
+        )
         chained = "yes"
     except InvalidSignature:
         chained = "no"
     ctx.check("auth certificate chains to its CA", "yes", chained)
-    ctx.check("signing certificate without the password",
-              "6982" if ctx.profile == STANDARD else "6A82",
-              sw_of(lambda: jpki.certificate("sign")))
+    ctx.check(
+        "signing certificate without the password",
+        "6982" if ctx.profile == STANDARD else "6A82",
+        sw_of(lambda: jpki.certificate("sign")),
+    )

@@ -50,8 +50,9 @@ class Unit:
 
 
 def all_units() -> list[Unit]:
-    return [Unit(s, p, u) for s in REGISTRY.values() for p, u in zip(s.profiles, s.units(),
-                                                                    strict=True)]
+    return [
+        Unit(s, p, u) for s in REGISTRY.values() for p, u in zip(s.profiles, s.units(), strict=True)
+    ]
 
 
 def select_units(names: Iterable[str]) -> list[Unit]:
@@ -134,13 +135,23 @@ def run_unit(
         transport.close()
         return ScenarioResult(unit.name, unit.profile, (), 0.0, skipped=why), None
     clock = FakeClock()
-    rec = RecordingTransport(transport, redact=redact, clock=clock,
-                             meta={"scenario": unit.name, "profile": unit.profile, **(meta or {})})
+    rec = RecordingTransport(
+        transport,
+        redact=redact,
+        clock=clock,
+        meta={"scenario": unit.name, "profile": unit.profile, **(meta or {})},
+    )
     # The check numbers are known for a card the harness issued (it has test controls), not
     # for a card in a reader: there they come with *pins* or the scenarios that need them skip.
     start_pins = dict(pins or default_pins(unit.profile, check_numbers=controls is not None))
-    ctx = Ctx(rec, unit.profile, dict(start_pins), controls,
-              clock, random.Random(zlib.crc32(unit.name.encode())))
+    ctx = Ctx(
+        rec,
+        unit.profile,
+        dict(start_pins),
+        controls,
+        clock,
+        random.Random(zlib.crc32(unit.name.encode())),
+    )
     error = skipped = None
     try:
         unit.scenario.func(ctx)
@@ -159,14 +170,24 @@ def run_unit(
     rec.close()
     if trace_dir is not None:
         rec.save(trace_dir / f"{unit.name}.jsonl")
-    result = ScenarioResult(unit.name, unit.profile, tuple(ctx.steps),
-                            time.perf_counter() - start, error, skipped, rec.apdus)
+    result = ScenarioResult(
+        unit.name,
+        unit.profile,
+        tuple(ctx.steps),
+        time.perf_counter() - start,
+        error,
+        skipped,
+        rec.apdus,
+    )
     return result, rec
 
 
-def run_units(units: Sequence[Unit], opener: Opener | None = None,
-              progress: Callable[[int, int, str], None] | None = None,
-              **kwargs: Any) -> list[ScenarioResult]:
+def run_units(
+    units: Sequence[Unit],
+    opener: Opener | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    **kwargs: Any,
+) -> list[ScenarioResult]:
     """Run *units* in order (the benchmark and the plugin use this; the CLI prints as it goes)."""
     results = []
     for n, unit in enumerate(units):

@@ -24,6 +24,7 @@ def session_for(pin: str, transport: Transport) -> Session:
     """A session on the application that holds *pin*'s home reference (selects it)."""
     return SESSIONS[HOME[Pin(pin)].app](transport)
 
+
 __all__ = [
     "BasicFour",
     "CommonSession",

@@ -102,8 +102,9 @@ class Session:
 
     def select(self) -> None:
         """SELECT this application by DF name; clears its verified PINs on the card."""
-        self.call(CommandApdu(0x00, INS_SELECT, P1_SELECT_AID, P2_NO_FCI, self.AID),
-                  f"SELECT {self.NAME}")
+        self.call(
+            CommandApdu(0x00, INS_SELECT, P1_SELECT_AID, P2_NO_FCI, self.AID), f"SELECT {self.NAME}"
+        )
 
     def select_ef(self, fid: int) -> None:
         self.call(
@@ -154,8 +155,10 @@ class Session:
             raise ApduError(SW.OK, b"", f"EF {fid:04X} does not start with 30 82")
         n = int.from_bytes(head[2:4], "big")
         if 4 + n > MAX_EF_SIZE:
-            raise ProtocolError(f"READ BINARY EF {fid:04X}",
-                                f"the object declares {n} bytes, more than an EF can hold")
+            raise ProtocolError(
+                f"READ BINARY EF {fid:04X}",
+                f"the object declares {n} bytes, more than an EF can hold",
+            )
         return head + self._read_more(fid, 4, n)
 
     def _read_more(self, fid: int, offset: int, n: int) -> bytes:
@@ -185,14 +188,17 @@ class Session:
     def _verify(self, fid: int, pin: str | bytes, what: str) -> None:
         """VERIFY with data against EF *fid*; raises WrongPinError / PinBlockedError."""
         self.select_ef(fid)
-        self.call(CommandApdu(0x00, INS_VERIFY, 0x00, P2_CURRENT_EF, to_bytes(pin)),
-                  f"VERIFY {what}")
+        self.call(
+            CommandApdu(0x00, INS_VERIFY, 0x00, P2_CURRENT_EF, to_bytes(pin)), f"VERIFY {what}"
+        )
 
     def _change(self, fid: int, new: str | bytes, what: str) -> None:
         """CHANGE REFERENCE DATA ``00 24 01 80`` (the old value must be verified first)."""
         self.select_ef(fid)
-        self.call(CommandApdu(0x00, INS_CHANGE_REFERENCE_DATA, 0x01, P2_CURRENT_EF,
-                              to_bytes(new)), f"CHANGE {what}")
+        self.call(
+            CommandApdu(0x00, INS_CHANGE_REFERENCE_DATA, 0x01, P2_CURRENT_EF, to_bytes(new)),
+            f"CHANGE {what}",
+        )
 
 
 __all__ = ["PinBlockedError", "PinStatus", "Session", "status_from_sw", "to_bytes"]

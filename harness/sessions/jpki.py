@@ -21,10 +21,7 @@ P1_AS_GIVEN = 0x00
 SIGNATURE_LE = 0x100
 
 
-
-_PINS: dict[str, tuple[int, int]] = {
-    pin: (HOME[pin].ef, SPECS[pin].max_tries) for pin in JPKI_PINS
-}
+_PINS: dict[str, tuple[int, int]] = {pin: (HOME[pin].ef, SPECS[pin].max_tries) for pin in JPKI_PINS}
 _KEYS = {"auth": JPKI.EF_AUTH_KEY, "sign": JPKI.EF_SIGN_KEY}
 
 
@@ -79,8 +76,12 @@ class JpkiSession(Session):
 
     def certificate(self, which: str) -> x509.Certificate:
         """``auth``, ``sign`` (needs the signing password), ``auth-ca`` or ``sign-ca``."""
-        fid = {"auth": JPKI.EF_AUTH_CERT, "sign": JPKI.EF_SIGN_CERT,
-               "auth-ca": JPKI.EF_AUTH_CA_CERT, "sign-ca": JPKI.EF_SIGN_CA_CERT}[which]
+        fid = {
+            "auth": JPKI.EF_AUTH_CERT,
+            "sign": JPKI.EF_SIGN_CERT,
+            "auth-ca": JPKI.EF_AUTH_CA_CERT,
+            "sign-ca": JPKI.EF_SIGN_CA_CERT,
+        }[which]
         return x509.load_der_x509_certificate(self.read_der(fid))
 
     def token_info(self) -> TokenInfo:
@@ -93,8 +94,9 @@ class JpkiSession(Session):
         """COMPUTE DIGITAL SIGNATURE with the ``auth`` or ``sign`` key (PIN verified first)."""
         self.select_ef(_KEYS[key])
         return self.call(
-            CommandApdu(CLA_PROPRIETARY, JPKI.INS_COMPUTE_DIGITAL_SIGNATURE, mode, 0x80, data,
-                        SIGNATURE_LE),
+            CommandApdu(
+                CLA_PROPRIETARY, JPKI.INS_COMPUTE_DIGITAL_SIGNATURE, mode, 0x80, data, SIGNATURE_LE
+            ),
             f"SIGN with {key} key",
         )
 

@@ -65,13 +65,16 @@ class CommonSession(JukiSession):
     def read_record(self, fid: int, record: int) -> bytes:
         """READ RECORD ``00 B2 rec 04 00`` of EF *fid* (selected first)."""
         self.select_ef(fid)
-        return self.call(CommandApdu(0x00, INS_READ_RECORD, record, P2_RECORD, b"", 256),
-                         f"READ RECORD EF {fid:04X} #{record}")
+        return self.call(
+            CommandApdu(0x00, INS_READ_RECORD, record, P2_RECORD, b"", 256),
+            f"READ RECORD EF {fid:04X} #{record}",
+        )
 
     def card_info(self) -> CardInfo:
         raw = self.read_record(JUKI.EF_CARD_INFO, 1)
-        if len(raw) != 2 + CARD_INFO_DIGITS or raw[:2] != bytes((JUKI.TAG_CARD_INFO,
-                                                                  CARD_INFO_DIGITS)):
+        if len(raw) != 2 + CARD_INFO_DIGITS or raw[:2] != bytes(
+            (JUKI.TAG_CARD_INFO, CARD_INFO_DIGITS)
+        ):
             raise ProtocolError("READ RECORD card info", "not 01 1C + 28 digits")
         text = raw[2:].decode("ascii")
         return CardInfo(text[:15], text[15:20], text[20:])
@@ -79,5 +82,7 @@ class CommonSession(JukiSession):
     def internal_authenticate(self, challenge: bytes) -> bytes:
         """``00 88 00 99 Lc challenge 00``: the EF 0019 key's signature, no credential [card]."""
         p2 = 0x80 | JUKI.EF_INTERNAL_AUTH_KEY
-        return self.call(CommandApdu(0x00, INS_INTERNAL_AUTHENTICATE, 0x00, p2, challenge, 256),
-                         "INTERNAL AUTHENTICATE")
+        return self.call(
+            CommandApdu(0x00, INS_INTERNAL_AUTHENTICATE, 0x00, p2, challenge, 256),
+            "INTERNAL AUTHENTICATE",
+        )

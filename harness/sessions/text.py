@@ -47,8 +47,12 @@ class Integrity:
 
     @property
     def ok(self) -> bool:
-        return (self.my_number_ok is not False and self.attributes_ok and self.signature_ok
-                and self.key_id_ok)
+        return (
+            self.my_number_ok is not False
+            and self.attributes_ok
+            and self.signature_ok
+            and self.key_id_ok
+        )
 
 
 def first_tlv(raw: bytes) -> Tlv:
@@ -114,15 +118,20 @@ class TextSession(Session):
         by_tag = {t.tag: t.value for t in items}
         _, subject_id, key = cvc_public_key(self.certificate())
         info = self.ap_info()
-        start = int.from_bytes(four[four.index(b"\xdf\x21\x08") + 3:][:2], "big")
+        start = int.from_bytes(four[four.index(b"\xdf\x21\x08") + 3 :][:2], "big")
         try:
-            key.verify(by_tag[TEXT.TAG_SIGNATURE_VALUE], record.value[:SIGNED_SIZE],
-                       padding.PKCS1v15(), hashes.SHA256())
+            key.verify(
+                by_tag[TEXT.TAG_SIGNATURE_VALUE],
+                record.value[:SIGNED_SIZE],
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
             signature_ok = True
         except InvalidSignature:
             signature_ok = False
         return Integrity(
-            my_number_ok=None if number is None
+            my_number_ok=None
+            if number is None
             else by_tag[TEXT.TAG_DIGEST_MY_NUMBER] == hashlib.sha256(number).digest(),
             attributes_ok=by_tag[TEXT.TAG_DIGEST_ATTRIBUTES]
             == hashlib.sha256(four[start:]).digest(),

@@ -24,11 +24,17 @@ PIN_EFS: dict[tuple[str, int], str] = {
 }
 
 _ISO_NAMES = {
-    0xA4: "SELECT", 0x20: "VERIFY", 0x24: "CHANGE REFERENCE DATA", 0xB0: "READ BINARY",
-    0xCA: "GET DATA", 0x84: "GET CHALLENGE", 0x82: "EXTERNAL AUTHENTICATE",
+    0xA4: "SELECT",
+    0x20: "VERIFY",
+    0x24: "CHANGE REFERENCE DATA",
+    0xB0: "READ BINARY",
+    0xCA: "GET DATA",
+    0x84: "GET CHALLENGE",
+    0x82: "EXTERNAL AUTHENTICATE",
     0x2C: "RESET RETRY COUNTER",
 }
 _PROPRIETARY_NAMES = {0x2A: "COMPUTE DIGITAL SIGNATURE", 0x32: "CHANGE KEY"}
+
 
 class CommandKind(StrEnum):
     """What a command does, for the forensics: decided from its header and whether it carries

@@ -30,10 +30,16 @@ from harness.trace.decode import CommandKind
 from harness.trace.records import Cmd, Control, Lost, Note, Reset, Rsp, TraceRecord
 
 PIN_LABELS = {
-    "auth": "JPKI auth PIN", "sign": "JPKI signing password", "juki": "Juki PIN",
-    "helper": "text-AP PIN", "text-0012": "text-AP EF 0012", "common": "common-AP PIN",
-    "text-a": "text-AP check number A", "text-b": "text-AP check number B",
-    "surface-a": "surface-AP check number A", "surface-b": "surface-AP check number B",
+    "auth": "JPKI auth PIN",
+    "sign": "JPKI signing password",
+    "juki": "Juki PIN",
+    "helper": "text-AP PIN",
+    "text-0012": "text-AP EF 0012",
+    "common": "common-AP PIN",
+    "text-a": "text-AP check number A",
+    "text-b": "text-AP check number B",
+    "surface-a": "surface-AP check number A",
+    "surface-b": "surface-AP check number B",
 }
 
 
@@ -135,7 +141,8 @@ def explain(records: Sequence[TraceRecord]) -> Explanation:
     interaction = 0
     for rec in records:
         if isinstance(rec, Reset | Control) or (
-                isinstance(rec, Note) and rec.event in INTERACTIONS):
+            isinstance(rec, Note) and rec.event in INTERACTIONS
+        ):
             interaction += 1
         if isinstance(rec, Control) and rec.action in NEW_VALUE_CONTROLS:
             # Re-set (one PIN) or a new card (every PIN): the values accepted so far are old.
@@ -166,8 +173,10 @@ def explain(records: Sequence[TraceRecord]) -> Explanation:
                     if a.pin == pin:
                         break
                 if sw == 0x9000:
-                    warnings.append(f"#{i}: {PIN_LABELS.get(pin, pin)} status answered 9000 "
-                                    "(verified in this session): not a tries count")
+                    warnings.append(
+                        f"#{i}: {PIN_LABELS.get(pin, pin)} status answered 9000 "
+                        "(verified in this session): not a tries count"
+                    )
             continue
         fp = rec.fp
         if what is CommandKind.VERIFY:
@@ -204,9 +213,17 @@ def _misread(note: Note, status_sw: dict[str, tuple[int, int, str]]) -> Finding 
     if real == shown or (real is None and sw == 0x9000 and shown == max_tries(pin)):
         return None
     told = f"{real} tries left" if real is not None else f"{sw:04X}, which is not a tries count"
-    return Finding(i, app, pin, f"{sw:04X}", real, Cause.STATUS_MISREAD,
-                   f"the card answered {told}; the app showed {shown} tries"
-                   f"{' (locked)' if shown == 0 else ''}", decrement=False)
+    return Finding(
+        i,
+        app,
+        pin,
+        f"{sw:04X}",
+        real,
+        Cause.STATUS_MISREAD,
+        f"the card answered {told}; the app showed {shown} tries"
+        f"{' (locked)' if shown == 0 else ''}",
+        decrement=False,
+    )
 
 
 def _classify(
@@ -240,8 +257,13 @@ def _cause(
         if a.confirmed is not None:
             seen = f" (status at #{a.confirmed[0]}: {a.confirmed[1]} left)"
         return Cause.TEARING, f"no answer{was}: the counter was spent, never restored{seen}"
-    repeat = (prev is not None and prev.fp == a.fp and prev.epoch == a.epoch
-              and prev.sw is not None and tries_left(prev.sw) is not None)
+    repeat = (
+        prev is not None
+        and prev.fp == a.fp
+        and prev.epoch == a.epoch
+        and prev.sw is not None
+        and tries_left(prev.sw) is not None
+    )
     if repeat and prev is not None and prev.interaction == a.interaction:
         return Cause.AUTO_RETRY, f"identical value re-sent after #{prev.index} failed"
     for kind in ("case", "width", "space", "norm"):
@@ -250,12 +272,16 @@ def _cause(
             return Cause.APP_TRANSFORM, f"{_TRANSFORM_DETAIL[kind]} (accepted at #{correct[v]})"
     for (pin, _), fps in accepted.items():
         if pin != a.pin and a.fp in fps:
-            return (Cause.OTHER_APPLICATION,
-                    f"this is the {PIN_LABELS.get(pin, pin)}'s value (accepted at #{fps[a.fp]})")
+            return (
+                Cause.OTHER_APPLICATION,
+                f"this is the {PIN_LABELS.get(pin, pin)}'s value (accepted at #{fps[a.fp]})",
+            )
     for b in attempts:
         if b.pin != a.pin and b.fp == a.fp and b.index < a.index:
-            return (Cause.OTHER_APPLICATION,
-                    f"the value just tried on the {PIN_LABELS.get(b.pin, b.pin)} (#{b.index})")
+            return (
+                Cause.OTHER_APPLICATION,
+                f"the value just tried on the {PIN_LABELS.get(b.pin, b.pin)} (#{b.index})",
+            )
     if repeat and prev is not None:
         return Cause.USER_WRONG, f"the same wrong value as #{prev.index}, entered again"
     if correct:
@@ -271,15 +297,20 @@ def format_explanation(expl: Explanation) -> str:
     for f in expl.findings:
         left = "" if f.tries_left is None else f", {f.tries_left} left"
         spent = "decrement" if f.decrement else "no decrement"
-        lines.append(f"#{f.index:<4} {f.app}/{f.pin} ({PIN_LABELS.get(f.pin, f.pin)}) "
-                     f"{f.sw}{left} [{spent}]")
+        lines.append(
+            f"#{f.index:<4} {f.app}/{f.pin} ({PIN_LABELS.get(f.pin, f.pin)}) {f.sw}{left} [{spent}]"
+        )
         lines.append(f"       cause:  {f.cause.value}: {f.detail}")
         lines.append(f"       remedy: {f.remedy}")
         if f.tries_left == 0:
-            lines.append("       now blocked: re-set at the municipal counter (JPKI secrets: "
-                         "also smartphone app + kiosk)")
+            lines.append(
+                "       now blocked: re-set at the municipal counter (JPKI secrets: "
+                "also smartphone app + kiosk)"
+            )
     lines += [f"note: {w}" for w in expl.warnings]
     total = ", ".join(f"{PIN_LABELS.get(p, p)} {n}" for p, n in sorted(expl.decrements.items()))
-    lines.append(f"{sum(expl.decrements.values())} decrement(s) in {expl.apdus} APDUs"
-                 + (f": {total}" if total else ""))
+    lines.append(
+        f"{sum(expl.decrements.values())} decrement(s) in {expl.apdus} APDUs"
+        + (f": {total}" if total else "")
+    )
     return "\n".join(lines)

@@ -25,8 +25,12 @@ from harness.trace.recorder import dumps
 from harness.trace.records import Cmd, Lost, Rsp, TraceRecord
 
 GOLDEN_DIR = Path(__file__).resolve().parents[2] / "traces" / "golden"
-_KEY_DEPENDENT_EFS = {("jpki", JPKI.EF_SIGN_CERT), ("jpki", JPKI.EF_SIGN_CA_CERT),
-                      ("jpki", JPKI.EF_AUTH_CERT), ("jpki", JPKI.EF_AUTH_CA_CERT)}
+_KEY_DEPENDENT_EFS = {
+    ("jpki", JPKI.EF_SIGN_CERT),
+    ("jpki", JPKI.EF_SIGN_CA_CERT),
+    ("jpki", JPKI.EF_AUTH_CERT),
+    ("jpki", JPKI.EF_AUTH_CA_CERT),
+}
 #: ISO INS codes (an ISO class) whose data is card-random or key-dependent.
 _INS_EXTERNAL_AUTHENTICATE = 0x82
 _INS_GET_CHALLENGE = 0x84
@@ -77,8 +81,9 @@ def normalise(records: Sequence[TraceRecord]) -> list[TraceRecord]:
             if _iso(r, _INS_EXTERNAL_AUTHENTICATE):
                 r = dataclasses.replace(r, hex=r.hex[:10] + "<cryptogram>")
         elif isinstance(r, Rsp):
-            r = dataclasses.replace(r, latency_ms=None,
-                                    hex=_masked_answer(commands.get(r.i), r.hex))
+            r = dataclasses.replace(
+                r, latency_ms=None, hex=_masked_answer(commands.get(r.i), r.hex)
+            )
         elif isinstance(r, Lost):
             r = dataclasses.replace(r, latency_ms=None)
         out.append(r)
@@ -89,9 +94,7 @@ def golden_path(unit: str, directory: Path = GOLDEN_DIR) -> Path:
     return directory / f"{unit}.jsonl"
 
 
-def compare(
-    unit: str, records: Sequence[TraceRecord], directory: Path = GOLDEN_DIR
-) -> str | None:
+def compare(unit: str, records: Sequence[TraceRecord], directory: Path = GOLDEN_DIR) -> str | None:
     """``None`` when *records* match the golden file of *unit*, else a unified diff."""
     path = golden_path(unit, directory)
     got = dumps(normalise(records))
@@ -100,8 +103,9 @@ def compare(
     want = path.read_text(encoding="utf-8")
     if got == want:
         return None
-    diff = difflib.unified_diff(want.splitlines(), got.splitlines(), str(path), "this run",
-                                lineterm="", n=1)
+    diff = difflib.unified_diff(
+        want.splitlines(), got.splitlines(), str(path), "this run", lineterm="", n=1
+    )
     return "\n".join(list(diff)[:40])
 
 

@@ -54,8 +54,15 @@ class TraceLog:
     :mod:`harness.trace.fingerprint`).
     """
 
-    def __init__(self, transport: str, atr: bytes, *, redact: bool = True,
-                 clock: Clock | None = None, meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        transport: str,
+        atr: bytes,
+        *,
+        redact: bool = True,
+        clock: Clock | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.redact = redact
         self.clock = clock
         self.records: list[TraceRecord] = []
@@ -65,10 +72,20 @@ class TraceLog:
         self._tracker = Tracker()
         self._t0 = time.perf_counter()
         fields = dict(meta or {})
-        self._append(Meta(
-            format=TRACE_FORMAT, version=TRACE_VERSION, transport=transport, atr=atr,
-            redacted=redact, fingerprint=DESCRIPTION, scenario=fields.pop("scenario", None),
-            profile=fields.pop("profile", None), extra=fields, **self._stamp()))
+        self._append(
+            Meta(
+                format=TRACE_FORMAT,
+                version=TRACE_VERSION,
+                transport=transport,
+                atr=atr,
+                redacted=redact,
+                fingerprint=DESCRIPTION,
+                scenario=fields.pop("scenario", None),
+                profile=fields.pop("profile", None),
+                extra=fields,
+                **self._stamp(),
+            )
+        )
 
     def command(self, apdu: bytes) -> Cmd:
         """Record a command about to be sent; its record (``i`` is its index)."""
@@ -81,19 +98,34 @@ class TraceLog:
         if cmd is not None and is_secret(cmd):
             fp = self._fingerprints.fp(cmd.data)
             fpv = self._fingerprints.variants(cmd.data) or None
-        return self._append(Cmd(
-            i=i, name=command_name(apdu),
-            hex=redact_command(apdu) if self.redact else apdu.hex().upper(),
-            app=target.app or None, ef=target.ef, pin=target.pin or None, fp=fp, fpv=fpv,
-            **self._stamp()))
+        return self._append(
+            Cmd(
+                i=i,
+                name=command_name(apdu),
+                hex=redact_command(apdu) if self.redact else apdu.hex().upper(),
+                app=target.app or None,
+                ef=target.ef,
+                pin=target.pin or None,
+                fp=fp,
+                fpv=fpv,
+                **self._stamp(),
+            )
+        )
 
     def answer(self, i: int, apdu: bytes, rsp: bytes, seconds: float) -> Rsp:
         """Record the answer *rsp* to command *i* (*apdu*), *seconds* after it was sent."""
         sw = rsp[-2] << 8 | rsp[-1] if len(rsp) >= 2 else 0
         self._tracker.update(apdu, sw)
-        return self._append(Rsp(i=i, hex=rsp.hex().upper(), sw=sw,
-                                sw_name=sw_name(sw).partition(" ")[2], latency_ms=_ms(seconds),
-                                **self._stamp()))
+        return self._append(
+            Rsp(
+                i=i,
+                hex=rsp.hex().upper(),
+                sw=sw,
+                sw_name=sw_name(sw).partition(" ")[2],
+                latency_ms=_ms(seconds),
+                **self._stamp(),
+            )
+        )
 
     def lost(self, i: int, apdu: bytes, error: str, seconds: float) -> Lost:
         """Record that command *i* (*apdu*) got no answer: the card lost power / went away."""
@@ -109,11 +141,13 @@ class TraceLog:
         """Record what an actor did or showed (never pass a PIN value here)."""
         return self._append(Note(actor=actor, event=event, fields=fields, **self._stamp()))
 
-    def control(self, actor: str, action: str, *, pin: str | None = None,
-                tries: int | None = None) -> Control:
+    def control(
+        self, actor: str, action: str, *, pin: str | None = None, tries: int | None = None
+    ) -> Control:
         """Record a test control acting on the card (*pin* is a PIN's name, never a value)."""
-        return self._append(Control(actor=actor, action=action, pin=pin, tries=tries,
-                                    **self._stamp()))
+        return self._append(
+            Control(actor=actor, action=action, pin=pin, tries=tries, **self._stamp())
+        )
 
     def trim(self, keep: int) -> None:
         """Drop the oldest records but the meta record, keeping the last *keep* (``seq``
@@ -128,10 +162,12 @@ class TraceLog:
 
     def _stamp(self) -> dict[str, Any]:
         """``seq``, ``time``, ``t`` and ``clock`` of the record about to be appended."""
-        return {"seq": self._seq,
-                "time": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-                "t": round(time.perf_counter() - self._t0, 6),
-                "clock": None if self.clock is None else self.clock.now().isoformat()}
+        return {
+            "seq": self._seq,
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+            "t": round(time.perf_counter() - self._t0, 6),
+            "clock": None if self.clock is None else self.clock.now().isoformat(),
+        }
 
 
 class RecordingTransport(Transport):

@@ -85,8 +85,8 @@ class Meta(_Stamped):
 
     TYPE: ClassVar[str] = "meta"
     _FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"format", "version", "transport", "atr", "redacted", "fingerprint", "scenario",
-         "profile"})
+        {"format", "version", "transport", "atr", "redacted", "fingerprint", "scenario", "profile"}
+    )
 
     format: str
     version: int
@@ -100,16 +100,33 @@ class Meta(_Stamped):
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Meta:
-        return cls(format=obj["format"], version=obj["version"], transport=obj.get("transport"),
-                   atr=_bytes(obj.get("atr")), redacted=obj.get("redacted"),
-                   fingerprint=obj.get("fingerprint"), scenario=obj.get("scenario"),
-                   profile=obj.get("profile"), extra=_extra(obj, cls._FIELDS), **_stamps(obj))
+        return cls(
+            format=obj["format"],
+            version=obj["version"],
+            transport=obj.get("transport"),
+            atr=_bytes(obj.get("atr")),
+            redacted=obj.get("redacted"),
+            fingerprint=obj.get("fingerprint"),
+            scenario=obj.get("scenario"),
+            profile=obj.get("profile"),
+            extra=_extra(obj, cls._FIELDS),
+            **_stamps(obj),
+        )
 
     def to_json(self) -> JsonObject:
-        return self._json({"format": self.format, "version": self.version,
-                           "transport": self.transport, "atr": _hex(self.atr),
-                           "redacted": self.redacted, "fingerprint": self.fingerprint,
-                           "scenario": self.scenario, "profile": self.profile}, self.extra)
+        return self._json(
+            {
+                "format": self.format,
+                "version": self.version,
+                "transport": self.transport,
+                "atr": _hex(self.atr),
+                "redacted": self.redacted,
+                "fingerprint": self.fingerprint,
+                "scenario": self.scenario,
+                "profile": self.profile,
+            },
+            self.extra,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,7 +138,8 @@ class Cmd(_Stamped):
 
     TYPE: ClassVar[str] = "cmd"
     _FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"i", "name", "hex", "app", "ef", "pin", "fp", "fpv"})
+        {"i", "name", "hex", "app", "ef", "pin", "fp", "fpv"}
+    )
 
     i: int  # APDU index in the trace
     hex: str
@@ -156,16 +174,33 @@ class Cmd(_Stamped):
     def from_json(cls, obj: Mapping[str, Any]) -> Cmd:
         ef = obj.get("ef")
         fpv = obj.get("fpv")
-        return cls(i=obj["i"], hex=obj["hex"], name=obj.get("name"), app=obj.get("app"),
-                   ef=None if ef is None else int(ef, 16), pin=obj.get("pin"),
-                   fp=obj.get("fp"), fpv=None if fpv is None else dict(fpv),
-                   extra=_extra(obj, cls._FIELDS), **_stamps(obj))
+        return cls(
+            i=obj["i"],
+            hex=obj["hex"],
+            name=obj.get("name"),
+            app=obj.get("app"),
+            ef=None if ef is None else int(ef, 16),
+            pin=obj.get("pin"),
+            fp=obj.get("fp"),
+            fpv=None if fpv is None else dict(fpv),
+            extra=_extra(obj, cls._FIELDS),
+            **_stamps(obj),
+        )
 
     def to_json(self) -> JsonObject:
-        return self._json({"i": self.i, "name": self.name, "hex": self.hex, "app": self.app,
-                           "ef": None if self.ef is None else f"{self.ef:04X}",
-                           "pin": self.pin, "fp": self.fp,
-                           "fpv": None if self.fpv is None else dict(self.fpv)}, self.extra)
+        return self._json(
+            {
+                "i": self.i,
+                "name": self.name,
+                "hex": self.hex,
+                "app": self.app,
+                "ef": None if self.ef is None else f"{self.ef:04X}",
+                "pin": self.pin,
+                "fp": self.fp,
+                "fpv": None if self.fpv is None else dict(self.fpv),
+            },
+            self.extra,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,13 +219,27 @@ class Rsp(_Stamped):
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Rsp:
-        return cls(i=obj["i"], hex=obj["hex"], sw=int(obj["sw"], 16),
-                   sw_name=obj.get("sw_name"), latency_ms=obj.get("latency_ms"),
-                   extra=_extra(obj, cls._FIELDS), **_stamps(obj))
+        return cls(
+            i=obj["i"],
+            hex=obj["hex"],
+            sw=int(obj["sw"], 16),
+            sw_name=obj.get("sw_name"),
+            latency_ms=obj.get("latency_ms"),
+            extra=_extra(obj, cls._FIELDS),
+            **_stamps(obj),
+        )
 
     def to_json(self) -> JsonObject:
-        return self._json({"i": self.i, "hex": self.hex, "sw": f"{self.sw:04X}",
-                           "sw_name": self.sw_name, "latency_ms": self.latency_ms}, self.extra)
+        return self._json(
+            {
+                "i": self.i,
+                "hex": self.hex,
+                "sw": f"{self.sw:04X}",
+                "sw_name": self.sw_name,
+                "latency_ms": self.latency_ms,
+            },
+            self.extra,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,12 +256,18 @@ class Lost(_Stamped):
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Lost:
-        return cls(i=obj["i"], error=obj.get("error"), latency_ms=obj.get("latency_ms"),
-                   extra=_extra(obj, cls._FIELDS), **_stamps(obj))
+        return cls(
+            i=obj["i"],
+            error=obj.get("error"),
+            latency_ms=obj.get("latency_ms"),
+            extra=_extra(obj, cls._FIELDS),
+            **_stamps(obj),
+        )
 
     def to_json(self) -> JsonObject:
-        return self._json({"i": self.i, "error": self.error, "latency_ms": self.latency_ms},
-                          self.extra)
+        return self._json(
+            {"i": self.i, "error": self.error, "latency_ms": self.latency_ms}, self.extra
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,8 +282,7 @@ class Reset(_Stamped):
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Reset:
-        return cls(atr=bytes.fromhex(obj["atr"]), extra=_extra(obj, cls._FIELDS),
-                   **_stamps(obj))
+        return cls(atr=bytes.fromhex(obj["atr"]), extra=_extra(obj, cls._FIELDS), **_stamps(obj))
 
     def to_json(self) -> JsonObject:
         return self._json({"atr": self.atr.hex().upper()}, self.extra)
@@ -263,8 +317,9 @@ class Note(_Stamped):
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Note:
-        return cls(actor=obj["actor"], event=obj["event"], fields=_extra(obj, cls._FIELDS),
-                   **_stamps(obj))
+        return cls(
+            actor=obj["actor"], event=obj["event"], fields=_extra(obj, cls._FIELDS), **_stamps(obj)
+        )
 
     def to_json(self) -> JsonObject:
         return self._json({"actor": self.actor, "event": self.event}, self.fields)
@@ -287,12 +342,20 @@ class Control(_Stamped):
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Control:
-        return cls(actor=obj["actor"], action=obj["action"], pin=obj.get("pin"),
-                   tries=obj.get("tries"), extra=_extra(obj, cls._FIELDS), **_stamps(obj))
+        return cls(
+            actor=obj["actor"],
+            action=obj["action"],
+            pin=obj.get("pin"),
+            tries=obj.get("tries"),
+            extra=_extra(obj, cls._FIELDS),
+            **_stamps(obj),
+        )
 
     def to_json(self) -> JsonObject:
-        return self._json({"actor": self.actor, "action": self.action, "pin": self.pin,
-                           "tries": self.tries}, self.extra)
+        return self._json(
+            {"actor": self.actor, "action": self.action, "pin": self.pin, "tries": self.tries},
+            self.extra,
+        )
 
 
 TraceRecord = Meta | Cmd | Rsp | Lost | Reset | Note | Control

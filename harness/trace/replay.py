@@ -30,8 +30,11 @@ class ReplayDivergence(TransportError):
         super().__init__(self.describe())
 
     def describe(self) -> str:
-        lines = [f"diverged at APDU #{self.index}:", f"  trace expected: {self.expected}",
-                 f"  run sent:       {self.got}"]
+        lines = [
+            f"diverged at APDU #{self.index}:",
+            f"  trace expected: {self.expected}",
+            f"  run sent:       {self.got}",
+        ]
         if self.previous:
             lines.append(f"  after:          {self.previous}")
         return "\n".join(lines)

@@ -116,13 +116,22 @@ _FPV: Check = (_strings, "must be an object of strings")
 _COMMON: dict[str, Check] = {"seq": _INT, "time": _STR, "t": _NUMBER, "clock": _STR}
 #: Per type: (required fields, optional fields).
 _FIELDS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
-    "meta": ({"format": _STR, "version": _INT},
-             {"atr": _HEXDATA, "redacted": _BOOL, "scenario": _TEXT, "transport": _TEXT,
-              "profile": _TEXT, "fingerprint": _TEXT}),
-    "cmd": ({"i": _INT, "hex": _APDU_HEX},
-            {"name": _TEXT, "app": _TEXT, "ef": _SW4, "pin": _TEXT, "fp": _TEXT, "fpv": _FPV}),
-    "rsp": ({"i": _INT, "hex": _APDU_HEX, "sw": _SW4},
-            {"sw_name": _TEXT, "latency_ms": _NUMBER}),
+    "meta": (
+        {"format": _STR, "version": _INT},
+        {
+            "atr": _HEXDATA,
+            "redacted": _BOOL,
+            "scenario": _TEXT,
+            "transport": _TEXT,
+            "profile": _TEXT,
+            "fingerprint": _TEXT,
+        },
+    ),
+    "cmd": (
+        {"i": _INT, "hex": _APDU_HEX},
+        {"name": _TEXT, "app": _TEXT, "ef": _SW4, "pin": _TEXT, "fp": _TEXT, "fpv": _FPV},
+    ),
+    "rsp": ({"i": _INT, "hex": _APDU_HEX, "sw": _SW4}, {"sw_name": _TEXT, "latency_ms": _NUMBER}),
     "lost": ({"i": _INT}, {"error": _TEXT, "latency_ms": _NUMBER}),
     "reset": ({"atr": _HEXDATA}, {}),
     "note": ({"actor": _TEXT, "event": _TEXT}, {"pin": _TEXT, "tries_shown": _INT}),
@@ -141,8 +150,11 @@ def check_record(rec: object, first: bool) -> str | None:
     if not isinstance(kind, str) or kind not in _FIELDS:
         return f"field 'type' must be one of {_TYPES}"
     if first != (kind == "meta"):
-        return ("not a myna-hil-trace file (no meta record first)" if first else
-                "a meta record may only be the first line")
+        return (
+            "not a myna-hil-trace file (no meta record first)"
+            if first
+            else "a meta record may only be the first line"
+        )
     required, optional = _FIELDS[kind]
     for name in required:
         if name not in rec:
@@ -162,8 +174,10 @@ def check_record(rec: object, first: bool) -> str | None:
         if rec["version"] > TRACE_VERSION:
             return f"trace version {rec['version']} is too new (this reader: {TRACE_VERSION})"
         if rec["version"] < _oldest_readable():
-            return (f"trace version {rec['version']} is too old "
-                    f"(this reader: {_oldest_readable()} to {TRACE_VERSION})")
+            return (
+                f"trace version {rec['version']} is too old "
+                f"(this reader: {_oldest_readable()} to {TRACE_VERSION})"
+            )
     return None
 
 
@@ -188,15 +202,15 @@ def parse_trace(path: Path) -> list[TraceRecord]:
         data = path.read_bytes()
     except OSError as exc:
         raise TraceFormatError(
-            f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+            f"cannot read {path}: {exc.strerror or type(exc).__name__}"
+        ) from None
     if not data.strip():
         raise TraceFormatError(f"{path}: empty file, not a {TRACE_FORMAT} file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise TraceFormatError(
-            f"{path} line {line}: not UTF-8 text (a binary file?)") from None
+        raise TraceFormatError(f"{path} line {line}: not UTF-8 text (a binary file?)") from None
     records: list[TraceRecord] = []
     version = TRACE_VERSION
     # split("\n"), not splitlines(): U+2028 & co. are legal inside a JSON string.
@@ -220,7 +234,8 @@ def parse_trace(path: Path) -> list[TraceRecord]:
         except (KeyError, TypeError, ValueError, AttributeError):  # a line too broken to migrate
             raise TraceFormatError(
                 f"{path} line {n}: cannot bring this version-{version} record up to version "
-                f"{TRACE_VERSION}") from None
+                f"{TRACE_VERSION}"
+            ) from None
         problem = check_record(rec, first=first)
         if problem:
             raise TraceFormatError(f"{path} line {n}: {problem}")

@@ -140,8 +140,11 @@ def test_no_import_cycles() -> None:
 def test_lower_layers_never_import_higher(lower: str, higher: str) -> None:
     graph = _graph()
     wrong = sorted(
-        f"{m} -> {t}" for m, targets in graph.items() if m.startswith(f"{lower}.") or m == lower
-        for t in targets if t.startswith(f"{higher}.") or t == higher
+        f"{m} -> {t}"
+        for m, targets in graph.items()
+        if m.startswith(f"{lower}.") or m == lower
+        for t in targets
+        if t.startswith(f"{higher}.") or t == higher
     )
     assert not wrong, wrong
 
@@ -193,10 +196,12 @@ def test_lazy_imports_are_for_the_optional_dependency_only(target: str) -> None:
             continue
         seen.add(name)
         path = files[name]
-        imported = _top_level_imports(ast.parse(path.read_text(encoding="utf-8")), name,
-                                      path.name == "__init__.py")
-        if any(m == OPTIONAL_DEPENDENCY or m.startswith(f"{OPTIONAL_DEPENDENCY}.")
-               for m in imported):
+        imported = _top_level_imports(
+            ast.parse(path.read_text(encoding="utf-8")), name, path.name == "__init__.py"
+        )
+        if any(
+            m == OPTIONAL_DEPENDENCY or m.startswith(f"{OPTIONAL_DEPENDENCY}.") for m in imported
+        ):
             return
         todo.extend(m for m in imported if m in files)
     pytest.fail(f"{target} does not import {OPTIONAL_DEPENDENCY}: import it at the top")
@@ -211,8 +216,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness", "harness.transport", "harness.clock", "harness.errors"),
     ("harness.sessions", "harness.trace", "harness.inprocess"),
     ("harness.actors",),
-    ("harness.cards", "harness.controls", "harness.hil", "harness.hil.pcsc",
-     "harness.hil.identity", "harness.hil.guard"),
+    (
+        "harness.cards",
+        "harness.controls",
+        "harness.hil",
+        "harness.hil.pcsc",
+        "harness.hil.identity",
+        "harness.hil.guard",
+    ),
     ("harness.scenarios",),
     ("harness.hil.session", "harness.hil.report", "harness.reliability"),
     ("harness.cli", "harness.pytest_plugin", "harness.panel"),
@@ -246,13 +257,24 @@ def test_no_layer_imports_a_higher_one() -> None:
     assert not wrong, wrong
 
 
-@pytest.mark.parametrize("lower", ["harness.sessions", "harness.trace", "harness.scenarios",
-                                   "harness.hil", "harness.reliability"])
+@pytest.mark.parametrize(
+    "lower",
+    [
+        "harness.sessions",
+        "harness.trace",
+        "harness.scenarios",
+        "harness.hil",
+        "harness.reliability",
+    ],
+)
 def test_the_cli_is_imported_by_no_library_module(lower: str) -> None:
     graph = _graph(functions=True)
     wrong = sorted(
-        f"{m} -> {t}" for m, targets in graph.items() if m == lower or m.startswith(f"{lower}.")
-        for t in targets if t == "harness.cli" or t.startswith("harness.cli.")
+        f"{m} -> {t}"
+        for m, targets in graph.items()
+        if m == lower or m.startswith(f"{lower}.")
+        for t in targets
+        if t == "harness.cli" or t.startswith("harness.cli.")
     )
     assert not wrong, wrong
 

@@ -200,7 +200,8 @@ def _refiller(card: Card) -> Callable[[], None]:
 
 @pytest.mark.benchmark(group="durable")
 @pytest.mark.parametrize(
-    "apdu, answer, writes", [(VERIFY_WRONG, b"\x63\xc2", 1), (VERIFY_RIGHT, b"\x90\x00", 2)],
+    "apdu, answer, writes",
+    [(VERIFY_WRONG, b"\x63\xc2", 1), (VERIFY_RIGHT, b"\x90\x00", 2)],
     ids=["wrong_verify", "correct_verify"],
 )
 def test_bench_durable_verify(
@@ -300,7 +301,5 @@ def test_bench_processes_on_one_card(
     benchmark.extra_info["verify_per_s"] = round(verifys / median)
     benchmark.extra_info["apdus"] = verifys
     # Per VERIFY, against the floor of the two durable writes it needs.
-    benchmark.extra_info["ratio_to_fsync_write"] = round(
-        median / verifys / fsync_write_median, 3
-    )
+    benchmark.extra_info["ratio_to_fsync_write"] = round(median / verifys / fsync_write_median, 3)
     assert Card.open(path).state.pins["auth"].tries_left == 3

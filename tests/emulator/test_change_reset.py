@@ -47,9 +47,15 @@ def test_change_on_the_current_ef(link: Link) -> None:
 
 @pytest.mark.parametrize(
     ("p2", "old", "new"),
-    [(0x98, "1234", "12a4"), (0x98, "1234", "123"), (0x98, "1234", "12345"),
-     (0x9B, "ABC123", "abc123"), (0x9B, "ABC123", "ABC12"), (0x9B, "ABC123", "A" * 17),
-     (0x9B, "ABC123", "ABC-123")],
+    [
+        (0x98, "1234", "12a4"),
+        (0x98, "1234", "123"),
+        (0x98, "1234", "12345"),
+        (0x9B, "ABC123", "abc123"),
+        (0x9B, "ABC123", "ABC12"),
+        (0x9B, "ABC123", "A" * 17),
+        (0x9B, "ABC123", "ABC-123"),
+    ],
 )
 def test_change_refuses_a_bad_format_with_6a80(link: Link, p2: int, old: str, new: str) -> None:
     """[model] the new value must satisfy the PIN's format; the old value stays."""
@@ -123,7 +129,7 @@ def test_unblock_keeping_the_value_p1_03(link: Link) -> None:
     _block(link, 0x9B, "WRONG9")
     assert link.sw(verify("ABC123", 0x9B)) == 0x6984
     _issuer_auth(link)
-    assert link.sw("002C039B01" "31") == 0x6700  # P1 03 carries no data
+    assert link.sw("002C039B0131") == 0x6700  # P1 03 carries no data
     assert link.sw("002C039B") == OK
     assert link.sw(verify(p2=0x9B)) == 0x63C5
     assert link.sw(verify("ABC123", 0x9B)) == OK
@@ -153,8 +159,12 @@ def test_challenges_differ(link: Link) -> None:
 
 @pytest.mark.parametrize(
     ("apdu", "sw"),
-    [("00840000", 0x6700), ("00840000000101", 0x6700), ("0084000001AA08", 0x6700),
-     ("0084010008", 0x6A86)],
+    [
+        ("00840000", 0x6700),
+        ("00840000000101", 0x6700),
+        ("0084000001AA08", 0x6700),
+        ("0084010008", 0x6A86),
+    ],
 )
 def test_get_challenge_errors(link: Link, apdu: str, sw: int) -> None:
     """No Le, extended Le past 256 [model], a data field; P1/P2 not 00."""

@@ -49,15 +49,26 @@ def test_init_defaults(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shown = _show(state, capsys)
     assert shown["profile"] == "standard" and shown["atr_form"] == "contact"
     tries = {p["pin"]: (p["tries_left"], p["max_tries"], p["blocked"]) for p in shown["pins"]}
-    assert tries == {"auth": (3, 3, False), "sign": (5, 5, False), "juki": (3, 3, False),
-                     "helper": (3, 3, False), "common": (3, 3, False),
-                     **{c: (10, 10, False) for c in ("text-a", "text-b", "surface-a",
-                                                     "surface-b")}}
+    assert tries == {
+        "auth": (3, 3, False),
+        "sign": (5, 5, False),
+        "juki": (3, 3, False),
+        "helper": (3, 3, False),
+        "common": (3, 3, False),
+        **{c: (10, 10, False) for c in ("text-a", "text-b", "surface-a", "surface-b")},
+    }
     # the documented default values verify
-    out = _apdu(state, capsys, SELECT_JPKI, "002000980431323334",
-                "0020009B06" + b"ABC123".hex(), "00A4040C0AD3921000310001010401",
-                "0020009C04" + b"3456".hex(), "00A4040C0AD3921000310001010408",
-                "0020009104" + b"2345".hex())
+    out = _apdu(
+        state,
+        capsys,
+        SELECT_JPKI,
+        "002000980431323334",
+        "0020009B06" + b"ABC123".hex(),
+        "00A4040C0AD3921000310001010401",
+        "0020009C04" + b"3456".hex(),
+        "00A4040C0AD3921000310001010408",
+        "0020009104" + b"2345".hex(),
+    )
     assert out == ["9000"] * 7
 
 
@@ -72,8 +83,14 @@ def test_init_refuses_to_overwrite(state: Path, capsys: pytest.CaptureFixture[st
 
 @pytest.mark.parametrize(
     ("pin", "rule"),
-    [("auth=12a4", "4 digits"), ("auth=123", "4 digits"), ("sign=abc123", "A-Z and 0-9"),
-     ("sign=ABC12", "6-16"), ("juki=34567", "4 digits"), ("helper=", "4 digits")],
+    [
+        ("auth=12a4", "4 digits"),
+        ("auth=123", "4 digits"),
+        ("sign=abc123", "A-Z and 0-9"),
+        ("sign=ABC12", "6-16"),
+        ("juki=34567", "4 digits"),
+        ("helper=", "4 digits"),
+    ],
 )
 def test_invalid_pin_is_refused_with_the_rule(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], pin: str, rule: str
@@ -97,13 +114,24 @@ def test_face_auth_card_takes_no_jpki_pins(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "card.db"
-    assert cli.main(["init", "--state", str(path), "--profile", "face-auth",
-                     "--pin", "auth=1111"]) == 2
+    assert (
+        cli.main(["init", "--state", str(path), "--profile", "face-auth", "--pin", "auth=1111"])
+        == 2
+    )
     assert "face" in capsys.readouterr().err
     assert cli.main(["init", "--state", str(path), "--profile", "face-auth"]) == 0
     pins = {p["pin"]: p["present"] for p in _show(path, capsys)["pins"]}
-    assert pins == {"auth": False, "sign": False, "juki": True, "helper": True, "common": True,
-                    "text-a": True, "text-b": True, "surface-a": True, "surface-b": True}
+    assert pins == {
+        "auth": False,
+        "sign": False,
+        "juki": True,
+        "helper": True,
+        "common": True,
+        "text-a": True,
+        "text-b": True,
+        "surface-a": True,
+        "surface-b": True,
+    }
 
 
 def test_show_never_prints_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -171,8 +199,14 @@ def test_installed_console_script(tmp_path: Path) -> None:
     path = tmp_path / "card.db"
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(script), *args], input=stdin, capture_output=True,
-                              text=True, timeout=120, check=False)
+        return subprocess.run(
+            [str(script), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     assert run("init", "--state", str(path)).returncode == 0
     r = run("apdu", "--state", str(path), stdin=f"{SELECT_JPKI}\n0020009804{b'0000'.hex()}\n")
@@ -229,8 +263,16 @@ def test_busy_card_is_exit_1_one_line_naming_the_file(
     holder.execute("BEGIN IMMEDIATE")
     try:
         capsys.readouterr()
-        args = ["apdu", "--state", str(state), "--wait", "0.1", SELECT_JPKI,
-                "0020009804" + b"0000".hex(), "00200098"]
+        args = [
+            "apdu",
+            "--state",
+            str(state),
+            "--wait",
+            "0.1",
+            SELECT_JPKI,
+            "0020009804" + b"0000".hex(),
+            "00200098",
+        ]
         assert cli.main(args) == 1
         captured = capsys.readouterr()
         assert captured.out.split() == ["9000", "6581"], "nothing after the failed change"
@@ -265,8 +307,15 @@ def test_read_only_card_is_refused_not_faked(tmp_path: Path) -> None:
     work = tmp_path / "ro"
     work.mkdir()
     path = work / "card.db"
-    assert subprocess.run([str(script), "init", "--state", str(path)], capture_output=True,
-                          timeout=120, check=False).returncode == 0
+    assert (
+        subprocess.run(
+            [str(script), "init", "--state", str(path)],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        ).returncode
+        == 0
+    )
     prefix: list[str] = []
     if os.geteuid() == 0:  # root writes through file modes: mount the directory read-only
         unshare = shutil.which("unshare")
@@ -279,8 +328,13 @@ def test_read_only_card_is_refused_not_faked(tmp_path: Path) -> None:
         work.chmod(0o555)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*prefix, str(script), *args, "--state", str(path)],
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [*prefix, str(script), *args, "--state", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     r = run("apdu", SELECT_JPKI, "0020009804" + b"0000".hex())
     shown = run("show")
@@ -301,8 +355,11 @@ def test_twelve_cli_processes_spend_five_tries_once_each(state: Path) -> None:
     script = _script("myna-emu")
     wrong = "0020009B06" + b"ZZZ999".hex()
     procs = [
-        subprocess.Popen([str(script), "apdu", "--state", str(state), "--wait", "60",
-                          SELECT_JPKI, wrong], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [str(script), "apdu", "--state", str(state), "--wait", "60", SELECT_JPKI, wrong],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(12)
     ]
     answers = [p.communicate(timeout=120)[0].split()[-1] for p in procs]

@@ -13,8 +13,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _run(*args: str) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
-    return subprocess.run([sys.executable, "-m", "emulator.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "emulator.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_ascii_terminal_gets_replacements_and_utf8_json(tmp_path: Path) -> None:

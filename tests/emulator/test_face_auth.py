@@ -46,11 +46,12 @@ def test_auth_pin_answers_6984_and_spends_nothing(face: Link, apdu: str) -> None
 
 def test_auth_key_is_not_usable_by_pin(face: Link) -> None:
     assert face.sw(select_app(JPKI)) == OK
-    assert face.sw("802A0397" "01" "41" "00") == 0x6982
+    assert face.sw("802A0397014100") == 0x6982
 
 
-@pytest.mark.parametrize(("aid", "p2", "value", "name"),
-                         [(JUKI, 0x9C, "3456", "juki"), (TEXT, 0x91, "2345", "helper")])
+@pytest.mark.parametrize(
+    ("aid", "p2", "value", "name"), [(JUKI, 0x9C, "3456", "juki"), (TEXT, 0x91, "2345", "helper")]
+)
 def test_other_pins_work_as_on_a_pin_card(
     face: Link, aid: str, p2: int, value: str, name: str
 ) -> None:

@@ -57,8 +57,9 @@ def _cvc(cert: bytes) -> tuple[bytes, bytes, rsa.RSAPublicKey, bytes, bytes]:
     body, sig = parse_tlvs(outer.value)
     assert (body.tag, sig.tag) == (0x7F4E, 0x5F37)
     key = {t.tag: t.value for t in parse_tlvs(body.value[32:])}
-    public = rsa.RSAPublicNumbers(int.from_bytes(key[0x91], "big"),
-                                  int.from_bytes(key[0x90], "big")).public_key()
+    public = rsa.RSAPublicNumbers(
+        int.from_bytes(key[0x91], "big"), int.from_bytes(key[0x90], "big")
+    ).public_key()
     return body.value[:16], body.value[16:32], public, body.to_bytes(), sig.value
 
 
@@ -93,8 +94,12 @@ def test_a_client_verifies_the_text_ap_integrity_chain(link: Link, credential: s
     issuer_id, subject_id, key, body, body_sig = _cvc(cert)
     key.verify(items[2].value, record.value[:70], padding.PKCS1v15(), hashes.SHA256())
     with pytest.raises(InvalidSignature):
-        key.verify(items[2].value, record.value[:69] + bytes([record.value[69] ^ 1]),
-                   padding.PKCS1v15(), hashes.SHA256())
+        key.verify(
+            items[2].value,
+            record.value[:69] + bytes([record.value[69] ^ 1]),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
     issuer = cvc.load_key(cvc.TEST_ISSUER_KEY_PEM).public_key()
     issuer.verify(body_sig, body, padding.PKCS1v15(), hashes.SHA256())
     assert issuer_id == cvc.key_id(issuer)
@@ -104,8 +109,10 @@ def test_a_client_verifies_the_text_ap_integrity_chain(link: Link, credential: s
 
 def test_the_integrity_record_follows_the_holder() -> None:
     one, two = fresh_card(holder_seed=1), fresh_card(holder_seed=2)
-    a, b = (c.applications[bytes.fromhex(TEXT)].files[0x0003].content  # type: ignore[union-attr]
-            for c in (one, two))
+    a, b = (
+        c.applications[bytes.fromhex(TEXT)].files[0x0003].content  # type: ignore[union-attr]
+        for c in (one, two)
+    )
     assert a != b and a[:5] == b[:5] == b"\xff\x30\x82\x01\x4b"
 
 
@@ -126,7 +133,7 @@ def test_surface_records_hold_the_card_face(link: Link) -> None:
     assert face[0xDF29] == holder.expiry.encode()
     # every offset in DF21 points at the TLV after it, DF22 to DF2A in order
     table = face[0xDF21]
-    tags = [face_raw[int.from_bytes(table[i : i + 2], "big"):][:2] for i in range(0, 18, 2)]
+    tags = [face_raw[int.from_bytes(table[i : i + 2], "big") :][:2] for i in range(0, 18, 2)]
     assert tags == [bytes((0xDF, t)) for t in range(0x22, 0x2B)]
     # DF28 signs DF22..DF27 with the key certified in 0004
     _, _, key, _, _ = _cvc(_read_ef(link, 0x0004))
@@ -168,8 +175,7 @@ def test_common_ap_card_info_record(link: Link) -> None:
     """READ RECORD ``00 B2 01 04 00`` of EF 0001: ``01 1C`` + serial(15) municipality(5)
     expiry YYYYMMDD [card]; by SFI (P2 ``0C``) too."""
     state = link.card.state
-    want = b"\x01\x1c" + (card_serial(state.pki.auth_cert) + "99999"
-                          + state.holder.expiry).encode()
+    want = b"\x01\x1c" + (card_serial(state.pki.auth_cert) + "99999" + state.holder.expiry).encode()
     assert link.sw(select_app(COMMON)) == OK
     assert link.send("00B2010C00") == want + b"\x90\x00"  # SFI 1, record 1
     assert link.sw(select_ef(0x0001)) == OK
@@ -316,7 +322,13 @@ INS = [0xA4, 0xB0, 0x20, 0xCA, 0x84, 0x2C, 0x24, 0x82, 0xB2, 0x88]
     verified=st.booleans(),
 )
 def test_new_commands_always_answer_a_status_word(
-    app: str | None, cla: int, ins: int, p1: int, p2: int, data: bytes, le: int | None,
+    app: str | None,
+    cla: int,
+    ins: int,
+    p1: int,
+    p2: int,
+    data: bytes,
+    le: int | None,
     verified: bool,
 ) -> None:
     card = _card()

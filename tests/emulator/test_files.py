@@ -42,8 +42,13 @@ def test_free_jpki_files_read_without_a_pin(link: Link, fid: int) -> None:
     ids=["jpki-0001", "text-0001", "text-0002"],
 )
 def test_protected_files_need_their_pin(
-    link: Link, aid: str, fid: int, pin_p2: int, value: str,
-    wrong_pin_p2: int | None, wrong_value: str | None,
+    link: Link,
+    aid: str,
+    fid: int,
+    pin_p2: int,
+    value: str,
+    wrong_pin_p2: int | None,
+    wrong_value: str | None,
 ) -> None:
     open_ef(link, aid, fid)
     assert link.sw(read(0, 4)) == 0x6982
@@ -58,8 +63,14 @@ def test_protected_files_need_their_pin(
 
 @pytest.mark.parametrize(
     ("aid", "fid"),
-    [(JPKI, 0x0017), (JPKI, 0x001A), (JPKI, 0x0018), (JPKI, 0x001B), (TEXT, 0x0011),
-     (TEXT, 0x0012)],
+    [
+        (JPKI, 0x0017),
+        (JPKI, 0x001A),
+        (JPKI, 0x0018),
+        (JPKI, 0x001B),
+        (TEXT, 0x0011),
+        (TEXT, 0x0012),
+    ],
     ids=["jpki-0017", "jpki-001A", "jpki-0018", "jpki-001B", "text-0011", "text-0012"],
 )
 def test_key_and_pin_files_are_never_readable(link: Link, aid: str, fid: int) -> None:
@@ -93,8 +104,12 @@ def test_token_info_label(link: Link) -> None:
 
 @pytest.mark.parametrize(
     ("fid", "pin_p2", "field"),
-    [(0x000A, None, "auth_cert"), (0x000B, None, "auth_ca_cert"), (0x0002, None, "sign_ca_cert"),
-     (0x0001, 0x9B, "sign_cert")],
+    [
+        (0x000A, None, "auth_cert"),
+        (0x000B, None, "auth_ca_cert"),
+        (0x0002, None, "sign_ca_cert"),
+        (0x0001, 0x9B, "sign_cert"),
+    ],
 )
 def test_certificates_are_sized_llll_plus_4(
     link: Link, fid: int, pin_p2: int | None, field: str
@@ -199,8 +214,13 @@ def test_read_past_the_end(link: Link, auth_cert: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("apdu", "sw"),
-    [("00B08A00", 0x6700), ("00B08A0001" "00" "04", 0x6700), ("00B0E00004", 0x6A86),
-     ("00B09F0004", 0x6A82), ("00B0980004", 0x6986)],
+    [
+        ("00B08A00", 0x6700),
+        ("00B08A00010004", 0x6700),
+        ("00B0E00004", 0x6A86),
+        ("00B09F0004", 0x6A82),
+        ("00B0980004", 0x6986),
+    ],
     ids=["no-le", "with-data", "bad-sfi-bits", "unknown-sfi", "pin-ef-by-sfi"],
 )
 def test_read_binary_errors(link: Link, apdu: str, sw: int) -> None:

@@ -65,8 +65,13 @@ def test_generated_holder_round_trips_through_the_text_ap(make_link: MakeLink, s
 
 
 def test_explicit_holder_round_trips(make_link: MakeLink) -> None:
-    holder = Holder(name="試験\u3000花子", address="東京都千代田区見本町１\u2212１",
-                    birth_date="19900401", sex="2", my_number="123456789018")
+    holder = Holder(
+        name="試験\u3000花子",
+        address="東京都千代田区見本町１\u2212１",
+        birth_date="19900401",
+        sex="2",
+        my_number="123456789018",
+    )
     link = make_link(holder=holder)
     tlvs = _basic_four(link)
     assert tlvs[0xDF22] == "試験　花子".encode()
@@ -78,8 +83,13 @@ def test_explicit_holder_round_trips(make_link: MakeLink) -> None:
 
 def test_long_holder_uses_ber_long_lengths(make_link: MakeLink) -> None:
     """A name and address long enough for 81 xx lengths still parse, offsets still point."""
-    holder = Holder(name="見本" * 30 + "\u3000" + "花子", address="見本町" * 20 + "１２３",
-                    birth_date="19900401", sex="2", my_number="123456789018")
+    holder = Holder(
+        name="見本" * 30 + "\u3000" + "花子",
+        address="見本町" * 20 + "１２３",
+        birth_date="19900401",
+        sex="2",
+        my_number="123456789018",
+    )
     link = make_link(holder=holder)
     tlvs = _basic_four(link)
     assert tlvs[0xDF22].decode() == holder.name and tlvs[0xDF23].decode() == holder.address
@@ -111,24 +121,46 @@ def test_init_holder_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_init_holder_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "card.db"
-    argv = ["init", "--state", str(path), "--holder-seed", "5",
-            "--holder", "試験\u3000太郎,東京都千代田区見本町１−１,19800229,1"]
+    argv = [
+        "init",
+        "--state",
+        str(path),
+        "--holder-seed",
+        "5",
+        "--holder",
+        "試験\u3000太郎,東京都千代田区見本町１−１,19800229,1",
+    ]
     assert cli.main(argv) == 0
     holder = _holder_of(path, capsys)
     assert holder["name"] == "試験　太郎" and holder["address"] == "東京都千代田区見本町１−１"
     assert (holder["birth_date"], holder["sex"]) == ("19800229", "1")
     assert holder["my_number"] == generate_holder(seed=5).my_number
     short = tmp_path / "short.db"
-    assert cli.main(["init", "--state", str(short), "--holder-seed", "5",
-                     "--holder", "試験\u3000次郎,見本町１"]) == 0
+    assert (
+        cli.main(
+            [
+                "init",
+                "--state",
+                str(short),
+                "--holder-seed",
+                "5",
+                "--holder",
+                "試験\u3000次郎,見本町１",
+            ]
+        )
+        == 0
+    )
     holder = _holder_of(short, capsys)
     assert holder["birth_date"] == generate_holder(seed=5).birth_date
 
 
-@pytest.mark.parametrize("value", ["only-a-name", ",address", "n,a,1980-01-01", "n,a,19800101,3",
-                                   "n,a,19800230", "a,b,c,d,e"])
-def test_init_holder_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                             value: str) -> None:
+@pytest.mark.parametrize(
+    "value",
+    ["only-a-name", ",address", "n,a,1980-01-01", "n,a,19800101,3", "n,a,19800230", "a,b,c,d,e"],
+)
+def test_init_holder_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(["init", "--state", str(tmp_path / "x.db"), "--holder", value])
     assert exc.value.code == 2

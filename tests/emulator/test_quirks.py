@@ -21,7 +21,7 @@ from tests.emulator.apdus import COMMON, JPKI, JUKI, OK, TEXT, select_app, selec
 from tests.support.cards import template_pki
 
 MakeLink = Callable[..., Link]
-SIGN = "802A0097" "20" + "AB" * 32 + "00"  # P1 00: 32 bytes padded as given, auth key
+SIGN = "802A009720" + "AB" * 32 + "00"  # P1 00: 32 bytes padded as given, auth key
 READ_SIGN_CERT = "00B0810004"  # EF 0001 by SFI: needs the signing password
 
 
@@ -102,8 +102,7 @@ def test_set_quirks_at_run_time(card: Card) -> None:
 def test_quirk_in_the_state_file() -> None:
     state = new_state(pki=template_pki(), quirks=Quirks(reselect_keeps_verification=True))
     doc = state.to_json()
-    assert doc["quirks"] == {"status_9000_after_verify": False,
-                             "reselect_keeps_verification": True}
+    assert doc["quirks"] == {"status_9000_after_verify": False, "reselect_keeps_verification": True}
     assert CardState.from_json(doc).quirks.reselect_keeps_verification
     # a state written before the quirk existed loads with it off
     doc["quirks"] = {"status_9000_after_verify": False}

@@ -33,25 +33,41 @@ FILES: dict[str, tuple[str, int, tuple[Value, int] | None, Callable[[CardState],
     "jpki-0008-availability": (JPKI, 0x0008, None, lambda s: bytes.fromhex("8F8F00")),
     "jpki-000A-auth-cert": (JPKI, 0x000A, None, lambda s: s.pki.auth_cert),
     "jpki-000B-auth-ca": (JPKI, 0x000B, None, lambda s: s.pki.auth_ca_cert),
-    "text-0001-my-number": (TEXT, 0x0001, ("2345", 0x91),
-                            lambda s: my_number_ef(s.holder.my_number)),
+    "text-0001-my-number": (
+        TEXT,
+        0x0001,
+        ("2345", 0x91),
+        lambda s: my_number_ef(s.holder.my_number),
+    ),
     "text-0002-basic-four": (TEXT, 0x0002, ("2345", 0x91), lambda s: basic_four_ef(s.holder)),
     # the files real cards have beyond those (docs/card.md#jpki-files, #text-ap-files, #surface)
     "jpki-0009": (JPKI, 0x0009, None, lambda s: b"\xff" * 16),
     "text-0001-by-check-a": (TEXT, 0x0001, (A, 0x94), lambda s: my_number_ef(s.holder.my_number)),
     "text-0002-by-check-b": (TEXT, 0x0002, (B, 0x95), lambda s: basic_four_ef(s.holder)),
-    "text-0003-integrity": (TEXT, 0x0003, (B, 0x95), lambda s: text.signature_ef(
-        my_number_ef(s.holder.my_number), basic_four_ef(s.holder))),
+    "text-0003-integrity": (
+        TEXT,
+        0x0003,
+        (B, 0x95),
+        lambda s: text.signature_ef(my_number_ef(s.holder.my_number), basic_four_ef(s.holder)),
+    ),
     "text-0004-certificate": (TEXT, 0x0004, None, lambda s: _cert(text.cvc.TEST_TEXT_AP_KEY_PEM)),
     "text-0005-ap-info": (TEXT, 0x0005, None, lambda s: text.ap_info_ef()),
     "text-0008": (TEXT, 0x0008, None, lambda s: b"\xff" * 16),
     "surface-0001-birth": (SURFACE, 0x0001, (B, 0x92), lambda s: surface.birth_ef(s.holder)),
     "surface-0002-face": (SURFACE, 0x0002, (B, 0x92), lambda s: surface.entries_ef(s.holder)),
     "surface-0003-ap-info": (SURFACE, 0x0003, None, lambda s: surface.ap_info_ef()),
-    "surface-0004-certificate": (SURFACE, 0x0004, None,
-                                 lambda s: _cert(surface.cvc.TEST_SURFACE_AP_KEY_PEM)),
-    "surface-0005-my-number": (SURFACE, 0x0005, (A, 0x93),
-                               lambda s: surface.my_number_ef(s.holder)),
+    "surface-0004-certificate": (
+        SURFACE,
+        0x0004,
+        None,
+        lambda s: _cert(surface.cvc.TEST_SURFACE_AP_KEY_PEM),
+    ),
+    "surface-0005-my-number": (
+        SURFACE,
+        0x0005,
+        (A, 0x93),
+        lambda s: surface.my_number_ef(s.holder),
+    ),
     "surface-0006": (SURFACE, 0x0006, (A, 0x93), lambda s: b"\xff" * 16),
 }
 
@@ -83,8 +99,9 @@ def _chunked(link: Link, ne: int, *, extended: bool = False, first: str | None =
     """Read in Ne-byte chunks until an answer runs short or the card says 6B00."""
     out = b""
     while True:
-        r = link.send(first if first is not None and not out else _rb(len(out), ne,
-                                                                          extended=extended))
+        r = link.send(
+            first if first is not None and not out else _rb(len(out), ne, extended=extended)
+        )
         sw = sw_of(r)
         if sw == 0x6B00 and out:
             return out  # the previous read ended exactly at the end
@@ -162,8 +179,14 @@ def read_sfi_extended(link: Link, name: str) -> bytes:
     return r[:-2]
 
 
-READERS = [read_le_ff, read_le_00, read_head_then_exact, read_extended_0000, read_sfi,
-           read_sfi_extended]
+READERS = [
+    read_le_ff,
+    read_le_00,
+    read_head_then_exact,
+    read_extended_0000,
+    read_sfi,
+    read_sfi_extended,
+]
 
 
 @pytest.mark.parametrize("reader", READERS, ids=lambda f: f.__name__)
@@ -287,8 +310,13 @@ def _shared_card() -> Card:
 
 
 @settings(max_examples=300, deadline=None)
-@given(p1=st.integers(0, 0xFF), p2=st.integers(0, 0xFF), le=st.integers(1, 65536),
-       extended=st.booleans(), fid=st.sampled_from([0x0002, 0x0006, 0x0008, 0x000A, 0x000B]))
+@given(
+    p1=st.integers(0, 0xFF),
+    p2=st.integers(0, 0xFF),
+    le=st.integers(1, 65536),
+    extended=st.booleans(),
+    fid=st.sampled_from([0x0002, 0x0006, 0x0008, 0x000A, 0x000B]),
+)
 def test_read_binary_answer_length(p1: int, p2: int, le: int, extended: bool, fid: int) -> None:
     """Any READ BINARY answers min(Ne, bytes left) with 9000, 6B00 at or past the end."""
     card = _shared_card()

@@ -60,8 +60,12 @@ def test_no_cli_message_carries_a_pin(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], everything: pytest.LogCaptureFixture
 ) -> None:
     card = str(tmp_path / "card.db")
-    pins = [f"--pin=auth={AUTH}", f"--pin=sign={SIGN}", f"--pin=juki={JUKI}",
-            f"--pin=helper={HELPER}"]
+    pins = [
+        f"--pin=auth={AUTH}",
+        f"--pin=sign={SIGN}",
+        f"--pin=juki={JUKI}",
+        f"--pin=helper={HELPER}",
+    ]
     texts = [
         _run(capsys, "init", "--state", card, *pins),
         # malformed and invalid --pin forms: the refusal names the rule, never the value
@@ -103,8 +107,14 @@ def test_closed_stdin_is_one_line(tmp_path: Path) -> None:
         pytest.skip("myna-emu is not installed next to this interpreter")
     card = tmp_path / "card.db"
     subprocess.run([str(script), "init", "--state", str(card)], check=True, capture_output=True)
-    r = subprocess.run(f"'{script}' apdu --state '{card}' <&-", shell=True, text=True,
-                       capture_output=True, timeout=60, check=False)
+    r = subprocess.run(
+        f"'{script}' apdu --state '{card}' <&-",
+        shell=True,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "standard input" in r.stderr
 
 
@@ -112,8 +122,12 @@ def test_closed_stdin_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cla", [0x00, 0x01, 0x04, 0x0C, 0x10, 0x80, 0x84, 0x90, 0xFF])
 def test_redaction_is_by_ins_whatever_the_class(cla: int, ins: int) -> None:
     secret = SIGN.encode()
-    for body in (bytes([len(secret)]) + secret, bytes([len(secret)]) + secret + b"\x00",
-                 b"\x00\x00" + bytes([len(secret)]) + secret, secret):
+    for body in (
+        bytes([len(secret)]) + secret,
+        bytes([len(secret)]) + secret + b"\x00",
+        b"\x00\x00" + bytes([len(secret)]) + secret,
+        secret,
+    ):
         text = redact_command(bytes([cla, ins, 0x00, 0x9B]) + body)
         _assert_clean(text)
         assert "redacted" in text
@@ -126,9 +140,18 @@ def test_serve_traffic_log_redacts_every_secret_command(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with log.open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "emulator.cli_serve", "--memory", "-vv",
-             "--port", str(listener.getsockname()[1])],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            [
+                sys.executable,
+                "-m",
+                "emulator.cli_serve",
+                "--memory",
+                "-vv",
+                "--port",
+                str(listener.getsockname()[1]),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
         )
     try:
         conn, _ = listener.accept()
@@ -143,8 +166,13 @@ def test_serve_traffic_log_redacts_every_secret_command(tmp_path: Path) -> None:
         exchange(b"\x01")  # power on
         exchange(bytes.fromhex(SELECT_JPKI))
         for cla in (0x00, 0x04, 0x0C, 0x10, 0x80, 0x01):
-            for ins, value in ((0x20, AUTH), (0x21, JUKI), (0x24, HELPER), (0x2C, SIGN),
-                               (0x32, JUKI)):
+            for ins, value in (
+                (0x20, AUTH),
+                (0x21, JUKI),
+                (0x24, HELPER),
+                (0x2C, SIGN),
+                (0x32, JUKI),
+            ):
                 raw = value.encode()
                 exchange(bytes([cla, ins, 0x00, 0x98, len(raw)]) + raw)
         conn.close()

@@ -67,8 +67,28 @@ def test_applications_select_by_aid(link: Link, aid: str) -> None:
 @pytest.mark.parametrize(
     ("aid", "fids"),
     [
-        (JPKI, [0x0001, 0x0002, 0x0006, 0x0008, 0x000A, 0x000B, 0x0017, 0x0018, 0x001A, 0x001B,
-                0x0005, 0x0009, 0x0010, 0x0016, 0x0019, 0x001C, 0x001E]),
+        (
+            JPKI,
+            [
+                0x0001,
+                0x0002,
+                0x0006,
+                0x0008,
+                0x000A,
+                0x000B,
+                0x0017,
+                0x0018,
+                0x001A,
+                0x001B,
+                0x0005,
+                0x0009,
+                0x0010,
+                0x0016,
+                0x0019,
+                0x001C,
+                0x001E,
+            ],
+        ),
         (TEXT, [0x0001, 0x0002, 0x0003, 0x0004, 0x0005, 0x0008, 0x0011, 0x0012, 0x0014, 0x0015]),
         (SURFACE, [0x0001, 0x0002, 0x0003, 0x0004, 0x0005, 0x0006, 0x0012, 0x0013]),
         (JUKI, [0x001C]),
@@ -116,33 +136,33 @@ def test_other_logical_channels_are_6881(link: Link, cla: int) -> None:
 def _verified_auth(link: Link) -> None:
     assert link.sw(select_app(JPKI)) == OK
     assert link.sw(verify("1234", 0x98)) == OK
-    assert link.send("802A0097" "04" "01020304" "00")[-2:] == b"\x90\x00"
+    assert link.send("802A0097040102030400")[-2:] == b"\x90\x00"
 
 
 def test_reselecting_the_application_clears_the_security_state(link: Link) -> None:
     _verified_auth(link)
     assert link.sw(select_app(JPKI)) == OK
-    assert link.sw("802A0097" "04" "01020304" "00") == 0x6982
+    assert link.sw("802A0097040102030400") == 0x6982
 
 
 def test_selecting_another_application_clears_the_security_state(link: Link) -> None:
     _verified_auth(link)
     assert link.sw(select_app(TEXT)) == OK
     assert link.sw(select_app(JPKI)) == OK
-    assert link.sw("802A0097" "04" "01020304" "00") == 0x6982
+    assert link.sw("802A0097040102030400") == 0x6982
 
 
 def test_selecting_an_ef_keeps_the_security_state(link: Link) -> None:
     _verified_auth(link)
     assert link.sw(select_ef(0x000A)) == OK
-    assert link.sw("802A0097" "04" "01020304" "00") == OK
+    assert link.sw("802A0097040102030400") == OK
 
 
 def test_reset_clears_the_security_state(link: Link) -> None:
     _verified_auth(link)
     link.transport.reset()
     assert link.sw(select_app(JPKI)) == OK
-    assert link.sw("802A0097" "04" "01020304" "00") == 0x6982
+    assert link.sw("802A0097040102030400") == 0x6982
 
 
 def test_power_off_clears_the_security_state(card: Card) -> None:

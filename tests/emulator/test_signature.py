@@ -130,7 +130,8 @@ def test_bad_p1_is_6a86(link: Link, p1: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("p1", "size"), [(0x00, 246), (0x02, 31), (0x02, 33), (0x04, 20)],
+    ("p1", "size"),
+    [(0x00, 246), (0x02, 31), (0x02, 33), (0x04, 20)],
 )
 def test_bad_data_length_is_6700(link: Link, p1: int, size: int) -> None:
     _public_key(link, "auth")

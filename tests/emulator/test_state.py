@@ -46,7 +46,7 @@ def _pin_with(field: str, value: Any) -> bytes:
 
 UNUSABLE = {
     "empty": (b"", "not JSON"),
-    "not-json": (b"{\"format\": ", "not JSON"),
+    "not-json": (b'{"format": ', "not JSON"),
     "binary": (b"\xff\xfe\x00\x81garbage", "not UTF-8"),
     "deep": (b"[" * 100_000, "nested too deeply|not a myna-hil"),
     "json-list": (b"[]", "not a myna-hil card state"),

@@ -27,10 +27,15 @@ SETTINGS = settings(
 )
 
 json_value = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
-    | st.text(max_size=12) | st.sampled_from(["١٢٣", "AAAA", "", "standard", "contact"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["١٢٣", "AAAA", "", "standard", "contact"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -95,8 +100,11 @@ COLUMNS = {
     "pki": ["name", "der"],
 }
 sql_value = (
-    st.none() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
-    | st.text(max_size=10) | st.binary(max_size=40)
+    st.none()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=10)
+    | st.binary(max_size=40)
     | st.sampled_from(["{}", "[]", '{"name": 1}', "face-auth", "contactless"])
 )
 
@@ -118,8 +126,10 @@ def test_mutated_database_opens_or_is_one_line(
                 sql = f"UPDATE card SET {column} = ?"
                 args: tuple[Any, ...] = (data.draw(sql_value),)
             else:
-                sql = (f"UPDATE {table} SET {column} = ? WHERE name ="
-                       f" (SELECT name FROM {table} ORDER BY name LIMIT 1 OFFSET ?)")
+                sql = (
+                    f"UPDATE {table} SET {column} = ? WHERE name ="
+                    f" (SELECT name FROM {table} ORDER BY name LIMIT 1 OFFSET ?)"
+                )
                 args = (data.draw(sql_value), data.draw(st.integers(0, 5)))
             # NOT NULL / primary key violations: the database itself refuses them
             with contextlib.suppress(sqlite3.IntegrityError):
@@ -127,8 +137,15 @@ def test_mutated_database_opens_or_is_one_line(
         conn.commit()
         conn.close()
         capsys.readouterr()
-        for command in (["show", "--state", str(path)],
-                        ["apdu", "--state", str(path), "00A4040C0AD392F000260100000001",
-                         "0020009804" + b"0000".hex()]):
+        for command in (
+            ["show", "--state", str(path)],
+            [
+                "apdu",
+                "--state",
+                str(path),
+                "00A4040C0AD392F000260100000001",
+                "0020009804" + b"0000".hex(),
+            ],
+        ):
             code = cli.main(command)
             _one_line_or_ok(code, capsys.readouterr().err)

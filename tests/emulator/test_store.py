@@ -125,9 +125,7 @@ def _guess(path: str, attempts: int, queue: multiprocessing.Queue) -> None:  # t
 
 
 @pytest.mark.parametrize("processes", [4, 12])
-def test_many_processes_never_compare_more_guesses_than_tries(
-    path: Path, processes: int
-) -> None:
+def test_many_processes_never_compare_more_guesses_than_tries(path: Path, processes: int) -> None:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     workers = [ctx.Process(target=_guess, args=(str(path), 3, queue)) for _ in range(processes)]

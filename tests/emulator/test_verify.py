@@ -95,8 +95,13 @@ def test_signing_password_is_case_sensitive(link: Link) -> None:
 
 @pytest.mark.parametrize(
     ("p2", "value", "name"),
-    [(0x98, "12345", "auth"), (0x98, "123", "auth"), (0x9B, "ABC12", "sign"),
-     (0x9B, "A" * 17, "sign"), (0x9C, "34567", "juki")],
+    [
+        (0x98, "12345", "auth"),
+        (0x98, "123", "auth"),
+        (0x9B, "ABC12", "sign"),
+        (0x9B, "A" * 17, "sign"),
+        (0x9C, "34567", "juki"),
+    ],
 )
 def test_wrong_length_is_6700_and_spends_no_try(link: Link, p2: int, value: str, name: str) -> None:
     """[model] a length outside the PIN's range answers 6700 without a decrement."""
@@ -134,7 +139,7 @@ def test_verify_without_current_ef_or_with_non_pin_ef(link: Link) -> None:
     assert _tries(link, "auth") == 3
 
 
-@pytest.mark.parametrize("apdu", ["0020019804" "31323334", "0020004004" "31323334"])
+@pytest.mark.parametrize("apdu", ["002001980431323334", "002000400431323334"])
 def test_verify_bad_p1_p2(link: Link, apdu: str) -> None:
     assert link.sw(select_app(JPKI)) == OK
     assert link.sw(apdu) == 0x6A86

@@ -44,24 +44,70 @@ from tests.support.cards import fresh_state
 EXAMPLES = int(os.environ.get("MYNA_FUZZ_EXAMPLES", "50"))
 STEPS = int(os.environ.get("MYNA_FUZZ_STEPS", "40"))
 
-AIDS = [bytes.fromhex(a) for a in (
-    "D392F000260100000001", "D3921000310001010408", "D3921000310001010402",
-    "D3921000310001010401", "D3921000310001010100", "A0000001510000",
-)]
-FIDS = [0x0001, 0x0002, 0x0003, 0x0004, 0x0005, 0x0006, 0x0008, 0x000A, 0x000B, 0x0011,
-        0x0012, 0x0013, 0x0014, 0x0015, 0x0017, 0x0018, 0x0019, 0x001A, 0x001B, 0x001C, 0x3F00]
+AIDS = [
+    bytes.fromhex(a)
+    for a in (
+        "D392F000260100000001",
+        "D3921000310001010408",
+        "D3921000310001010402",
+        "D3921000310001010401",
+        "D3921000310001010100",
+        "A0000001510000",
+    )
+]
+FIDS = [
+    0x0001,
+    0x0002,
+    0x0003,
+    0x0004,
+    0x0005,
+    0x0006,
+    0x0008,
+    0x000A,
+    0x000B,
+    0x0011,
+    0x0012,
+    0x0013,
+    0x0014,
+    0x0015,
+    0x0017,
+    0x0018,
+    0x0019,
+    0x001A,
+    0x001B,
+    0x001C,
+    0x3F00,
+]
 #: PIN reference P2s (80 = current EF) and the PIN each SFI names (in its PIN_APP).
-PIN_P2 = {0x98: "auth", 0x9B: "sign", 0x9C: "juki", 0x91: "helper", 0x92: None, 0x80: None,
-          0x94: "text-a", 0x95: "text-b", 0x93: "surface-a"}
+PIN_P2 = {
+    0x98: "auth",
+    0x9B: "sign",
+    0x9C: "juki",
+    0x91: "helper",
+    0x92: None,
+    0x80: None,
+    0x94: "text-a",
+    0x95: "text-b",
+    0x93: "surface-a",
+}
 #: The application each PIN reference lives in (for the plausible, "client-like" flows).
-PIN_APP = {0x98: AIDS[0], 0x9B: AIDS[0], 0x9C: AIDS[3], 0x91: AIDS[1], 0x92: AIDS[1],
-           0x94: AIDS[1], 0x95: AIDS[1], 0x93: AIDS[2]}
+PIN_APP = {
+    0x98: AIDS[0],
+    0x9B: AIDS[0],
+    0x9C: AIDS[3],
+    0x91: AIDS[1],
+    0x92: AIDS[1],
+    0x94: AIDS[1],
+    0x95: AIDS[1],
+    0x93: AIDS[2],
+}
 #: Commands that may legitimately restore a counter when answered 9000: (CLA class, INS).
 RESTORING = {(0x00, 0x20), (0x00, 0x24), (0x80, 0x32), (0x00, 0x2C)}
 
 byte = st.integers(0, 0xFF)
-values = st.sampled_from(["", "0000", "1234", "ABC123", "abc123", "3456", "2345", "12345",
-                          "ZZZZZZZZZZZZZZZZZ", "A1B2C3"]).map(str.encode) | st.binary(max_size=20)
+values = st.sampled_from(
+    ["", "0000", "1234", "ABC123", "abc123", "3456", "2345", "12345", "ZZZZZZZZZZZZZZZZZ", "A1B2C3"]
+).map(str.encode) | st.binary(max_size=20)
 #: Valid new values for the PINs (digits for the 4-digit PINs, A-Z0-9 for the password).
 new_values = st.sampled_from(["9999", "0001", "NEWPASS1", "Z9Z9Z9Z9Z9Z9Z9Z9"]).map(str.encode)
 
@@ -116,8 +162,14 @@ class CardFuzzer(RuleBasedStateMachine):
         self.card = _reused_card(self.profile, quirk)
         holder = self.card.state.holder
         a, b = check_number_a(holder), check_number_b(holder)
-        known = {**DEFAULT_PINS, "common": DEFAULT_PINS["juki"], "text-a": a, "surface-a": a,
-                 "text-b": b, "surface-b": b}
+        known = {
+            **DEFAULT_PINS,
+            "common": DEFAULT_PINS["juki"],
+            "text-a": a,
+            "surface-a": a,
+            "text-b": b,
+            "surface-b": b,
+        }
         self.pins = {n: known[n].encode() for n in self.card.state.pins}
 
     # --- the one place APDUs go through --------------------------------------------------------
@@ -202,8 +254,12 @@ class CardFuzzer(RuleBasedStateMachine):
         aid = PIN_APP.get(p2, AIDS[0])
         self.send(bytes((0, 0xA4, 4, 0x0C, len(aid))) + aid)
 
-    @rule(p2=st.sampled_from(sorted(PIN_P2)) | byte, value=values,
-          which=st.sampled_from(["right", "near-miss", "drawn"]), select_first=st.booleans())
+    @rule(
+        p2=st.sampled_from(sorted(PIN_P2)) | byte,
+        value=values,
+        which=st.sampled_from(["right", "near-miss", "drawn"]),
+        select_first=st.booleans(),
+    )
     def verify(self, p2: int, value: bytes, which: str, select_first: bool) -> None:
         """VERIFY with the PIN's value, a near miss of it (last byte changed), or *value*."""
         if select_first:
@@ -216,8 +272,12 @@ class CardFuzzer(RuleBasedStateMachine):
         head = bytes((0, 0x20, 0, p2))
         self.send(head + (bytes((len(value),)) + value if value else b""))
 
-    @rule(p2=st.sampled_from(sorted(PIN_P2)), value=values | new_values,
-          ins=st.sampled_from([(0x00, 0x24, 0x01), (0x80, 0x32, 0x00)]), flow=st.booleans())
+    @rule(
+        p2=st.sampled_from(sorted(PIN_P2)),
+        value=values | new_values,
+        ins=st.sampled_from([(0x00, 0x24, 0x01), (0x80, 0x32, 0x00)]),
+        flow=st.booleans(),
+    )
     def change(self, p2: int, value: bytes, ins: tuple[int, int, int], flow: bool) -> None:
         """A bare CHANGE, or the client's flow: select, VERIFY the current value, CHANGE."""
         if flow:
@@ -233,8 +293,12 @@ class CardFuzzer(RuleBasedStateMachine):
         cryptogram = issuer_cryptogram(challenge) if good else bytes(16)
         self.send(bytes.fromhex("0082000010") + cryptogram)
 
-    @rule(p1=st.sampled_from([0x02, 0x03]) | byte, p2=st.sampled_from(sorted(PIN_P2)),
-          value=values | new_values, flow=st.sampled_from(["bare", "select", "authenticated"]))
+    @rule(
+        p1=st.sampled_from([0x02, 0x03]) | byte,
+        p2=st.sampled_from(sorted(PIN_P2)),
+        value=values | new_values,
+        flow=st.sampled_from(["bare", "select", "authenticated"]),
+    )
     def reset_retry_counter(self, p1: int, p2: int, value: bytes, flow: str) -> None:
         if flow != "bare":
             self._select_for(p2)
@@ -243,25 +307,33 @@ class CardFuzzer(RuleBasedStateMachine):
         data = bytes((len(value),)) + value if value and p1 != 0x03 else b""
         self.send(bytes((0, 0x2C, p1, p2)) + data)
 
-    @rule(p1=byte, p2=byte, le=st.sampled_from([0, 1, 4, 17, 255]) | byte,
-          extended=st.booleans())
+    @rule(p1=byte, p2=byte, le=st.sampled_from([0, 1, 4, 17, 255]) | byte, extended=st.booleans())
     def read_binary(self, p1: int, p2: int, le: int, extended: bool) -> None:
         tail = b"\x00" + le.to_bytes(2, "big") if extended else bytes((le,))
         self.send(bytes((0, 0xB0, p1, p2)) + tail)
 
-    @rule(p1=st.integers(0, 7), p2=st.sampled_from([0x80, 0x97, 0x9A]) | byte,
-          data=st.binary(min_size=0, max_size=40))
+    @rule(
+        p1=st.integers(0, 7),
+        p2=st.sampled_from([0x80, 0x97, 0x9A]) | byte,
+        data=st.binary(min_size=0, max_size=40),
+    )
     def sign(self, p1: int, p2: int, data: bytes) -> None:
         body = bytes((len(data),)) + data + b"\x00" if data else b"\x00"
         self.send(bytes((0x80, 0x2A, p1, p2)) + body)
 
-    @rule(p1=st.sampled_from([0, 1, 2]) | byte, p2=st.sampled_from([0x04, 0x05, 0x0C]) | byte,
-          le=st.none() | byte)
+    @rule(
+        p1=st.sampled_from([0, 1, 2]) | byte,
+        p2=st.sampled_from([0x04, 0x05, 0x0C]) | byte,
+        le=st.none() | byte,
+    )
     def read_record(self, p1: int, p2: int, le: int | None) -> None:
         self.send(bytes((0, 0xB2, p1, p2)) + (b"" if le is None else bytes((le,))))
 
-    @rule(p2=st.sampled_from([0x99, 0x97, 0x80]) | byte, data=st.binary(max_size=40),
-          le=st.none() | byte)
+    @rule(
+        p2=st.sampled_from([0x99, 0x97, 0x80]) | byte,
+        data=st.binary(max_size=40),
+        le=st.none() | byte,
+    )
     def internal_authenticate(self, p2: int, data: bytes, le: int | None) -> None:
         body = (bytes((len(data),)) + data if data else b"") + (b"" if le is None else bytes((le,)))
         self.send(bytes((0, 0x88, 0, p2)) + body)
@@ -270,8 +342,9 @@ class CardFuzzer(RuleBasedStateMachine):
     def random_bytes(self, raw: bytes) -> None:
         self.send(raw)
 
-    @rule(header=st.binary(min_size=4, max_size=4), data=st.binary(max_size=20),
-          le=st.none() | byte)
+    @rule(
+        header=st.binary(min_size=4, max_size=4), data=st.binary(max_size=20), le=st.none() | byte
+    )
     def random_command(self, header: bytes, data: bytes, le: int | None) -> None:
         body = (bytes((len(data),)) + data if data else b"") + (b"" if le is None else bytes((le,)))
         self.send(header + body)

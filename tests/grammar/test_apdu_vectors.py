@@ -34,23 +34,23 @@ DATA3 = b"\x01\x02\x03"
 #: (hex, expected APDU, case)
 VECTORS = [
     ("00A4040C", CommandApdu(0x00, 0xA4, 0x04, 0x0C), Case.C1),
-    ("00B00000" "10", CommandApdu(0, 0xB0, 0, 0, b"", 16), Case.C2S),
-    ("00B00000" "00", CommandApdu(0, 0xB0, 0, 0, b"", 256), Case.C2S),
-    ("00B00000" "FF", CommandApdu(0, 0xB0, 0, 0, b"", 255), Case.C2S),
-    ("00A4020C" "02" "0018", CommandApdu(0, 0xA4, 2, 0x0C, b"\x00\x18"), Case.C3S),
-    ("802A0080" "03" "010203" "00", CommandApdu(0x80, 0x2A, 0, 0x80, DATA3, 256), Case.C4S),
-    ("802A0080" "03" "010203" "20", CommandApdu(0x80, 0x2A, 0, 0x80, DATA3, 32), Case.C4S),
-    ("00B08A04" "000104", CommandApdu(0, 0xB0, 0x8A, 4, b"", 260, True), Case.C2E),
-    ("00B00000" "000000", CommandApdu(0, 0xB0, 0, 0, b"", 65536, True), Case.C2E),
-    ("00B00000" "000001", CommandApdu(0, 0xB0, 0, 0, b"", 1, True), Case.C2E),
-    ("00200080" "000003" "010203", CommandApdu(0, 0x20, 0, 0x80, DATA3, None, True), Case.C3E),
+    ("00B0000010", CommandApdu(0, 0xB0, 0, 0, b"", 16), Case.C2S),
+    ("00B0000000", CommandApdu(0, 0xB0, 0, 0, b"", 256), Case.C2S),
+    ("00B00000FF", CommandApdu(0, 0xB0, 0, 0, b"", 255), Case.C2S),
+    ("00A4020C020018", CommandApdu(0, 0xA4, 2, 0x0C, b"\x00\x18"), Case.C3S),
+    ("802A00800301020300", CommandApdu(0x80, 0x2A, 0, 0x80, DATA3, 256), Case.C4S),
+    ("802A00800301020320", CommandApdu(0x80, 0x2A, 0, 0x80, DATA3, 32), Case.C4S),
+    ("00B08A04000104", CommandApdu(0, 0xB0, 0x8A, 4, b"", 260, True), Case.C2E),
+    ("00B00000000000", CommandApdu(0, 0xB0, 0, 0, b"", 65536, True), Case.C2E),
+    ("00B00000000001", CommandApdu(0, 0xB0, 0, 0, b"", 1, True), Case.C2E),
+    ("00200080000003010203", CommandApdu(0, 0x20, 0, 0x80, DATA3, None, True), Case.C3E),
     (
-        "802A0080" "000003" "010203" "0100",
+        "802A00800000030102030100",
         CommandApdu(0x80, 0x2A, 0, 0x80, DATA3, 256, True),
         Case.C4E,
     ),
     (
-        "802A0080" "000003" "010203" "0000",
+        "802A00800000030102030000",
         CommandApdu(0x80, 0x2A, 0, 0x80, DATA3, 65536, True),
         Case.C4E,
     ),
@@ -105,14 +105,14 @@ MALFORMED = [
     "",
     "00",
     "00A404",
-    "00A4040C" "0000",  # B1 = 00 opens an extended length, 6 bytes cannot hold it
-    "00A4040C" "02" "01",  # Lc 2, one data byte
-    "00A4040C" "02" "010203" "04",  # Lc 2, four bytes follow
-    "00A4040C" "00" "0000" "01",  # extended Lc 0 is not a case-3E APDU
-    "00A4040C" "00" "0000" "0000",  # ... nor a case-4E one
-    "00A4040C" "00" "0002" "01",  # extended Lc 2, one byte
-    "00A4040C" "00" "0002" "010203",  # extended Lc 2, one byte too many for 3E, too few for 4E
-    "00A4040C" "00" "0001" "01" "0000" "00",  # one byte too many for 4E
+    "00A4040C0000",  # B1 = 00 opens an extended length, 6 bytes cannot hold it
+    "00A4040C0201",  # Lc 2, one data byte
+    "00A4040C0201020304",  # Lc 2, four bytes follow
+    "00A4040C00000001",  # extended Lc 0 is not a case-3E APDU
+    "00A4040C0000000000",  # ... nor a case-4E one
+    "00A4040C00000201",  # extended Lc 2, one byte
+    "00A4040C000002010203",  # extended Lc 2, one byte too many for 3E, too few for 4E
+    "00A4040C00000101000000",  # one byte too many for 4E
 ]
 
 

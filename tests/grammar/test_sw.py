@@ -58,8 +58,16 @@ def test_enum_members_are_ints_with_iso_names() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sw", "ok"), [(0x9000, True), (0x6100, True), (0x61FF, True), (0x6282, False),
-                   (0x63C3, False), (0x9001, False), (0x6A82, False)],
+    ("sw", "ok"),
+    [
+        (0x9000, True),
+        (0x6100, True),
+        (0x61FF, True),
+        (0x6282, False),
+        (0x63C3, False),
+        (0x9001, False),
+        (0x6A82, False),
+    ],
 )
 def test_is_success(sw: int, ok: bool) -> None:
     assert is_success(sw) is ok

@@ -15,11 +15,11 @@ VECTORS = [
     ("5A0101", Tlv(0x5A, b"\x01")),
     ("8000", Tlv(0x80, b"")),
     ("5F5102AABB", Tlv(0x5F51, b"\xaa\xbb")),
-    ("DF2401" "31", Tlv(0xDF24, b"1")),
-    ("FF10" "7F" + "00" * 0x7F, Tlv(0xFF10, bytes(0x7F))),
-    ("FF10" "8180" + "00" * 0x80, Tlv(0xFF10, bytes(0x80))),
-    ("FF10" "81FF" + "00" * 0xFF, Tlv(0xFF10, bytes(0xFF))),
-    ("DF23" "820100" + "00" * 0x100, Tlv(0xDF23, bytes(0x100))),
+    ("DF240131", Tlv(0xDF24, b"1")),
+    ("FF107F" + "00" * 0x7F, Tlv(0xFF10, bytes(0x7F))),
+    ("FF108180" + "00" * 0x80, Tlv(0xFF10, bytes(0x80))),
+    ("FF1081FF" + "00" * 0xFF, Tlv(0xFF10, bytes(0xFF))),
+    ("DF23820100" + "00" * 0x100, Tlv(0xDF23, bytes(0x100))),
 ]
 
 
@@ -33,7 +33,7 @@ def test_tlv_vectors(hexstr: str, tlv: Tlv) -> None:
 def test_sequence_of_objects() -> None:
     objects = [Tlv(0xDF22, "山田".encode()), Tlv(0x5A, b""), Tlv(0xDF25, b"1")]
     raw = build_tlvs(objects)
-    assert raw.hex().upper() == "DF2206" + "山田".encode().hex().upper() + "5A00" "DF250131"
+    assert raw.hex().upper() == "DF2206" + "山田".encode().hex().upper() + "5A00DF250131"
     assert parse_tlvs(raw) == objects
     assert parse_tlvs(b"") == []
 
@@ -41,10 +41,10 @@ def test_sequence_of_objects() -> None:
 @pytest.mark.parametrize(
     "hexstr",
     [
-        "5A02" "01",  # value shorter than its length
-        "5A01" "0102",  # trailing byte after the last object
+        "5A0201",  # value shorter than its length
+        "5A010102",  # trailing byte after the last object
         "5A80",  # indefinite length
-        "5A83000001" "00",  # 3-byte length form: not used by the card
+        "5A8300000100",  # 3-byte length form: not used by the card
         "5F",  # two-byte tag cut short
         "DF2182",  # long length cut short
     ],
@@ -89,7 +89,7 @@ def test_compiled_tlv_grammar_agrees_with_interpreted(raw: bytes) -> None:
 
 
 def test_compiled_single_tlv_parses_a_vector() -> None:
-    raw = bytes.fromhex("DF2401" "31")
+    raw = bytes.fromhex("DF240131")
     assert TLV.compile().parse(raw) == TLV.parse(raw)
 
 
@@ -97,8 +97,17 @@ def test_compiled_single_tlv_parses_a_vector() -> None:
 
 
 def test_token_info_layout() -> None:
-    info = TokenInfo("JPKIAPICCTOKEN2", "myna-hil TEST", "virtual card", "0001", 0x040D,
-                     16, 6, b"\x01\x02", b"\x03\x04")
+    info = TokenInfo(
+        "JPKIAPICCTOKEN2",
+        "myna-hil TEST",
+        "virtual card",
+        "0001",
+        0x040D,
+        16,
+        6,
+        b"\x01\x02",
+        b"\x03\x04",
+    )
     raw = info.to_bytes()
     # PKCS#11 CK_TOKEN_INFO with 4-byte ulongs: the 160 bytes of a real card's EF 0006 [card]
     assert len(raw) == TOKEN_INFO_SIZE == 32 + 32 + 16 + 16 + 4 * 11 + 2 + 2 + 16 == 160

@@ -27,10 +27,12 @@ def test_fake_clock_moves_only_forward() -> None:
         c.advance(dt.timedelta(seconds=-1))
 
 
-@pytest.mark.parametrize(("delay", "ok"), [(dt.timedelta(hours=24), True),
-                                           (dt.timedelta(hours=24, seconds=1), False)])
-def test_kiosk_window_is_24_hours_inclusive(vc: InProcessCard, delay: dt.timedelta,
-                                            ok: bool) -> None:
+@pytest.mark.parametrize(
+    ("delay", "ok"), [(dt.timedelta(hours=24), True), (dt.timedelta(hours=24, seconds=1), False)]
+)
+def test_kiosk_window_is_24_hours_inclusive(
+    vc: InProcessCard, delay: dt.timedelta, ok: bool
+) -> None:
     clock = FakeClock()
     backend = JlisBackend(clock)
     vc.block("auth")
@@ -78,13 +80,19 @@ def test_reset_app_refuses_ineligible_pins(vc: InProcessCard) -> None:
 def test_counter_refuses_without_documents_and_keeps_pending(vc: InProcessCard) -> None:
     counter = CounterTerminal(vc.transport, FakeClock())
     vc.block("helper")
-    assert counter.request_reset({"helper": "5432"}, IdentityCheck(documents_ok=False)
-                                 ).status is Status.REFUSED
+    assert (
+        counter.request_reset({"helper": "5432"}, IdentityCheck(documents_ok=False)).status
+        is Status.REFUSED
+    )
     req = counter.request_reset({"helper": "5432"}, IdentityCheck(Who.REPRESENTATIVE))
     assert req.status is Status.PENDING and vc.tries_left("helper") == 0
     assert "5432" not in repr(req)
-    assert counter.complete(req.number, IdentityCheck(Who.REPRESENTATIVE,
-                                                      inquiry_answered=True)).status is Status.DONE
+    assert (
+        counter.complete(
+            req.number, IdentityCheck(Who.REPRESENTATIVE, inquiry_answered=True)
+        ).status
+        is Status.DONE
+    )
     assert vc.tries_left("helper") == 3
     assert counter.complete(req.number, IdentityCheck()).status is Status.REFUSED
 

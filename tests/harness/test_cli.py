@@ -58,16 +58,18 @@ def test_run_quiet_prints_only_the_summary(capsys: pytest.CaptureFixture[str]) -
         (["run", "--bogus"], "unrecognized arguments"),
     ],
 )
-def test_bad_usage_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
-                                          message: str) -> None:
+def test_bad_usage_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err
     if "--bogus" not in argv and "xyz" not in argv:  # argparse's own errors add the usage
         assert len(err.strip().splitlines()) == 1
 
 
-def test_failing_scenario_exits_1(capsys: pytest.CaptureFixture[str],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failing_scenario_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harness.scenarios import runner
 
     def broken(unit):  # type: ignore[no-untyped-def]
@@ -86,8 +88,15 @@ def test_failing_scenario_exits_1(capsys: pytest.CaptureFixture[str],
 
 
 def test_json_and_traces_are_written(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, _ = run(capsys, "run", "phantom-tearing", "--json", str(tmp_path / "r.json"),
-                     "--trace", str(tmp_path / "tr"))
+    code, _, _ = run(
+        capsys,
+        "run",
+        "phantom-tearing",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--trace",
+        str(tmp_path / "tr"),
+    )
     assert code == 0
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["ok"] and doc["units"][0]["unit"] == "phantom-tearing"
@@ -110,20 +119,26 @@ def test_unredacted_secrets_flag(capsys: pytest.CaptureFixture[str], tmp_path: P
 
 def test_replay_divergence_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     run(capsys, "run", "lockout-juki", "--trace", str(tmp_path))
-    code, out, _ = run(capsys, "trace", "replay", str(tmp_path / "lockout-juki.jsonl"),
-                       "--scenario", "lockout-text")
+    code, out, _ = run(
+        capsys,
+        "trace",
+        "replay",
+        str(tmp_path / "lockout-juki.jsonl"),
+        "--scenario",
+        "lockout-text",
+    )
     assert code == 1 and "diverged at APDU #0" in out
 
 
-def test_trace_bad_file_is_usage_error(capsys: pytest.CaptureFixture[str],
-                                       tmp_path: Path) -> None:
+def test_trace_bad_file_is_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_text("hello\n")
     code, _, err = run(capsys, "trace", "explain", str(tmp_path / "x.jsonl"))
     assert code == 2 and "not JSON" in err
 
 
-def test_status_spends_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_spends_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     card = new_card()
     card.set_tries("sign", 2)
     monkeypatch.setattr(cli_status, "open_reader", lambda name: PhysicalLike(card))
@@ -133,8 +148,9 @@ def test_status_spends_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert card.pin_record("sign").tries_left == 2
 
 
-def test_reader_runs_are_guarded(capsys: pytest.CaptureFixture[str],
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reader_runs_are_guarded(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     card = new_card()
     card_id = certificate_serial(card.state.pki.auth_cert)
     monkeypatch.setattr(cli_run, "open_reader", lambda name: PhysicalLike(card))
@@ -142,17 +158,27 @@ def test_reader_runs_are_guarded(capsys: pytest.CaptureFixture[str],
     assert code == 0 and "skipped: destructive" in out and "not opted in" in out
     assert f"card ID {card_id}" in out
     assert card.pin_record("auth").tries_left == 3
-    code, out, _ = run(capsys, "run", "lockout-auth", "--reader", "R",
-                       "--destructive-card", card_id)
+    code, out, _ = run(
+        capsys, "run", "lockout-auth", "--reader", "R", "--destructive-card", card_id
+    )
     assert code == 0 and "skipped: blocks a PIN: needs --allow-blocking" in out
-    code, out, _ = run(capsys, "run", "lockout-auth", "--reader", "R",
-                       "--destructive-card", card_id.lower(), "--allow-blocking")
+    code, out, _ = run(
+        capsys,
+        "run",
+        "lockout-auth",
+        "--reader",
+        "R",
+        "--destructive-card",
+        card_id.lower(),
+        "--allow-blocking",
+    )
     assert code == 0 and "1 passed" in out
     assert card.pin_record("auth").tries_left == 3  # restored after the unit
 
 
-def test_a_wrong_card_id_stops_the_run_before_any_try(capsys: pytest.CaptureFixture[str],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_card_id_stops_the_run_before_any_try(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     card = new_card()
     sent: list[bytes] = []
 
@@ -162,15 +188,24 @@ def test_a_wrong_card_id_stops_the_run_before_any_try(capsys: pytest.CaptureFixt
             return super().transmit(apdu)
 
     monkeypatch.setattr(cli_run, "open_reader", lambda name: Counting(card))
-    code, _, err = run(capsys, "run", "lockout-auth", "--reader", "R",
-                       "--destructive-card", "DEADBEEF", "--allow-blocking")
+    code, _, err = run(
+        capsys,
+        "run",
+        "lockout-auth",
+        "--reader",
+        "R",
+        "--destructive-card",
+        "DEADBEEF",
+        "--allow-blocking",
+    )
     assert code == 2 and "does not name the card" in err and "DEADBEEF" in err
     assert sent and {a[1] for a in sent} <= {0xA4, 0xB0}  # SELECT and READ BINARY only
     assert card.pin_record("auth").tries_left == 3
 
 
-def test_no_pcsc_reader_is_a_clear_usage_error(capsys: pytest.CaptureFixture[str],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_pcsc_reader_is_a_clear_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harness.transport import TransportError
 
     def fail(name: str) -> None:
@@ -204,8 +239,8 @@ def test_progress_only_on_a_tty() -> None:
 
 
 def test_traffic_log_is_redacted_even_for_unredacted_traces(
-        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
-        tmp_path: Path) -> None:
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from emulator import TRAFFIC
 
     caplog.set_level(TRAFFIC)

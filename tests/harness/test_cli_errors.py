@@ -41,15 +41,17 @@ def one_error_line(err: str) -> str:
 # --- run --json ------------------------------------------------------------------------------
 
 
-def test_run_json_to_a_directory_stops_before_the_run(capsys: pytest.CaptureFixture[str],
-                                                      tmp_path: Path) -> None:
+def test_run_json_to_a_directory_stops_before_the_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, out, err = run(capsys, "run", "--json", str(tmp_path), "lockout-juki")
     assert code == 2 and out == ""  # refused before any scenario ran
     assert one_error_line(err) == f"myna-hil: error: --json {tmp_path}: is a directory, not a file"
 
 
-def test_run_json_under_a_file_is_one_line(capsys: pytest.CaptureFixture[str],
-                                           tmp_path: Path) -> None:
+def test_run_json_under_a_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     (tmp_path / "file").write_text("x")
     code, _, err = run(capsys, "run", "--json", str(tmp_path / "file" / "r.json"), "card-info")
     assert code == 2 and "cannot write" in one_error_line(err)
@@ -65,13 +67,13 @@ def test_run_json_on_a_full_disk_is_one_line_and_leaves_no_file(
     target = tmp_path / "results.json"
     code, _, err = run(capsys, "run", "--json", str(target), "card-info")
     assert code == 2
-    assert one_error_line(err) == (f"myna-hil: error: --json {target}: cannot write: "
-                                   f"{os.strerror(errno.ENOSPC)}")
+    assert one_error_line(err) == (
+        f"myna-hil: error: --json {target}: cannot write: {os.strerror(errno.ENOSPC)}"
+    )
     assert list(tmp_path.iterdir()) == []  # neither a truncated file nor the temporary one
 
 
-def test_run_json_still_writes_results(capsys: pytest.CaptureFixture[str],
-                                       tmp_path: Path) -> None:
+def test_run_json_still_writes_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "out" / "results.json"
     code, _, err = run(capsys, "run", "--json", str(target), "card-info")
     assert code == 0 and err == ""
@@ -85,8 +87,13 @@ def test_run_json_still_writes_results(capsys: pytest.CaptureFixture[str],
 @pytest.mark.skipif(not MYNA_HIL.exists(), reason="myna-hil is not installed next to python")
 def test_ascii_terminal_gets_ascii_marks() -> None:
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
-    proc = subprocess.run([str(MYNA_HIL), "run", "lockout-juki"], capture_output=True, env=env,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [str(MYNA_HIL), "run", "lockout-juki"],
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     out = proc.stdout.decode("ascii")  # strictly ASCII, or this fails
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == b""
@@ -114,8 +121,9 @@ def test_marks_follow_the_stream_encoding() -> None:
 
 
 @pytest.mark.parametrize("extra", [[], ["--tearing", "1"]])
-def test_soak_on_a_missing_slot_is_quick_and_one_line(capsys: pytest.CaptureFixture[str],
-                                                      extra: list[str]) -> None:
+def test_soak_on_a_missing_slot_is_quick_and_one_line(
+    capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
     # Slot 98 is no reader pcscd has (and without pcscd the answer is one line as well).
     start = time.monotonic()
     status = main(["soak", "--slots", "98", "--seconds", "1", *extra])
@@ -127,8 +135,9 @@ def test_soak_on_a_missing_slot_is_quick_and_one_line(capsys: pytest.CaptureFixt
     assert time.monotonic() - start < 10
 
 
-def test_soak_without_pc_sc_support_is_one_line(capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_soak_without_pc_sc_support_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "smartcard", None)  # import fails
     assert main(["soak", "--slots", "98", "--seconds", "1"]) == 2
     assert "PC/SC support is not available" in one_error_line(capsys.readouterr().err)

@@ -43,7 +43,8 @@ def test_wrong_pin_carries_tries_and_blocked() -> None:
 
 def test_str_names_the_status_word_and_command() -> None:
     assert str(error_for(0x6A82, command="SELECT EF 001B")) == (
-        "SELECT EF 001B: 6A82 FILE_NOT_FOUND")
+        "SELECT EF 001B: 6A82 FILE_NOT_FOUND"
+    )
     assert "2 tries left" in str(error_for(0x63C2))
     assert str(error_for(0x6F12)) == "6F12"  # an unknown SW never breaks construction
 

@@ -28,9 +28,13 @@ def test_tearing_is_explained(redact: bool) -> None:
 def test_app_habits_are_attributed_to_the_app(redact: bool) -> None:
     expl = explain(record("phantom-app-retry", redact=redact))
     assert [(f.cause, f.pin) for f in expl.findings] == [
-        (Cause.APP_TRANSFORM, "sign"), (Cause.APP_TRANSFORM, "sign"),
-        (Cause.APP_TRANSFORM, "sign"), (Cause.USER_WRONG, "auth"), (Cause.AUTO_RETRY, "auth"),
-        (Cause.OTHER_APPLICATION, "auth"), (Cause.OTHER_APPLICATION, "juki"),
+        (Cause.APP_TRANSFORM, "sign"),
+        (Cause.APP_TRANSFORM, "sign"),
+        (Cause.APP_TRANSFORM, "sign"),
+        (Cause.USER_WRONG, "auth"),
+        (Cause.AUTO_RETRY, "auth"),
+        (Cause.OTHER_APPLICATION, "auth"),
+        (Cause.OTHER_APPLICATION, "juki"),
     ]
     details = [f.detail for f in expl.findings]
     assert "case" in details[0] and "full-width" in details[1] and "whitespace" in details[2]
@@ -64,7 +68,6 @@ def test_counter_reset_starts_a_new_value_epoch() -> None:
     assert expl.causes() == [Cause.USER_WRONG] * 3
 
 
-
 def _verify_sign(log: TraceLog, value: bytes, sw: str) -> None:
     """One VERIFY of the JPKI signing password as the panel's log records it."""
     apdu = bytes.fromhex(f"00200080{len(value):02X}") + value
@@ -96,15 +99,13 @@ def test_a_control_between_two_failures_is_an_interaction() -> None:
     _verify_sign(log, b"WRONG1", "63C3")
     log.control("panel", "set-tries", pin="sign", tries=5)
     _verify_sign(log, b"WRONG1", "63C4")
-    assert explain(log.records).causes() == [Cause.USER_WRONG, Cause.AUTO_RETRY,
-                                             Cause.USER_WRONG]
+    assert explain(log.records).causes() == [Cause.USER_WRONG, Cause.AUTO_RETRY, Cause.USER_WRONG]
 
 
 def test_findings_follow_the_command_not_its_display_name() -> None:
     """Renaming a label must not turn a finding off: forensics read the header, not 'name'."""
     records = record("phantom-app-retry", redact=True)
-    renamed = [dataclasses.replace(r, name="renamed") if isinstance(r, Cmd) else r
-               for r in records]
+    renamed = [dataclasses.replace(r, name="renamed") if isinstance(r, Cmd) else r for r in records]
     unnamed = [dataclasses.replace(r, name=None) if isinstance(r, Cmd) else r for r in records]
     assert explain(records).causes()  # the trace has findings to lose
     assert explain(renamed).causes() == explain(records).causes()

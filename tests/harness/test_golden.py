@@ -22,8 +22,10 @@ def test_matches_golden(name: str) -> None:
 
 
 def test_normalisation_keeps_equality_and_hides_randomness() -> None:
-    a, b = golden.normalise(record("phantom-app-retry")), golden.normalise(
-        record("phantom-app-retry"))
+    a, b = (
+        golden.normalise(record("phantom-app-retry")),
+        golden.normalise(record("phantom-app-retry")),
+    )
     assert a == b
     text = golden.dumps(a)
     assert "<signature 256 bytes>9000" in text and '"fp": "F1"' in text

@@ -144,8 +144,9 @@ def test_a_reset_before_the_owner_pin_leaves_one_verify_not_two() -> None:
     guard.reset()
     with pytest.raises(RefusedCommandError, match="second VERIFY"):
         JpkiSession(guard).verify("auth", WRONG)
-    assert _with_data(reader.sent, 0x20) == [bytes.fromhex("0020008004") +
-                                             DEFAULT_PINS["auth"].encode()]
+    assert _with_data(reader.sent, 0x20) == [
+        bytes.fromhex("0020008004") + DEFAULT_PINS["auth"].encode()
+    ]
     assert card.pin_record("auth").tries_left == 3
 
 
@@ -166,9 +167,25 @@ CANONICAL = {
     "jicsap-change-key-80": "8032009804" + _NEW.hex(),
 }
 VARIANTS = {
-    **{f"verify-cla-{cla}": cla + "20009804" + WRONG.hex()
-       for cla in ("0C", "04", "08", "80", "84", "8C", "90", "10", "01", "03", "41", "60",
-                   "E0", "FF")},
+    **{
+        f"verify-cla-{cla}": cla + "20009804" + WRONG.hex()
+        for cla in (
+            "0C",
+            "04",
+            "08",
+            "80",
+            "84",
+            "8C",
+            "90",
+            "10",
+            "01",
+            "03",
+            "41",
+            "60",
+            "E0",
+            "FF",
+        )
+    },
     "verify-empty-cla-0C": "0C200098",
     "verify-p1-FF": "0020FF9804" + WRONG.hex(),
     "verify-ber-21": "0021009806" + "8004" + WRONG.hex(),
@@ -238,8 +255,11 @@ def test_no_form_reaches_a_card_nobody_opted_in_but_the_owner_verify(apdu: str) 
     guard.transmit(b"\x00\xa4\x04\x0c\x0a" + JPKI.AID)
     guard.transmit(bytes.fromhex("00A4020C020018"))
     raw = bytes.fromhex(apdu)
-    if apdu in (CANONICAL["verify-00"], CANONICAL["verify-00-current-ef"],
-                CANONICAL["verify-00-extended"]):
+    if apdu in (
+        CANONICAL["verify-00"],
+        CANONICAL["verify-00-current-ef"],
+        CANONICAL["verify-00-extended"],
+    ):
         guard.transmit(raw)  # the owner's one VERIFY (a wrong value here: 3 -> 2 tries)
         assert card.pin_record("auth").tries_left == 2
         raw = bytes.fromhex(CANONICAL["verify-00"])
@@ -295,15 +315,24 @@ def test_the_owner_verify_goes_to_no_other_pin(steps: list[str], p2: int, pin: s
     with pytest.raises(RefusedCommandError, match="only to the JPKI authentication PIN"):
         guard.transmit(raw)
     assert _with_data(reader.sent, 0x20) == []
-    assert {n: card.pin_record(n).tries_left for n in ("auth", "sign", "juki", "helper")} == \
-        {"auth": 3, "sign": 5, "juki": 3, "helper": 3}
+    assert {n: card.pin_record(n).tries_left for n in ("auth", "sign", "juki", "helper")} == {
+        "auth": 3,
+        "sign": 5,
+        "juki": 3,
+        "helper": 3,
+    }
     assert card.pin_record(pin).tries_left == card.pin_record(pin).max_tries
 
 
-@pytest.mark.parametrize("steps,p2", [([JPKI.AID.hex()], 0x98),
-                                      ([JPKI.AID.hex(), "0018"], 0x80),
-                                      ([JPKI.AID.hex(), "000A", "0018"], 0x80)],
-                         ids=["by-sfi", "current-ef", "reselected"])
+@pytest.mark.parametrize(
+    "steps,p2",
+    [
+        ([JPKI.AID.hex()], 0x98),
+        ([JPKI.AID.hex(), "0018"], 0x80),
+        ([JPKI.AID.hex(), "000A", "0018"], 0x80),
+    ],
+    ids=["by-sfi", "current-ef", "reselected"],
+)
 def test_the_owner_verify_reaches_the_auth_pin_once(steps: list[str], p2: int) -> None:
     card = fresh_card()
     reader = ReaderLike(card)

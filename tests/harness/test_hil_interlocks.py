@@ -34,8 +34,17 @@ PIN = "1234"  # myna-emu init's default auth PIN
 WAIT = 45.0
 
 #: A fresh card's counters: the four PINs, the common-AP PIN and the four check numbers.
-FULL_TRIES = {"auth": 3, "sign": 5, "juki": 3, "helper": 3, "common": 3,
-              "text-a": 10, "text-b": 10, "surface-a": 10, "surface-b": 10}
+FULL_TRIES = {
+    "auth": 3,
+    "sign": 5,
+    "juki": 3,
+    "helper": 3,
+    "common": 3,
+    "text-a": 10,
+    "text-b": 10,
+    "surface-a": 10,
+    "surface-b": 10,
+}
 
 
 @dataclass
@@ -90,18 +99,25 @@ def slot_lock() -> Iterator[None]:
 
 def _init(tmp_path: Path, *extra: str) -> tuple[Path, str]:
     state = tmp_path / "card.db"
-    subprocess.run([str(BIN / "myna-emu"), "init", "--state", str(state),
-                    "--atr", "contactless-alt", *extra], check=True, capture_output=True)
+    subprocess.run(
+        [str(BIN / "myna-emu"), "init", "--state", str(state), "--atr", "contactless-alt", *extra],
+        check=True,
+        capture_output=True,
+    )
     return state, certificate_serial(carddb.der(state, "auth_cert"))
 
 
-def _serve(tmp_path: Path, state: Path | None, card_id: str | None,
-           *extra: str) -> Iterator[Served]:
+def _serve(
+    tmp_path: Path, state: Path | None, card_id: str | None, *extra: str
+) -> Iterator[Served]:
     ensure_pcscd()
     reader = _reader(SLOT)
     args = ["--state", str(state)] if state else []
-    proc = subprocess.Popen([str(BIN / "myna-emu"), "serve", *args, *extra, "--slot", str(SLOT)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(BIN / "myna-emu"), "serve", *args, *extra, "--slot", str(SLOT)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         from harness.pytest_plugin import wait_for_card
 
@@ -114,8 +130,9 @@ def _serve(tmp_path: Path, state: Path | None, card_id: str | None,
                 break
             time.sleep(0.3)
         if not ready:
-            _unavailable(f"{reader!r} did not take the served card within {WAIT:.0f} s "
-                         "(slot busy or stuck)")
+            _unavailable(
+                f"{reader!r} did not take the served card within {WAIT:.0f} s (slot busy or stuck)"
+            )
         yield Served(state or tmp_path / "none", card_id or "", reader, proc)
     finally:
         if proc.poll() is None:
@@ -149,31 +166,64 @@ def echo(tmp_path: Path, slot_lock: None) -> Iterator[Served]:
 Trace = list[dict[str, object]]
 
 
-def hil_suite(served: Served, tmp_path: Path, *args: str, pin: str | None = None,
-              env: dict[str, str] | None = None,
-              ) -> tuple[subprocess.CompletedProcess[str], dict[str, object], Trace]:
+def hil_suite(
+    served: Served,
+    tmp_path: Path,
+    *args: str,
+    pin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, object], Trace]:
     """Run ``pytest tests/hil -m hil`` as a user would; return the run, report and trace."""
     report = tmp_path / "report"
-    full = {k: v for k, v in os.environ.items()
-            if not k.startswith(("PYTEST_", "MYNA_AUTH_PIN", "COV_"))}
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "MYNA_AUTH_PIN", "COV_"))
+    }
     full["MYNA_READER"] = served.reader
     if pin is not None:
         full["MYNA_AUTH_PIN"] = pin
     full.update(env or {})
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/hil", "-m", "hil", "-p", "no:cacheprovider",
-         "-p", "no:randomly", "--hil-report", str(report), *args],
-        cwd=REPO, env=full, capture_output=True, text=True, timeout=300, check=False)
-    doc = json.loads((report / "report.json").read_text()) if (report / "report.json").exists() \
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/hil",
+            "-m",
+            "hil",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "--hil-report",
+            str(report),
+            *args,
+        ],
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    doc = (
+        json.loads((report / "report.json").read_text())
+        if (report / "report.json").exists()
         else {}
-    trace = ([json.loads(line) for line in (report / "trace.jsonl").read_text().splitlines()]
-             if (report / "trace.jsonl").exists() else [])
+    )
+    trace = (
+        [json.loads(line) for line in (report / "trace.jsonl").read_text().splitlines()]
+        if (report / "trace.jsonl").exists()
+        else []
+    )
     return run, doc, trace
 
 
 def myna_hil(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "myna-hil"), *args], capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [str(BIN / "myna-hil"), *args], capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def commands(trace: Trace) -> list[str]:
@@ -187,8 +237,7 @@ def verifies_with_data(trace: Trace) -> int:
 # --- without opt-in -------------------------------------------------------------------------
 
 
-def test_without_opt_in_and_pin_nothing_is_spent_or_written(served: Served,
-                                                            tmp_path: Path) -> None:
+def test_without_opt_in_and_pin_nothing_is_spent_or_written(served: Served, tmp_path: Path) -> None:
     before = served.digest()
     run, doc, trace = hil_suite(served, tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -197,7 +246,8 @@ def test_without_opt_in_and_pin_nothing_is_spent_or_written(served: Served,
     assert served.digest() == before  # no state write at all: no VERIFY with data reached it
     assert verifies_with_data(trace) == 0
     assert set(commands(trace)) <= {"VERIFY (status)", "READ BINARY"} | {
-        n for n in commands(trace) if n.startswith("SELECT")}
+        n for n in commands(trace) if n.startswith("SELECT")
+    }
     assert doc["card"]["id"] == served.card_id and doc["atr"].startswith("3B 88 80 01")
     assert doc["opt_in"] == {"destructive": False, "blocking": False, "min_tries": 2}
     assert "A4 SELECT" in doc["latency_ms"]["by_ins"]
@@ -236,8 +286,9 @@ def test_min_tries_is_the_owners_choice(served: Served, tmp_path: Path) -> None:
 
 def test_a_wrong_card_id_stops_after_the_identification(served: Served, tmp_path: Path) -> None:
     before = served.digest()
-    run, doc, trace = hil_suite(served, tmp_path, "--destructive-card", "DEADBEEF",
-                                "--allow-blocking", pin=PIN)
+    run, doc, trace = hil_suite(
+        served, tmp_path, "--destructive-card", "DEADBEEF", "--allow-blocking", pin=PIN
+    )
     assert run.returncode == 1
     assert "does not name the card" in run.stdout and served.card_id in run.stdout
     assert "no tests ran" in run.stdout
@@ -249,16 +300,31 @@ def test_a_wrong_card_id_stops_after_the_identification(served: Served, tmp_path
 
 
 def test_the_named_card_runs_the_destructive_steps(served: Served, tmp_path: Path) -> None:
-    run, doc, trace = hil_suite(served, tmp_path, "--destructive-card", served.card_id.lower(),
-                                "-k", "card or wrong_pin or lockout", pin=PIN)
+    run, doc, trace = hil_suite(
+        served,
+        tmp_path,
+        "--destructive-card",
+        served.card_id.lower(),
+        "-k",
+        "card or wrong_pin or lockout",
+        pin=PIN,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "blocks a PIN: needs --allow-blocking" in run.stdout
     assert doc["tests"]["test_wrong_pin_costs_one_try_and_the_right_one_restores"] == "passed"
     assert served.tries() == FULL_TRIES
     assert verifies_with_data(trace) == 3  # owner check, wrong value, right value
 
-    run, doc, trace = hil_suite(served, tmp_path, "--destructive-card", served.card_id,
-                                "--allow-blocking", "-k", "lockout", pin=PIN)
+    run, doc, trace = hil_suite(
+        served,
+        tmp_path,
+        "--destructive-card",
+        served.card_id,
+        "--allow-blocking",
+        "-k",
+        "lockout",
+        pin=PIN,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert doc["tests"]["test_scenario[lockout-auth]"] == "passed"
     assert "RESET RETRY COUNTER" in commands(trace)  # blocked, then re-set by the counter
@@ -273,8 +339,15 @@ def test_myna_hil_run_obeys_the_same_interlocks(served: Served) -> None:
     out = myna_hil("run", "lockout-juki", "--reader", served.reader, "--destructive-card", "1F")
     assert out.returncode == 2 and "does not name the card" in out.stderr
     assert served.digest() == before
-    out = myna_hil("run", "lockout-juki", "--reader", served.reader,
-                   "--destructive-card", served.card_id, "--allow-blocking")
+    out = myna_hil(
+        "run",
+        "lockout-juki",
+        "--reader",
+        served.reader,
+        "--destructive-card",
+        served.card_id,
+        "--allow-blocking",
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert served.digest() != before and served.tries()["juki"] == 3
     out = myna_hil("status", "--reader", served.reader)
@@ -299,32 +372,78 @@ def test_no_such_reader_fails_with_what_was_found(tmp_path: Path) -> None:
     ensure_pcscd()
     full = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     full["MYNA_READER"] = "No Such Reader 42"
-    run = subprocess.run([sys.executable, "-m", "pytest", "tests/hil", "-m", "hil",
-                          "-p", "no:cacheprovider", "--hil-report", str(tmp_path)],
-                         cwd=REPO, env=full, capture_output=True, text=True, timeout=120,
-                         check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/hil",
+            "-m",
+            "hil",
+            "-p",
+            "no:cacheprovider",
+            "--hil-report",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 1
     assert "no reader matches 'No Such Reader 42'; readers found: 'Virtual PCD" in run.stdout
     full["MYNA_READER"] = "Virtual PCD"
-    run = subprocess.run([sys.executable, "-m", "pytest", "tests/hil", "-m", "hil",
-                          "-p", "no:cacheprovider", "--hil-report", str(tmp_path)],
-                         cwd=REPO, env=full, capture_output=True, text=True, timeout=120,
-                         check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/hil",
+            "-m",
+            "hil",
+            "-p",
+            "no:cacheprovider",
+            "--hil-report",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 1 and "readers match 'Virtual PCD'" in run.stdout
 
 
 def test_a_card_pulled_mid_run_stops_it_without_retries(served: Served, tmp_path: Path) -> None:
     run, doc, trace = hil_suite(
-        served, tmp_path, "-p", "tests.hil.pull_card", pin=PIN,
-        env={"MYNA_TEST_PULL_PID": str(served.proc.pid),
-             "MYNA_TEST_PULL_BEFORE": "test_four_counters_without_spending_a_try"})
+        served,
+        tmp_path,
+        "-p",
+        "tests.hil.pull_card",
+        pin=PIN,
+        env={
+            "MYNA_TEST_PULL_PID": str(served.proc.pid),
+            "MYNA_TEST_PULL_BEFORE": "test_four_counters_without_spending_a_try",
+        },
+    )
     assert run.returncode == 2  # pytest: interrupted (session.shouldstop)
     assert "run stopped, nothing retried" in run.stdout and "card removed" in run.stdout
     assert "test_owner_pin" not in str(doc["tests"])  # later tests never ran
     assert doc["stopped"] and verifies_with_data(trace) == 0
-    cmds_after_loss = [r for r in trace if r["type"] == "cmd"
-                       and int(str(r["seq"])) > min(int(str(x["seq"])) for x in trace
-                                                     if x["type"] in ("lost",))] \
-        if any(r["type"] == "lost" for r in trace) else []
+    cmds_after_loss = (
+        [
+            r
+            for r in trace
+            if r["type"] == "cmd"
+            and int(str(r["seq"]))
+            > min(int(str(x["seq"])) for x in trace if x["type"] in ("lost",))
+        ]
+        if any(r["type"] == "lost" for r in trace)
+        else []
+    )
     assert cmds_after_loss == []
     assert served.tries() == FULL_TRIES

@@ -6,7 +6,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-VENDOR_TEST = '''
+VENDOR_TEST = """
 import pytest
 from harness.actors.apps import MynaportalLogin, SHOWN_LOCKED
 
@@ -40,7 +40,7 @@ def test_configured(myna_card):
 def test_each_test_gets_a_fresh_card(myna_card):
     assert myna_card.tries_left("auth") == 3
     myna_card.block()
-'''
+"""
 
 
 def test_fixtures_give_a_controllable_card(pytester: pytest.Pytester) -> None:
@@ -62,14 +62,15 @@ def test_myna_reader_skips_in_process_controls(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["*physical card*"])
 
 
-VPCD_TEST = '''
+VPCD_TEST = """
 def test_vpcd(myna_vpcd_reader):
     assert myna_vpcd_reader
-'''
+"""
 
 
-def test_vpcd_fixture_skips_without_pcscd(pytester: pytest.Pytester,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vpcd_fixture_skips_without_pcscd(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setattr("harness.pytest_plugin.vpcd_readers", lambda: "pcscd not reachable: x")
     pytester.makepyfile(VPCD_TEST)
@@ -78,8 +79,9 @@ def test_vpcd_fixture_skips_without_pcscd(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["*pcscd not reachable*"])
 
 
-def test_vpcd_fixture_is_an_error_on_ci(pytester: pytest.Pytester,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vpcd_fixture_is_an_error_on_ci(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CI", "1")
     monkeypatch.setattr("harness.pytest_plugin.vpcd_readers", lambda: "pcscd not reachable: x")
     pytester.makepyfile(VPCD_TEST)
@@ -88,7 +90,8 @@ def test_vpcd_fixture_is_an_error_on_ci(pytester: pytest.Pytester,
 
 
 def test_vpcd_fixture_skips_when_the_worker_has_no_slot(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("harness.pytest_plugin.vpcd_readers", lambda: ["Virtual PCD 00 00"])
     pytester.makepyfile(VPCD_TEST)
     result = pytester.runpytest("--myna-vpcd-slot", "1", "-rs")
@@ -97,18 +100,19 @@ def test_vpcd_fixture_skips_when_the_worker_has_no_slot(
 
 
 def test_vpcd_fixture_passes_over_busy_readers(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("harness.pytest_plugin.vpcd_readers", lambda: ["R0", "R1"])
-    monkeypatch.setattr("harness.pytest_plugin.wait_for_card",
-                        lambda reader, timeout, present=True: True)  # both hold a card
+    monkeypatch.setattr(
+        "harness.pytest_plugin.wait_for_card", lambda reader, timeout, present=True: True
+    )  # both hold a card
     pytester.makepyfile(VPCD_TEST)
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*a reader with a card in it is in use*"])
 
 
-
-READER_SKIPPED = '''
+READER_SKIPPED = """
 import pytest
 from harness.hil.guard import RefusedCommandError
 from harness.sessions import JpkiSession
@@ -121,8 +125,8 @@ def test_marked_but_uses_only_the_transport(myna_transport):
 
 def test_transport_first_then_controls(myna_transport, myna_card):
     JpkiSession(myna_transport).verify("auth", "9999")
-'''
-READER_UNMARKED = '''
+"""
+READER_UNMARKED = """
 
 def test_a_vendor_pin_is_never_sent(myna_transport):
     s = JpkiSession(myna_transport)
@@ -130,17 +134,18 @@ def test_a_vendor_pin_is_never_sent(myna_transport):
         with pytest.raises(RefusedCommandError, match="verifies no PIN"):
             s.verify("auth", "9999")
     assert s.pin_status("auth").tries_left == 3
-'''
-READER_NAMED = '''
+"""
+READER_NAMED = """
 
 def test_the_named_card_is_reached(myna_transport):
     assert JpkiSession(myna_transport).pin_status("auth").tries_left == 3
-'''
+"""
 
 
 @pytest.mark.parametrize("named", [False, True], ids=["nobody-opted-in", "destructive-card"])
 def test_myna_reader_skips_card_tests_before_any_apdu(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, named: bool) -> None:
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, named: bool
+) -> None:
     from emulator.identity import certificate_serial
     from tests.harness.test_guard_bypass import ReaderLike
     from tests.support.cards import fresh_card

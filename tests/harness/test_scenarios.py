@@ -18,10 +18,21 @@ from harness.scenarios.runner import (
 from tests.harness.support import PhysicalLike, opener_for, unit
 
 CATALOGUE = {
-    "lockout-auth", "lockout-sign", "lockout-text", "lockout-juki", "kiosk-reset-auth",
-    "kiosk-reset-sign", "kiosk-expired", "kiosk-both-blocked", "kiosk-ineligible",
-    "counter-reset-all", "counter-representative", "face-auth-card", "phantom-tearing",
-    "phantom-app-retry", "phantom-status-quirk",
+    "lockout-auth",
+    "lockout-sign",
+    "lockout-text",
+    "lockout-juki",
+    "kiosk-reset-auth",
+    "kiosk-reset-sign",
+    "kiosk-expired",
+    "kiosk-both-blocked",
+    "kiosk-ineligible",
+    "counter-reset-all",
+    "counter-representative",
+    "face-auth-card",
+    "phantom-tearing",
+    "phantom-app-retry",
+    "phantom-status-quirk",
 }
 
 
@@ -39,8 +50,13 @@ def test_unit_passes_in_process(name: str) -> None:
 
 def test_units_on_both_profiles_where_they_apply() -> None:
     names = {u.name for u in all_units()}
-    for base in ("lockout-text", "lockout-juki", "counter-reset-all", "counter-representative",
-                 "kiosk-ineligible"):
+    for base in (
+        "lockout-text",
+        "lockout-juki",
+        "counter-reset-all",
+        "counter-representative",
+        "kiosk-ineligible",
+    ):
         assert {base, f"{base}@face-auth"} <= names
     assert [u.profile for u in select_units(["face-auth-card"])] == ["face-auth"]
 
@@ -54,9 +70,10 @@ def test_unknown_name_lists_the_known_ones() -> None:
 
 def test_selection_by_scenario_or_unit() -> None:
     assert [u.name for u in select_units(["lockout-text"])] == [
-        "lockout-text", "lockout-text@face-auth"]
-    assert [u.name for u in select_units(["lockout-text@face-auth"])] == [
-        "lockout-text@face-auth"]
+        "lockout-text",
+        "lockout-text@face-auth",
+    ]
+    assert [u.name for u in select_units(["lockout-text@face-auth"])] == ["lockout-text@face-auth"]
 
 
 def test_a_wrong_card_fails_the_scenario() -> None:

@@ -29,14 +29,20 @@ def _pcscd() -> None:
     from harness.hil.pcsc import list_readers
 
     if reader_name(SLOT) not in list_readers():
-        pytest.fail(f"pcscd has no reader {reader_name(SLOT)!r} (slot {SLOT}); start it with "
-                    "MYNA_VPCD_EXTRA=3 ci/pcscd-start.sh", pytrace=False)
+        pytest.fail(
+            f"pcscd has no reader {reader_name(SLOT)!r} (slot {SLOT}); start it with "
+            "MYNA_VPCD_EXTRA=3 ci/pcscd-start.sh",
+            pytrace=False,
+        )
 
 
 def test_reader_names_follow_reader_conf_entries() -> None:
     assert [reader_name(n) for n in (0, 1, 2, 5, 6)] == [
-        "Virtual PCD 00 00", "Virtual PCD 00 01", "Virtual PCD 1 00 00",
-        "Virtual PCD 2 00 01", "Virtual PCD 3 00 00",
+        "Virtual PCD 00 00",
+        "Virtual PCD 00 01",
+        "Virtual PCD 1 00 00",
+        "Virtual PCD 2 00 01",
+        "Virtual PCD 3 00 00",
     ]
 
 
@@ -44,8 +50,18 @@ def test_whole_catalogue_through_vpcd(tmp_path: Path, capsys: pytest.CaptureFixt
     report = tmp_path / "run.json"
     traces = tmp_path / "traces"
     with slot_lock(SLOT):  # tests/panel/test_browser.py serves in this slot too
-        code = main(["run", "--all", "--vpcd-slot", str(SLOT), "--json", str(report),
-                     "--trace", str(traces)])
+        code = main(
+            [
+                "run",
+                "--all",
+                "--vpcd-slot",
+                str(SLOT),
+                "--json",
+                str(report),
+                "--trace",
+                str(traces),
+            ]
+        )
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"served in vpcd slot {SLOT}" in out

@@ -98,7 +98,11 @@ def test_text_ap_data_parsed_with_the_tlv_grammar(card: Card, t: InProcessTransp
     four = s.basic_four()
     h = card.state.holder
     assert (four.name, four.address, four.birth_date, four.sex) == (
-        h.name, h.address, h.birth_date, h.sex)
+        h.name,
+        h.address,
+        h.birth_date,
+        h.sex,
+    )
 
 
 def test_face_auth_card_statuses() -> None:
@@ -118,8 +122,9 @@ def test_text_session_reads_with_check_numbers_and_checks_integrity(
     s = TextSession(t)
     assert s.pin_status("text-b").describe() == "10/10 tries"
     with pytest.raises(WrongPinError) as exc:
-        s.verify_check_number("B", "0" * 14 if not check_number_b(holder).startswith("0")
-                              else "1" * 14)
+        s.verify_check_number(
+            "B", "0" * 14 if not check_number_b(holder).startswith("0") else "1" * 14
+        )
     assert exc.value.tries_left == 9
     s.verify_check_number("B", check_number_b(holder))
     assert s.basic_four().name == holder.name
@@ -150,8 +155,11 @@ def test_surface_session_reads_the_card_face(card: Card, t: InProcessTransport) 
     assert s.pin_status("surface-a").max_tries == 10
     s.verify_check_number("B", check_number_b(holder))
     face = s.card_face()
-    assert (face.birth_date, face.sex, face.expiry) == (holder.birth_date, holder.sex,
-                                                         holder.expiry)
+    assert (face.birth_date, face.sex, face.expiry) == (
+        holder.birth_date,
+        holder.sex,
+        holder.expiry,
+    )
     assert face.name_image.startswith(PNG_SIGNATURE) and face.photo.startswith(JP2_SIGNATURE)
     assert s.birth_date() == holder.birth_date
     with pytest.raises(SecurityStatusError):

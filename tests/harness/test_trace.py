@@ -117,11 +117,13 @@ def test_replay_of_a_recorded_run_matches(name: str, redact: bool, tmp_path: Pat
 def test_replay_reports_the_first_divergence() -> None:
     records = record("phantom-app-retry")
     # Tamper: the app now sends a 7-byte password where the trace has 6 bytes.
-    n, target = next((n, r) for n, r in enumerate(records)
-                     if isinstance(r, Cmd) and r.kind is CommandKind.VERIFY)
+    n, target = next(
+        (n, r) for n, r in enumerate(records) if isinstance(r, Cmd) and r.kind is CommandKind.VERIFY
+    )
     assert target.name == "VERIFY"
     records[n] = dataclasses.replace(
-        target, hex=target.hex.replace("06 <redacted 6 bytes>", "07 <redacted 7 bytes>"))
+        target, hex=target.hex.replace("06 <redacted 6 bytes>", "07 <redacted 7 bytes>")
+    )
     replay = ReplayTransport(records)
     result, _ = run_unit(unit("phantom-app-retry"), lambda _: (replay, ReplayControls()))
     assert result.error is not None

@@ -79,24 +79,54 @@ def test_recordings_round_trip(redact: bool, tmp_path: Path) -> None:
 
 def test_recorded_commands_have_typed_fields() -> None:
     rec = RecordingTransport(InProcessTransport(new_card()))
-    for apdu in ("00A4040C0AD392F000260100000001", "00A4020C020018", "00200080",
-                 "0020008004" + "31323334", "00A4020C020006", "00B0000010"):
+    for apdu in (
+        "00A4040C0AD392F000260100000001",
+        "00A4020C020018",
+        "00200080",
+        "0020008004" + "31323334",
+        "00A4020C020006",
+        "00B0000010",
+    ):
         rec.transmit(bytes.fromhex(apdu))
     select_app, select_ef, status, verify, _, read = _cmds(rec.records)
     assert (select_app.kind, select_app.ins, select_app.p1, select_app.p2) == (
-        CommandKind.SELECT, 0xA4, 0x04, 0x0C)
+        CommandKind.SELECT,
+        0xA4,
+        0x04,
+        0x0C,
+    )
     assert (select_app.app, select_app.ef, select_app.pin) == (None, None, None)
     assert (select_ef.kind, select_ef.p1, select_ef.app, select_ef.ef) == (
-        CommandKind.SELECT, 0x02, "jpki", None)
+        CommandKind.SELECT,
+        0x02,
+        "jpki",
+        None,
+    )
     assert (status.kind, status.ins, status.p2, status.app, status.ef, status.pin) == (
-        CommandKind.VERIFY_STATUS, 0x20, 0x80, "jpki", 0x0018, "auth")
+        CommandKind.VERIFY_STATUS,
+        0x20,
+        0x80,
+        "jpki",
+        0x0018,
+        "auth",
+    )
     assert status.fp is None
     assert (verify.kind, verify.cla, verify.ins, verify.p1, verify.p2) == (
-        CommandKind.VERIFY, 0x00, 0x20, 0x00, 0x80)
+        CommandKind.VERIFY,
+        0x00,
+        0x20,
+        0x00,
+        0x80,
+    )
     assert (verify.app, verify.ef, verify.pin) == ("jpki", 0x0018, "auth")
     assert verify.hex == "00200080 04 <redacted 4 bytes>" and verify.fp
     assert (read.kind, read.ins, read.app, read.ef, read.pin) == (
-        CommandKind.READ, 0xB0, "jpki", 0x0006, None)
+        CommandKind.READ,
+        0xB0,
+        "jpki",
+        0x0006,
+        None,
+    )
     assert [c.i for c in _cmds(rec.records)] == list(range(6))
 
 
@@ -104,17 +134,32 @@ def test_golden_commands_have_typed_fields() -> None:
     by_hex = {c.hex: c for p in GOLDEN_FILES for c in _cmds(read_trace(p))}
     reset = by_hex["002C029C 04 <redacted 4 bytes>"]
     assert (reset.kind, reset.ins, reset.p1, reset.p2, reset.app, reset.ef, reset.pin) == (
-        CommandKind.RESET_NEW_VALUE, 0x2C, 0x02, 0x9C, "juki", 0x001C, "juki")
+        CommandKind.RESET_NEW_VALUE,
+        0x2C,
+        0x02,
+        0x9C,
+        "juki",
+        0x001C,
+        "juki",
+    )
     juki = by_hex["00200080 04 <redacted 4 bytes>"]
     assert (juki.kind, juki.ins) == (CommandKind.VERIFY, 0x20)
     challenge = by_hex["0084000008"]
     assert (challenge.kind, challenge.ins, challenge.proprietary) == (
-        CommandKind.OTHER, 0x84, False)
+        CommandKind.OTHER,
+        0x84,
+        False,
+    )
     cryptogram = by_hex["0082000010<cryptogram>"]  # a golden file's placeholder
     assert (cryptogram.ins, cryptogram.kind) == (0x82, CommandKind.OTHER)
     sign = next(c for h, c in by_hex.items() if h.startswith("802A"))
     assert (sign.cla, sign.ins, sign.p1, sign.p2, sign.proprietary) == (
-        0x80, 0x2A, 0x00, 0x80, True)
+        0x80,
+        0x2A,
+        0x00,
+        0x80,
+        True,
+    )
     assert (sign.app, sign.ef, sign.pin) == ("jpki", 0x0017, None)
 
 
@@ -128,8 +173,9 @@ def test_golden_commands_have_typed_fields() -> None:
         ("00 20", CommandKind.MALFORMED, (None, None, None, None)),
     ],
 )
-def test_kind_and_header_follow_the_hex(hex_text: str, kind: CommandKind,
-                                        header: tuple[int | None, ...]) -> None:
+def test_kind_and_header_follow_the_hex(
+    hex_text: str, kind: CommandKind, header: tuple[int | None, ...]
+) -> None:
     cmd = Cmd(i=0, hex=hex_text, name="renamed")
     assert cmd.kind is kind and (cmd.cla, cmd.ins, cmd.p1, cmd.p2) == header
     other = dataclasses.replace(cmd, hex="00B0000000")  # derived fields follow the hex
@@ -146,8 +192,16 @@ def test_records_are_frozen_and_slotted() -> None:
 
 
 def test_notes_keep_their_fields_in_order_and_type_pin_and_tries() -> None:
-    obj = {"seq": 9, "type": "note", "actor": "app", "event": "pin-status", "pin": "auth",
-           "app": "jpki", "tries_shown": 0, "clock": "2026-04-01T09:00:00+00:00"}
+    obj = {
+        "seq": 9,
+        "type": "note",
+        "actor": "app",
+        "event": "pin-status",
+        "pin": "auth",
+        "app": "jpki",
+        "tries_shown": 0,
+        "clock": "2026-04-01T09:00:00+00:00",
+    }
     note = record_from_json(obj)
     assert isinstance(note, Note)
     assert (note.actor, note.event, note.pin, note.tries_shown) == ("app", "pin-status", "auth", 0)
@@ -158,30 +212,66 @@ def test_notes_keep_their_fields_in_order_and_type_pin_and_tries() -> None:
 
 
 def test_meta_extras_and_a_newer_writers_fields_are_kept() -> None:
-    rec = RecordingTransport(InProcessTransport(new_card()),
-                             meta={"scenario": "s", "profile": "p", "hil": True, "reader": "r"})
+    rec = RecordingTransport(
+        InProcessTransport(new_card()),
+        meta={"scenario": "s", "profile": "p", "hil": True, "reader": "r"},
+    )
     meta = rec.records[0]
     assert isinstance(meta, Meta)
-    assert (meta.scenario, meta.profile, dict(meta.extra)) == ("s", "p", {"hil": True,
-                                                                         "reader": "r"})
-    assert list(meta.to_json()) == ["seq", "type", "format", "version", "transport", "atr",
-                                    "redacted", "fingerprint", "scenario", "profile", "hil",
-                                    "reader", "time", "t"]
-    obj: dict[str, Any] = {"seq": 3, "type": "rsp", "i": 1, "hex": "9000", "sw": "9000",
-                           "x-newer": [1, 2], "clock": "c"}
+    assert (meta.scenario, meta.profile, dict(meta.extra)) == (
+        "s",
+        "p",
+        {"hil": True, "reader": "r"},
+    )
+    assert list(meta.to_json()) == [
+        "seq",
+        "type",
+        "format",
+        "version",
+        "transport",
+        "atr",
+        "redacted",
+        "fingerprint",
+        "scenario",
+        "profile",
+        "hil",
+        "reader",
+        "time",
+        "t",
+    ]
+    obj: dict[str, Any] = {
+        "seq": 3,
+        "type": "rsp",
+        "i": 1,
+        "hex": "9000",
+        "sw": "9000",
+        "x-newer": [1, 2],
+        "clock": "c",
+    }
     rsp = record_from_json(obj)
     assert isinstance(rsp, Rsp) and rsp.sw == 0x9000 and rsp.extra == {"x-newer": [1, 2]}
     assert rsp.to_json() == obj and list(rsp.to_json()) == list(obj)
 
 
-
 def test_controls_keep_the_panels_json_form(tmp_path: Path) -> None:
-    obj = {"seq": 4, "type": "control", "actor": "panel", "action": "set-tries", "pin": "auth",
-           "tries": 1, "time": "2026-04-01T09:00:00+00:00", "t": 0.5}
+    obj = {
+        "seq": 4,
+        "type": "control",
+        "actor": "panel",
+        "action": "set-tries",
+        "pin": "auth",
+        "tries": 1,
+        "time": "2026-04-01T09:00:00+00:00",
+        "t": 0.5,
+    }
     control = record_from_json(obj)
     assert isinstance(control, Control) and RECORD_TYPES["control"] is Control
     assert (control.actor, control.action, control.pin, control.tries) == (
-        "panel", "set-tries", "auth", 1)
+        "panel",
+        "set-tries",
+        "auth",
+        1,
+    )
     assert control.to_json() == obj and list(control.to_json()) == list(obj)
     assert validate.check_record(obj, first=False) is None
     log = TraceLog("test", bytes.fromhex("3B00"))
@@ -221,8 +311,9 @@ def test_this_version_reads_without_migration() -> None:
     assert isinstance(meta, Meta) and meta.version == TRACE_VERSION
 
 
-def test_an_older_supported_version_is_migrated(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_older_supported_version_is_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A reader at version 3 with migrations 1 -> 2 -> 3 reads a version-1 file."""
     seen: list[tuple[int, str]] = []
 
@@ -234,6 +325,7 @@ def test_an_older_supported_version_is_migrated(tmp_path: Path,
             if rec["type"] == "rsp" and version == 2:
                 rec["sw_name"] = rec.pop("sw_text")
             return rec
+
         return migrate
 
     monkeypatch.setattr(validate, "TRACE_VERSION", 3)
@@ -248,18 +340,23 @@ def test_an_older_supported_version_is_migrated(tmp_path: Path,
     assert rsp.sw_name == "OK" and not rsp.extra
 
 
-def test_a_version_no_migration_reaches_is_refused(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_version_no_migration_reaches_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(validate, "TRACE_VERSION", 3)
     monkeypatch.setattr(validate, "MIGRATIONS", {2: lambda rec: rec})
     path = _with_version(tmp_path, 1)
-    with pytest.raises(TraceFormatError, match=r"line 1: trace version 1 is too old \(this "
-                                               r"reader: 2 to 3\)"):
+    with pytest.raises(
+        TraceFormatError,
+        match=r"line 1: trace version 1 is too old \(this "
+        r"reader: 2 to 3\)",
+    ):
         read_trace(path)
 
 
-def test_a_line_too_broken_to_migrate_is_one_line(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_line_too_broken_to_migrate_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def strict(rec: dict[str, Any]) -> dict[str, Any]:
         rec["event"] = rec["event"].upper() if rec["type"] == "note" else rec.get("event")
         return rec
@@ -270,19 +367,25 @@ def test_a_line_too_broken_to_migrate_is_one_line(tmp_path: Path,
     lines = path.read_text(encoding="utf-8").splitlines()
     lines.insert(1, json.dumps({"type": "note", "actor": "app", "event": 7}))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(TraceFormatError, match=r"line 2: cannot bring this version-1 record "
-                                               r"up to version 2$"):
+    with pytest.raises(
+        TraceFormatError,
+        match=r"line 2: cannot bring this version-1 record "
+        r"up to version 2$",
+    ):
         read_trace(path)
 
 
-@pytest.mark.parametrize(("version", "message"), [
-    (TRACE_VERSION + 1, f"line 1: trace version {TRACE_VERSION + 1} is too new"),
-    (0, "line 1: trace version 0 is too old"),
-])
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (TRACE_VERSION + 1, f"line 1: trace version {TRACE_VERSION + 1} is too new"),
+        (0, "line 1: trace version 0 is too old"),
+    ],
+)
 @pytest.mark.parametrize("action", ["show", "explain", "replay"])
-def test_an_unknown_version_is_a_one_line_error(capsys: pytest.CaptureFixture[str],
-                                                tmp_path: Path, version: int, message: str,
-                                                action: str) -> None:
+def test_an_unknown_version_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, version: int, message: str, action: str
+) -> None:
     path = _with_version(tmp_path, version)
     assert main(["trace", action, str(path)]) == 2
     _, err = capsys.readouterr()

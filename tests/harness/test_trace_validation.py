@@ -64,14 +64,16 @@ def assert_clean(code: int, out: str, err: str, action: str) -> None:
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=5,
 )
 
 
-def _mutate(lines: list[bytes], rnd: random.Random, kind: str, value: Any,
-            garbage: bytes) -> list[bytes]:
+def _mutate(
+    lines: list[bytes], rnd: random.Random, kind: str, value: Any, garbage: bytes
+) -> list[bytes]:
     n = rnd.randrange(len(lines))
     if kind in ("delete", "retype", "type"):
         try:
@@ -107,19 +109,28 @@ def _mutate(lines: list[bytes], rnd: random.Random, kind: str, value: Any,
 
 
 MUTATION = st.tuples(
-    st.sampled_from(["delete", "retype", "type", "replace", "bytes", "insert", "truncate",
-                     "swap", "duplicate"]),
+    st.sampled_from(
+        ["delete", "retype", "type", "replace", "bytes", "insert", "truncate", "swap", "duplicate"]
+    ),
     JSON_VALUES,
     st.binary(max_size=24),
 )
 
 
-@settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(source=st.integers(0, len(GOLDEN)), seed=st.integers(0, 2**32),
-       mutations=st.lists(MUTATION, min_size=1, max_size=3))
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    source=st.integers(0, len(GOLDEN)),
+    seed=st.integers(0, 2**32),
+    mutations=st.lists(MUTATION, min_size=1, max_size=3),
+)
 def test_mutated_traces_give_a_result_or_one_line(
-    capsys: pytest.CaptureFixture[str], source: int, seed: int,
+    capsys: pytest.CaptureFixture[str],
+    source: int,
+    seed: int,
     mutations: list[tuple[str, Any, bytes]],
 ) -> None:
     rnd = random.Random(seed)
@@ -165,8 +176,13 @@ def _records() -> list[dict[str, Any]]:
 )
 @pytest.mark.parametrize("action", ACTIONS)
 def test_bad_field_names_line_and_field_not_value(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, action: str, line: int, field: str,
-    value: Any, message: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    action: str,
+    line: int,
+    field: str,
+    value: Any,
+    message: str,
 ) -> None:
     records = _records()
     if value is None:
@@ -194,8 +210,9 @@ def test_bad_field_names_line_and_field_not_value(
         (b'{"no": "type"}\n', "line 1: field 'type' is missing"),
     ],
 )
-def test_binary_empty_and_non_json_files(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                         content: bytes, message: str) -> None:
+def test_binary_empty_and_non_json_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "trace.jsonl"
     path.write_bytes(content)
     for action in ACTIONS:
@@ -203,16 +220,18 @@ def test_binary_empty_and_non_json_files(capsys: pytest.CaptureFixture[str], tmp
         assert code == 2 and message in err and len(err.splitlines()) == 1, err
 
 
-def test_directory_and_missing_file_are_one_line(capsys: pytest.CaptureFixture[str],
-                                                 tmp_path: Path) -> None:
+def test_directory_and_missing_file_are_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     for target in (tmp_path, tmp_path / "missing.jsonl"):
         code, _, err = run(capsys, "trace", "show", str(target))
         assert code == 2 and err.startswith("myna-hil: error: cannot read")
         assert len(err.splitlines()) == 1
 
 
-def test_note_fields_cannot_drive_the_terminal(capsys: pytest.CaptureFixture[str],
-                                               tmp_path: Path) -> None:
+def test_note_fields_cannot_drive_the_terminal(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     records = _records()
     records.insert(1, {"type": "note", "actor": "app", "event": "shown", "text": "\x1b[31mred"})
     code, out, _ = run(capsys, "trace", "show", str(_write(tmp_path, records)))
@@ -223,8 +242,9 @@ def test_line_separators_inside_strings_are_not_line_breaks(tmp_path: Path) -> N
     records = _records()
     records.insert(1, {"type": "note", "actor": "app", "event": "shown", "text": "a\u2028b"})
     path = tmp_path / "trace.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
     note = read_trace(path)[1]
     assert isinstance(note, Note) and note.fields["text"] == "a\u2028b"
 
@@ -234,8 +254,9 @@ def test_every_golden_trace_still_loads() -> None:
         assert isinstance(read_trace(path)[0], Meta)
 
 
-def test_unredacted_replay_divergence_shows_no_pin(capsys: pytest.CaptureFixture[str],
-                                                    tmp_path: Path) -> None:
+def test_unredacted_replay_divergence_shows_no_pin(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     records = [json.loads(line) for line in sources()[-1]]
     verify = next(r for r in records if r.get("type") == "cmd" and r.get("name") == "VERIFY")
     data = verify["hex"][10:]

@@ -28,8 +28,13 @@ def test_catalogue_through_vpcd(myna_vpcd_reader: str, request: pytest.FixtureRe
     holder = request.node.myna_vpcd_card.card.state.holder
     a, b = check_number_a(holder), check_number_b(holder)
     for unit in all_units():
-        pins = {**default_pins(unit.profile), "text-a": a, "text-b": b, "surface-a": a,
-                "surface-b": b}
+        pins = {
+            **default_pins(unit.profile),
+            "text-a": a,
+            "text-b": b,
+            "surface-a": a,
+            "surface-b": b,
+        }
         result, _ = run_unit(unit, opener, interlocks=opt_in, pins=pins)
         if result.skipped:
             skipped += 1
@@ -39,12 +44,15 @@ def test_catalogue_through_vpcd(myna_vpcd_reader: str, request: pytest.FixtureRe
         assert result.ok, (unit.name, result.error, [s for s in result.steps if not s.ok])
     assert ran >= 13 and skipped
     card = request.node.myna_vpcd_card
-    assert all(card.tries_left(n) == m for n, m in
-               (("auth", 3), ("sign", 5), ("juki", 3), ("helper", 3), ("text-b", 10)))
+    assert all(
+        card.tries_left(n) == m
+        for n, m in (("auth", 3), ("sign", 5), ("juki", 3), ("helper", 3), ("text-b", 10))
+    )
 
 
-def test_without_opt_in_nothing_is_spent(myna_vpcd_reader: str,
-                                         request: pytest.FixtureRequest) -> None:
+def test_without_opt_in_nothing_is_spent(
+    myna_vpcd_reader: str, request: pytest.FixtureRequest
+) -> None:
     pcsc = pytest.importorskip("harness.hil.pcsc")
     opener = reader_opener(lambda: pcsc.PcscTransport(myna_vpcd_reader))
     for unit in all_units():

@@ -25,21 +25,46 @@ NO_READER = f"no reader named (set {ENV_READER})"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("myna-hil-hil", "hardware in the loop (tests/hil)")
-    group.addoption("--reader", metavar="NAME", default=None,
-                    help=f"the PC/SC reader holding the card (default: ${ENV_READER})")
-    group.addoption("--destructive-card", metavar="ID", default=None,
-                    help="the reader holds this test card (ID as 'myna-hil status' shows it): "
-                         "destructive steps may run; another card stops the run")
-    group.addoption("--allow-blocking", action="store_true", default=False,
-                    help="with --destructive-card: steps that block a PIN may run too")
-    group.addoption("--min-tries", metavar="N", type=int, default=DEFAULT_MIN_TRIES,
-                    help="a wrong owner PIN must leave N tries, else it is not sent "
-                         f"(default {DEFAULT_MIN_TRIES})")
-    group.addoption("--prompt-pin", action="store_true", default=False,
-                    help="ask for the auth PIN on the terminal (else $MYNA_AUTH_PIN; "
-                         "neither: the PIN steps are skipped)")
-    group.addoption("--hil-report", metavar="DIR", default="hil-results",
-                    help="where report.json, summary.txt and trace.jsonl go")
+    group.addoption(
+        "--reader",
+        metavar="NAME",
+        default=None,
+        help=f"the PC/SC reader holding the card (default: ${ENV_READER})",
+    )
+    group.addoption(
+        "--destructive-card",
+        metavar="ID",
+        default=None,
+        help="the reader holds this test card (ID as 'myna-hil status' shows it): "
+        "destructive steps may run; another card stops the run",
+    )
+    group.addoption(
+        "--allow-blocking",
+        action="store_true",
+        default=False,
+        help="with --destructive-card: steps that block a PIN may run too",
+    )
+    group.addoption(
+        "--min-tries",
+        metavar="N",
+        type=int,
+        default=DEFAULT_MIN_TRIES,
+        help="a wrong owner PIN must leave N tries, else it is not sent "
+        f"(default {DEFAULT_MIN_TRIES})",
+    )
+    group.addoption(
+        "--prompt-pin",
+        action="store_true",
+        default=False,
+        help="ask for the auth PIN on the terminal (else $MYNA_AUTH_PIN; "
+        "neither: the PIN steps are skipped)",
+    )
+    group.addoption(
+        "--hil-report",
+        metavar="DIR",
+        default="hil-results",
+        help="where report.json, summary.txt and trace.jsonl go",
+    )
 
 
 def _opt(config: pytest.Config, name: str, default: object = None) -> object:
@@ -50,8 +75,7 @@ def _requested(config: pytest.Config) -> bool:
     """Only a run that asks for the HIL suite touches a reader (not the whole test suite)."""
     if "hil" in str(config.option.markexpr or ""):
         return True
-    return any(Path(str(a).split("::")[0]).resolve().is_relative_to(HERE)
-               for a in config.args)
+    return any(Path(str(a).split("::")[0]).resolve().is_relative_to(HERE) for a in config.args)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -103,8 +127,7 @@ def hil(request: pytest.FixtureRequest) -> Iterator[HilCard]:
     try:
         card.authorise()
     except (InterlockError, NotAMyNumberCardError, TransportError) as exc:
-        pytest.exit(f"myna-hil HIL: {exc}; the run stopped after the identification",
-                    returncode=1)
+        pytest.exit(f"myna-hil HIL: {exc}; the run stopped after the identification", returncode=1)
     try:
         yield card
     finally:
@@ -121,8 +144,9 @@ def auth_pin(request: pytest.FixtureRequest) -> Secret | None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item,
-                              call: pytest.CallInfo[None]) -> Generator[None, object, object]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, object, object]:
     report = yield
     card = item.config.stash.get(CARD_KEY, None)
     outcome = str(getattr(report, "outcome", ""))

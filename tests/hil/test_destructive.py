@@ -21,12 +21,14 @@ pytestmark = pytest.mark.hil
 
 UNITS = [u for u in all_units() if u.scenario.destructive and not u.scenario.needs_admin]
 #: A guard-level stand-in for "a destructive step that does not block".
-_WRONG_ONCE = Scenario("wrong-pin-once", "one wrong auth PIN, then the right one",
-                       lambda ctx: None, destructive=True)
+_WRONG_ONCE = Scenario(
+    "wrong-pin-once", "one wrong auth PIN, then the right one", lambda ctx: None, destructive=True
+)
 
 
-def test_wrong_pin_costs_one_try_and_the_right_one_restores(hil: HilCard,
-                                                             auth_pin: Secret | None) -> None:
+def test_wrong_pin_costs_one_try_and_the_right_one_restores(
+    hil: HilCard, auth_pin: Secret | None
+) -> None:
     if not hil.permit.destructive:
         pytest.skip(refusal(_WRONG_ONCE, hil.transport, hil.permit) or "")
     if auth_pin is None:

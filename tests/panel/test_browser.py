@@ -40,8 +40,23 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 20.0
 
-SELECT_JPKI = [0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00,
-               0x00, 0x01]
+SELECT_JPKI = [
+    0x00,
+    0xA4,
+    0x04,
+    0x0C,
+    0x0A,
+    0xD3,
+    0x92,
+    0xF0,
+    0x00,
+    0x26,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    0x01,
+]
 SELECT_AUTH_PIN = [0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x18]
 VERIFY_STATUS = [0x00, 0x20, 0x00, 0x80]
 VERIFY_9999 = [0x00, 0x20, 0x00, 0x80, 0x04, 0x39, 0x39, 0x39, 0x39]
@@ -68,8 +83,13 @@ def browser() -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1200,800", "--disable-gpu"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,800",
+        "--disable-gpu",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
@@ -107,10 +127,23 @@ def served(tmp_path: Path) -> Iterator[Served]:
     log = (tmp_path / "serve.log").open("w+")
     with slot_lock(SLOT):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "emulator.cli_serve", "--state", str(state),
-             "--slot", str(SLOT), "--panel"],
-            stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "emulator.cli_serve",
+                "--state",
+                str(state),
+                "--slot",
+                str(SLOT),
+                "--panel",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+        )
         try:
+
             def url() -> re.Match[str] | None:
                 if proc.poll() is not None:
                     log.seek(0)
@@ -178,8 +211,10 @@ def test_the_page_steers_the_served_card(browser: Any, served: Served) -> None:
 
     # 'set tries 1' -> a pyscard client's empty VERIFY answers 63C1.
     _click(driver, 'button[data-action="set-tries"][data-pin="auth"][data-tries="1"]')
-    _wait(lambda: _text(driver, 'tr[data-pin="auth"] td.tries').startswith("1 / 3"),
-          "the page to show 1 try")
+    _wait(
+        lambda: _text(driver, 'tr[data-pin="auth"] td.tries').startswith("1 / 3"),
+        "the page to show 1 try",
+    )
     connection = _wait(_connection, "pyscard to reach the card")
     assert _sw(connection, SELECT_JPKI) == "9000"
     assert _sw(connection, SELECT_AUTH_PIN) == "9000"

@@ -42,11 +42,17 @@ def panel(tmp_path: Path) -> Iterator[PanelServer]:
     card.close()
 
 
-def _request(panel: PanelServer, path: str, *, body: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def _request(
+    panel: PanelServer,
+    path: str,
+    *,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{panel.port}{path}", data=data,
-                                 headers=headers or {})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{panel.port}{path}", data=data, headers=headers or {}
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as rsp:
             return rsp.status, rsp.read()
@@ -55,8 +61,12 @@ def _request(panel: PanelServer, path: str, *, body: dict[str, Any] | None = Non
 
 
 def _post(panel: PanelServer, action: str, **args: Any) -> tuple[int, dict[str, Any]]:
-    status, body = _request(panel, "/api/slots/0/control", body={"action": action, **args},
-                            headers={"X-Panel-Token": panel.token})
+    status, body = _request(
+        panel,
+        "/api/slots/0/control",
+        body={"action": action, **args},
+        headers={"X-Panel-Token": panel.token},
+    )
     return status, json.loads(body)
 
 
@@ -68,8 +78,9 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> Non
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("path", ["/", "/static/panel.js", "/api/state", "/api/events",
-                                  "/api/slots/0/trace"])
+@pytest.mark.parametrize(
+    "path", ["/", "/static/panel.js", "/api/state", "/api/events", "/api/slots/0/trace"]
+)
 def test_every_route_needs_the_token(panel: PanelServer, path: str) -> None:
     assert _request(panel, path)[0] == 403
     assert _request(panel, f"{path}?token=wrong")[0] == 403
@@ -88,28 +99,36 @@ def test_the_token_opens_the_page_and_sets_a_cookie(panel: PanelServer) -> None:
 
 def test_a_post_needs_the_header_not_only_the_cookie(panel: PanelServer) -> None:
     """A cookie is sent by any page the browser shows: it must not be enough to act."""
-    status, _ = _request(panel, "/api/slots/0/control?token=t0ken", body={"action": "block"},
-                         headers={"Cookie": "myna_panel_token=t0ken"})
+    status, _ = _request(
+        panel,
+        "/api/slots/0/control?token=t0ken",
+        body={"action": "block"},
+        headers={"Cookie": "myna_panel_token=t0ken"},
+    )
     assert status == 403
 
 
 @pytest.mark.parametrize("host", ["evil.example:{port}", "127.0.0.1:1", "attacker.test"])
 def test_a_foreign_host_header_is_refused(panel: PanelServer, host: str) -> None:
     """DNS rebinding: a page from another name reaching 127.0.0.1 names itself in Host."""
-    status, _ = _request(panel, "/api/state?token=t0ken",
-                         headers={"Host": host.format(port=panel.port)})
+    status, _ = _request(
+        panel, "/api/state?token=t0ken", headers={"Host": host.format(port=panel.port)}
+    )
     assert status == 403
 
 
 def test_localhost_is_accepted(panel: PanelServer) -> None:
-    status, _ = _request(panel, "/api/state?token=t0ken",
-                         headers={"Host": f"localhost:{panel.port}"})
+    status, _ = _request(
+        panel, "/api/state?token=t0ken", headers={"Host": f"localhost:{panel.port}"}
+    )
     assert status == 200
 
 
 def test_controls_change_the_durable_card(panel: PanelServer, tmp_path: Path) -> None:
     assert _post(panel, "set-tries", pin="auth", tries=1) == (
-        200, {"ok": True, "text": "auth: tries set to 1"})
+        200,
+        {"ok": True, "text": "auth: tries set to 1"},
+    )
     assert _post(panel, "block", pin="juki")[0] == 200
     assert _post(panel, "quirk", name="status_9000_after_verify", on=True)[0] == 200
     assert _post(panel, "tear")[0] == 200
@@ -144,7 +163,8 @@ def test_a_re_set_value_goes_nowhere_but_the_card(panel: PanelServer) -> None:
     card = panel.slots[0].server.card
     assert card.pin_record("auth").tries_left == 3  # type: ignore[attr-defined]
     assert _post(panel, "set-pin", pin="auth", value="12")[1]["error"].startswith(
-        "the JPKI user-authentication PIN must be 4 digits")
+        "the JPKI user-authentication PIN must be 4 digits"
+    )
 
 
 def test_a_wrong_verify_gets_its_cause_and_stays_redacted(tmp_path: Path) -> None:
@@ -175,7 +195,8 @@ def test_a_torn_verify_is_a_power_loss(tmp_path: Path) -> None:
 
 
 def test_a_counter_changed_elsewhere_is_attributed_to_another_process(
-        panel: PanelServer, tmp_path: Path) -> None:
+    panel: PanelServer, tmp_path: Path
+) -> None:
     slot = panel.slots[0]
     _wait(lambda: "pins" in panel.snapshot()["slots"][0], "the first status")
     other = Card.open(tmp_path / "card.db")
@@ -204,8 +225,9 @@ def test_serve_knows_the_panel_by_its_entry_point() -> None:
     assert _args("--echo", "--panel", "8123").panel == 8123
 
 
-def test_serve_says_how_to_get_a_missing_add_on(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_says_how_to_get_a_missing_add_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(cli_serve.importlib.metadata, "entry_points", lambda **kw: [])
     assert cli_serve.main(["--echo", "--slot", "99", "--panel"]) == cli_serve.EXIT_USAGE
     assert "pip install 'myna-hil[panel]'" in capsys.readouterr().err
