@@ -15,7 +15,7 @@ from emulator.identity import (
     revoke_signing,
 )
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, FACE_AUTH, PROFILES, STANDARD
-from emulator.protocol import PIN_ORDER, Pin
+from emulator.protocol import PIN_ORDER, PINS_OF, Pin, Profile
 from emulator.state import CardState, Holder, PinRecord, Pki, Quirks
 
 
@@ -52,7 +52,7 @@ def check_number_records(holder: Holder) -> dict[str, PinRecord]:
 
 def _pin_names(profile: str) -> tuple[str, ...]:
     # [model] a face-authentication card keeps the Juki and input-helper PINs only.
-    return ("juki", "helper") if profile == FACE_AUTH else ("auth", "sign", "juki", "helper")
+    return PINS_OF[Profile(profile)]
 
 
 def new_state(

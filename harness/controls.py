@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from emulator.card import Card
+from emulator.protocol import PIN_ORDER
 from harness.cards import profile_changer
 from harness.inprocess import InProcessTransport
 
-PIN_NAMES = ("auth", "sign", "juki", "helper")
+PIN_NAMES = PIN_ORDER
 
 
 class CardControls(Protocol):

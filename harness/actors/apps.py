@@ -173,7 +173,7 @@ class ETaxSigner(ReaderApp):
     def sign(self, typed: str, document: bytes) -> Outcome:
         jpki = JpkiSession(self.transport)
         try:
-            jpki.select_ef(0x001B)  # no signing password at all: a face-auth card
+            jpki.select_ef(HOME[Pin.SIGN].ef)  # no signing password at all: a face-auth card
             self._verify(lambda v: jpki.verify("sign", v), typed)
             cert = jpki.certificate("sign")
             signature = jpki.sign_message("sign", document)

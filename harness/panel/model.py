@@ -15,7 +15,7 @@ from typing import Any
 from emulator.card import Card
 from emulator.grammar import tries_left
 from emulator.profiles import ATRS, PROFILES
-from emulator.protocol import SPECS
+from emulator.protocol import PIN_ORDER, SPECS
 from emulator.state import Quirks
 from emulator.vpcd import VPCD_BASE_PORT, VpcdEvent, VpcdServer, reader_name
 from harness.trace.decode import CommandKind
@@ -27,7 +27,6 @@ __all__ = ["CAUSE_WORDS", "PIN_ORDER", "Message", "SlotPanel", "options"]
 
 Message = dict[str, Any]
 
-PIN_ORDER = ("auth", "sign", "juki", "helper")
 #: The forensics' causes in the panel's few words (the detail follows them).
 CAUSE_WORDS: dict[Cause, str] = {
     Cause.USER_WRONG: "wrong value",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from emulator.protocol import PINS_OF, SPECS, Profile
 from harness.actors.apps import (
     SHOWN_CHECK_LOCKED,
     SHOWN_IDENTITY_OK,
@@ -46,7 +47,7 @@ def sw_of(action: Callable[[], object]) -> str:
 
 def block_with_app(ctx: Ctx, pin: str) -> None:
     """Wrong entries through the reader apps until *pin* is blocked, each step checked."""
-    full = 5 if pin == "sign" else 3
+    full = SPECS[pin].max_tries
     for n in range(full - 1, -1, -1):
         want = SHOWN_LOCKED if n == 0 else wrong_pin(n)
         if pin == "auth":
@@ -272,7 +273,7 @@ def kiosk_ineligible(ctx: Ctx) -> None:
 
 
 def _pins_of(ctx: Ctx) -> list[str]:
-    return ["juki", "helper"] if ctx.profile == FACE_AUTH else ["auth", "sign", "juki", "helper"]
+    return list(PINS_OF[Profile(ctx.profile)])
 
 
 def _verify_new(ctx: Ctx, pin: str) -> str:
