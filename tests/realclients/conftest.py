@@ -10,7 +10,6 @@ at high levels it logs APDUs, PINs included.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -28,6 +27,7 @@ from smartcard import scard
 
 from emulator.card import Card
 from emulator.vpcd import reader_name
+from tests.support import slots
 from tests.support.cards import fresh_state
 from tests.support.pcscd import ensure_pcscd, in_ci
 
@@ -37,8 +37,6 @@ READER = reader_name(SLOT)
 #: pcscd polls presence every ~0.4 s; OpenSC runs take well under a second here.
 CARD_TIMEOUT = 15.0
 TOOL_TIMEOUT = 60.0
-#: Held while a test uses the slot: xdist workers (or two pytest runs) take turns.
-SLOT_LOCK = Path(f"/tmp/myna-hil-vpcd-slot{SLOT}.lock")
 
 TOOLS = ("opensc-tool", "pkcs15-tool", "pkcs11-tool")
 PKCS11_MODULES = (
@@ -252,20 +250,8 @@ def state_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def slot_lock() -> Iterator[None]:
     """Exclusive use of slot 2 for one test, across processes (bounded wait)."""
-    with SLOT_LOCK.open("a") as handle:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"slot {SLOT} stayed busy (lock {SLOT_LOCK})", pytrace=False)
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with slots.slot_lock(SLOT):
+        yield
 
 
 @pytest.fixture
