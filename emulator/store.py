@@ -48,6 +48,7 @@ AUTOCHECKPOINT = 100
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _PKI_FIELDS = tuple(f.name for f in fields(Pki))
 _PIN_COLUMNS = "salt, digest, iterations, tries_left, max_tries"
+_UPDATE_PIN = "UPDATE pin SET salt = ?, digest = ?, iterations = ?, tries_left = ? WHERE name = ?"
 
 _SCHEMA = f"""
 CREATE TABLE card (
@@ -275,14 +276,25 @@ class SqliteStore(Store):
     # --- changing -----------------------------------------------------------------------------
 
     def modify_pin(self, name: str, change: PinChange) -> PinRecord:
-        with self._errors("change"), _transaction(self._conn, self.path):
-            record = _read_pin(self._conn, name)
-            change(record)
-            self._conn.execute(
-                "UPDATE pin SET salt = ?, digest = ?, iterations = ?, tries_left = ?"
-                " WHERE name = ?",
-                (record.salt, record.digest, record.iterations, record.tries_left, name),
-            )
+        # The hot path of every VERIFY with data: the same steps as _transaction and _errors,
+        # written out (the two context managers cost about a third of the card's own work).
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                record = _read_pin(conn, name)
+                change(record)
+                conn.execute(
+                    _UPDATE_PIN,
+                    (record.salt, record.digest, record.iterations, record.tries_left, name),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._store_error(exc, "change") from None
         self.writes += 1
         return record
 
@@ -303,17 +315,17 @@ class SqliteStore(Store):
         """SQLite's exceptions as one-line ``StoreError`` messages naming the file."""
         try:
             yield
-        except StoreError:
-            raise
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreBusy(
-                    f"{self.path} is busy: another process held its write lock for longer than"
-                    f" the wait allowed; nothing was changed"
-                ) from None
-            raise StoreError(f"cannot {what} {self.path}: {exc}") from None
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot {what} {self.path}: {exc}") from None
+            raise self._store_error(exc, what) from None
+
+    def _store_error(self, exc: sqlite3.Error, what: str) -> StoreError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+            return StoreBusy(
+                f"{self.path} is busy: another process held its write lock for longer than"
+                f" the wait allowed; nothing was changed"
+            )
+        return StoreError(f"cannot {what} {self.path}: {text}")
 
 
 # --- SQL helpers ----------------------------------------------------------------------------
