@@ -368,53 +368,24 @@ def test_an_echo_card_is_not_a_my_number_card(echo: Served, tmp_path: Path) -> N
     assert out.returncode == 2 and "not a My Number card" in out.stderr
 
 
+def _hil_suite(env: dict[str, str], report: Path) -> subprocess.CompletedProcess[str]:
+    """``pytest tests/hil -m hil`` as a user runs it, with *env*."""
+    command = [sys.executable, "-m", "pytest", "tests/hil", "-m", "hil"]
+    command += ["-p", "no:cacheprovider", "--hil-report", str(report)]
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def test_no_such_reader_fails_with_what_was_found(tmp_path: Path) -> None:
     ensure_pcscd()
     full = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     full["MYNA_READER"] = "No Such Reader 42"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/hil",
-            "-m",
-            "hil",
-            "-p",
-            "no:cacheprovider",
-            "--hil-report",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = _hil_suite(full, tmp_path)
     assert run.returncode == 1
     assert "no reader matches 'No Such Reader 42'; readers found: 'Virtual PCD" in run.stdout
     full["MYNA_READER"] = "Virtual PCD"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/hil",
-            "-m",
-            "hil",
-            "-p",
-            "no:cacheprovider",
-            "--hil-report",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = _hil_suite(full, tmp_path)
     assert run.returncode == 1 and "readers match 'Virtual PCD'" in run.stdout
 
 
