@@ -255,9 +255,12 @@ class Card:
     # --- administration (test controls; not reachable by APDU) ---------------------------------
 
     def pin_record(self, name: str) -> PinRecord:
+        self._require_pin(name)
+        return self.read_pin(name)
+
+    def _require_pin(self, name: str) -> None:
         if name not in self.state.pins:
             raise KeyError(f"this {self.state.profile} card has no {name!r} PIN")
-        return self.read_pin(name)
 
     def set_pin(self, name: str, value: str) -> None:
         """Set a PIN's value and restore its counter (as a municipal counter would)."""
@@ -266,13 +269,14 @@ class Card:
         problem = spec.violation(raw)
         if problem:
             raise ValueError(problem)
-        self.pin_record(name)
+        self._require_pin(name)
         self.update_pin(name, pins.new_value(raw))
 
     def set_tries(self, name: str, tries: int) -> None:
-        rec = self.pin_record(name)
-        if not 0 <= tries <= rec.max_tries:
-            raise ValueError(f"tries for {name!r} must be 0..{rec.max_tries}")
+        self._require_pin(name)
+        max_tries = pins.SPECS[name].max_tries  # the state is validated against the specs
+        if not 0 <= tries <= max_tries:
+            raise ValueError(f"tries for {name!r} must be 0..{max_tries}")
         self.update_pin(name, pins.set_tries(tries))
 
     def block(self, name: str) -> None:
