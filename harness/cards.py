@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emulator.card import Card
 from emulator.identity import (
@@ -22,7 +22,8 @@ from emulator.identity import (
 )
 from emulator.personalise import new_state
 from emulator.pins import DEFAULT_PINS
-from emulator.protocol import Pin
+from emulator.profiles import DEFAULT_ATR_FORM
+from emulator.protocol import CHECK_NUMBERS, Pin
 from emulator.state import CardState, Holder, Pki
 
 if TYPE_CHECKING:
@@ -48,32 +49,67 @@ def shared_pki() -> Pki:
     return generate_pki(with_signing=True)
 
 
-def new_state_for(profile: str = "standard", pki: Pki | None = None) -> CardState:
-    return new_state(profile=profile, pki=pki or shared_pki(), holder=copy.copy(HOLDER))
+def new_state_for(
+    profile: str = "standard",
+    pki: Pki | None = None,
+    *,
+    atr_form: str = DEFAULT_ATR_FORM,
+    check_numbers: bool = True,
+) -> CardState:
+    """A freshly issued state: default PINs, the run's keys, :data:`HOLDER`; without
+    *check_numbers*, a card issued before they existed (no check-number EFs)."""
+    state = new_state(
+        profile=profile, pki=pki or shared_pki(), holder=copy.copy(HOLDER), atr_form=atr_form
+    )
+    if not check_numbers:
+        for name in CHECK_NUMBERS:
+            state.pins.pop(name, None)
+    return state
 
 
-def new_card(profile: str = "standard", pki: Pki | None = None) -> Card:
-    """A fresh in-memory card with the default PINs and the run's keys."""
-    return Card(new_state_for(profile, pki))
+def new_card(profile: str = "standard", pki: Pki | None = None, **issue: Any) -> Card:
+    """A fresh in-memory card with the default PINs and the run's keys (*issue*: the
+    keywords of :func:`new_state_for`)."""
+    return Card(new_state_for(profile, pki, **issue))
 
 
-_POOL: dict[str, Card] = {}
-
-
-def pooled_card(profile: str = "standard") -> Card:
-    """A card in a freshly issued state, reusing the card object of an earlier unit.
+class CardPool:
+    """Cards in a freshly issued state, reusing the card objects of earlier users.
 
     Building a card parses its RSA keys (about 50 ms each with key validation); every card
     of a run has the same keys and holder, so the parsed applications can be kept and only
-    the state (PIN records, counters, quirks) replaced. A card whose profile a scenario
-    changed is not reused. In-process only.
+    the state (PIN records, counters, quirks) replaced. A card whose profile or ATR a user
+    changed is built again. In-process only; a card from the pool is valid until the next
+    :meth:`get` of the same kind, so each user (the scenario runner, the pytest plugin)
+    has its own pool.
     """
-    card = _POOL.get(profile)
-    if card is None or card.state.profile != profile:
-        card = _POOL[profile] = new_card(profile)
+
+    def __init__(self) -> None:
+        self._cards: dict[tuple[str, str, bool], Card] = {}
+
+    def get(
+        self,
+        profile: str = "standard",
+        *,
+        atr_form: str = DEFAULT_ATR_FORM,
+        check_numbers: bool = True,
+    ) -> Card:
+        key = (profile, atr_form, check_numbers)
+        card = self._cards.get(key)
+        issue: dict[str, Any] = {"atr_form": atr_form, "check_numbers": check_numbers}
+        if card is None or (card.state.profile, card.state.atr_form) != (profile, atr_form):
+            card = self._cards[key] = new_card(profile, **issue)
+            return card
+        card.reissue_in_memory(new_state_for(profile, **issue))
         return card
-    card.reissue_in_memory(new_state_for(profile))
-    return card
+
+
+_POOL = CardPool()
+
+
+def pooled_card(profile: str = "standard") -> Card:
+    """A card in a freshly issued state from the scenario runner's :class:`CardPool`."""
+    return _POOL.get(profile)
 
 
 def default_pins(profile: str = "standard", *, check_numbers: bool = False) -> dict[str, str]:

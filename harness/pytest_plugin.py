@@ -1,32 +1,39 @@
 """pytest plugin for vendors testing their apps against a virtual My Number Card.
 
-Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import. Fixtures:
+Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import. Fixtures
+(docs/plugin.md has the whole story):
 
 ``myna_card``
     A fresh in-process card (default PINs, see ``emulator.pins.DEFAULT_PINS``) with state
-    controls — :class:`harness.controls.InProcessCard`: ``set_pins``, ``set_tries``,
-    ``block``, ``tries_left``, ``set_quirks``, ``change_profile``, ``tear_after_decrement``
-    — and its ``transport``. Configure it with ``@pytest.mark.myna_card(profile="face-auth",
-    quirks={"status_9000_after_verify": True})``; the quirks are the fields of
-    :class:`emulator.state.Quirks` (``reselect_keeps_verification`` too: an app should pass
-    with it on and off). Each test (and so each xdist worker) gets its own card; the
-    worker's TEST keys are generated once.
+    controls -- :class:`harness.controls.InProcessCard`: ``set_pins``, ``set_tries``,
+    ``block``, ``tries_left``, ``set_quirks``, ``set_atr_form``, ``change_profile``,
+    ``tear_after_decrement`` -- and its ``transport``. Configure it with the marker
+    ``@pytest.mark.myna_card("face-auth", pins=..., tries=..., quirks=..., atr=...,
+    check_numbers=...)`` (:mod:`harness.plugin.marker`). A name the card does not know (a
+    PIN, a quirk, a marker key) is an error listing the known ones: at collection for a
+    marker, in the test for a control. The TEST keys are made once per process; each test's
+    card is a freshly issued state on a reused card object (:class:`harness.cards.CardPool`).
 ``myna_transport``
     What the code under test should talk to: the ``myna_card`` transport, or with
-    ``--myna-reader NAME`` a PC/SC reader. There, tests that use ``myna_card`` (its controls:
-    fault injection, quirks, tries, blocking) or carry a ``myna_card`` marker are skipped
-    before any APDU is sent: a physical card has no controls, and a test written for a
-    configured virtual card may send wrong PINs. A reader's card is identified and guarded
-    (:mod:`harness.hil.guard`): read-only, no VERIFY with data at all, unless
-    ``--myna-destructive-card ID`` names it (``--myna-allow-blocking`` for blocking steps).
-``myna_vpcd_reader``
-    A card served in a vpcd slot of the local pcscd; yields the reader name (the card's
-    controls are on ``request.node.myna_vpcd_card``, its identity -- the opt-in a test
-    passes as ``Interlocks(destructive_card=...)`` -- on ``request.node.myna_vpcd_card_id``).
-    Needs pcscd with the vpcd driver: skipped when absent, an error when ``CI`` is set.
-    Under xdist, worker ``gwN`` uses the first free slot from ``--myna-vpcd-slot`` + N
-    (a reader that already holds a card is in use by someone else) and skips when there
-    is none.
+    ``--myna-reader NAME`` (or ``MYNA_READER``) a PC/SC reader. There, tests that use
+    ``myna_card`` or carry a ``myna_card`` marker are skipped before any APDU is sent: a
+    physical card has no controls, and a test written for a configured virtual card may send
+    wrong PINs. A reader's card is identified and guarded (:mod:`harness.hil.guard`):
+    read-only, no VERIFY with data at all, unless ``--myna-destructive-card ID`` names it
+    (``--myna-allow-blocking`` for blocking steps).
+``myna_vpcd_card`` / ``myna_vpcd_reader``
+    A card served in a vpcd slot of the local pcscd: its controls (``.reader``, ``.card_id``
+    -- the opt-in a test passes as ``Interlocks(destructive_card=...)`` --, ``.slot``) /
+    just the reader name. Needs pcscd with the vpcd driver: skipped when absent, an error
+    when ``CI`` is set. Under xdist, worker ``gwN`` uses the first free slot from
+    ``--myna-vpcd-slot`` + N (a reader that already holds a card is in use by someone else)
+    and skips when there is none.
+``myna_trace``
+    The test's trace (:class:`harness.plugin.tracing.TestTrace`): every APDU of its card,
+    redacted; ``myna_trace.assert_no_phantom_decrements()`` fails the test if a try was
+    spent for any reason but a wrong value. On failure the decoded trace and the
+    ``trace explain`` findings are a section of the report (terminal and JUnit XML);
+    ``--myna-trace-dir DIR`` keeps one JSON Lines file per test.
 """
 
 from __future__ import annotations
@@ -34,20 +41,33 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from emulator.card import Card
 from emulator.identity import certificate_serial
 from emulator.vpcd import VpcdServer, slot_port
-from harness.cards import new_card
+from harness.cards import CardPool, new_card
 from harness.controls import InProcessCard
 from harness.hil.guard import Interlocks, authorise, guarded
+from harness.inprocess import InProcessTransport
+from harness.plugin.marker import MARKER, MARKER_HELP, CardOptions, MarkerError, card_options
+from harness.plugin.tracing import SECTION, TestTrace, vpcd_observer
+from harness.trace.recorder import RecordingTransport, TraceLog
 from harness.transport import Transport
 
 VPCD_READER_PREFIX = "Virtual PCD"
+
+
+#: Where the test's traces are kept (``item.stash``); created by the first fixture that
+#: records, read by the report hook.
+TRACE_KEY = pytest.StashKey[TestTrace]()
+TRACE_DIR_KEY = pytest.StashKey[Path | None]()
+READER_ENV = "MYNA_READER"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,7 +76,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--myna-reader",
         metavar="NAME",
         default=None,
-        help="run myna_transport tests against this PC/SC reader",
+        help=f"run myna_transport tests against this PC/SC reader (default: ${READER_ENV})",
     )
     group.addoption(
         "--myna-destructive-card",
@@ -79,14 +99,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="first vpcd slot myna_vpcd_reader may use (xdist worker N adds N); "
         "slots whose reader already holds a card are passed over",
     )
+    group.addoption(
+        "--myna-trace-dir",
+        metavar="DIR",
+        default=None,
+        help="keep every test's card trace (redacted) as DIR/<node id>-<hash>.jsonl",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "myna_card(profile='standard', pins=None, quirks=None): configure the "
-        "myna_card fixture's card",
+    config.addinivalue_line("markers", MARKER_HELP)
+    directory = config.getoption("--myna-trace-dir")
+    config.stash[TRACE_DIR_KEY] = (
+        None if directory is None else Path(config.invocation_params.dir, directory)
     )
+
+
+def reader_name(config: pytest.Config) -> str | None:
+    """The reader ``myna_transport`` uses: ``--myna-reader``, else ``MYNA_READER``."""
+    return config.getoption("--myna-reader") or os.environ.get(READER_ENV) or None
 
 
 #: Why a test that needs the in-process card does not run against ``--myna-reader``.
@@ -98,20 +129,60 @@ SKIP_ON_READER = (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``--myna-reader``, skip what needs the in-process card before any fixture runs."""
-    if not config.getoption("--myna-reader"):
+    """Check every ``myna_card`` marker (a typo stops the run with the known names); under
+    ``--myna-reader``, skip what needs the in-process card before any fixture runs."""
+    problems = []
+    for item in items:
+        marker = item.get_closest_marker(MARKER)
+        if marker is not None:
+            try:
+                card_options(marker.args, marker.kwargs)
+            except MarkerError as exc:
+                problems.append(f"{item.nodeid}: @pytest.mark.{MARKER}: {exc}")
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+    if not reader_name(config):
         return
     skip = pytest.mark.skip(reason=SKIP_ON_READER)
     for item in items:
-        if item.get_closest_marker("myna_card") is not None or "myna_card" in getattr(
+        if item.get_closest_marker(MARKER) is not None or "myna_card" in getattr(
             item, "fixturenames", ()
         ):
             item.add_marker(skip)
 
 
-def _card_options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    marker = request.node.get_closest_marker("myna_card")
-    return dict(marker.kwargs) if marker else {}
+def _options(request: pytest.FixtureRequest) -> CardOptions:
+    marker = request.node.get_closest_marker(MARKER)
+    return CardOptions() if marker is None else card_options(marker.args, marker.kwargs)
+
+
+def _configure(card: Card, options: CardOptions) -> None:
+    """Give *card* what the marker asks beyond its issue (values, tries, quirks)."""
+    check = options.check_numbers if isinstance(options.check_numbers, Mapping) else {}
+    for name, value in {**options.pins, **check}.items():
+        card.set_pin(name, value)
+    for name, tries in options.tries.items():
+        card.set_tries(name, tries)
+    if options.quirks:
+        card.set_quirks(**options.quirks)
+
+
+def issue_card(options: CardOptions, pool: CardPool | None = None) -> Card:
+    """A card as *options* describe it: from *pool* (a reused card object), else new.
+
+    A value the card refuses (a PIN breaking its format, tries out of range, a PIN the
+    profile lacks) fails the test's setup with the card's one-line reason.
+    """
+    issue: dict[str, Any] = {
+        "atr_form": options.atr,
+        "check_numbers": options.has_check_numbers,
+    }
+    card = pool.get(options.profile, **issue) if pool else new_card(options.profile, **issue)
+    try:
+        _configure(card, options)
+    except (ValueError, KeyError) as exc:
+        pytest.fail(f"@pytest.mark.{MARKER}: {str(exc).strip(chr(39))}", pytrace=False)
+    return card
 
 
 def make_card(
@@ -119,37 +190,57 @@ def make_card(
     pins: dict[str, str] | None = None,
     quirks: dict[str, bool] | None = None,
 ) -> InProcessCard:
-    """A fresh in-process card: the run's TEST keys, default or given PINs, quirks."""
-    card = InProcessCard(new_card(profile))
-    if pins:
-        card.set_pins(**pins)
-    if quirks:
-        card.set_quirks(**quirks)
-    return card
+    """A fresh in-process card of its own (not pooled): the run's TEST keys, default or
+    given PINs, quirks."""
+    options = card_options((profile,), {"pins": pins, "quirks": quirks})
+    return InProcessCard(issue_card(options))
+
+
+#: The plugin's cards: one card object per kind, re-issued for every test of the process.
+_POOL = CardPool()
+
+
+def trace_of(item: pytest.Item) -> TestTrace:
+    """The trace of *item* (created empty on first use)."""
+    trace = item.stash.get(TRACE_KEY, None)
+    if trace is None:
+        trace = item.stash[TRACE_KEY] = TestTrace(item.nodeid)
+    return trace
 
 
 @pytest.fixture
 def myna_card(request: pytest.FixtureRequest) -> Iterator[InProcessCard]:
     """A fresh in-process virtual card with state controls (see the module docstring)."""
-    if request.config.getoption("--myna-reader"):
+    if reader_name(request.config):
         pytest.skip(SKIP_ON_READER)
-    card = make_card(**_card_options(request))
+    card = issue_card(_options(request), _POOL)
+    transport = RecordingTransport(InProcessTransport(card), meta={"test": request.node.nodeid})
+    trace_of(request.node).add("myna_card", transport.log)
+    controls = InProcessCard(card, transport, log=transport.log)
     try:
-        yield card
+        yield controls
     finally:
-        card.transport.close()
+        transport.close()
+
+
+@pytest.fixture
+def myna_trace(request: pytest.FixtureRequest) -> TestTrace:
+    """The test's trace: every APDU its card saw (redacted), ``explain()``,
+    ``assert_no_phantom_decrements()``."""
+    return trace_of(request.node)
 
 
 @pytest.fixture
 def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
     """The card the code under test talks to: in-process, or ``--myna-reader NAME``."""
-    reader = request.config.getoption("--myna-reader")
+    reader = reader_name(request.config)
     if reader:
         # Optional dependency: harness.hil.pcsc needs pyscard; this plugin loads in every
         # pytest run of the environment, most of which never touch a reader.
         from harness.hil.pcsc import PcscTransport
 
-        raw = PcscTransport(reader)
+        raw = RecordingTransport(PcscTransport(reader), meta={"test": request.node.nodeid})
+        trace_of(request.node).add(f"reader {reader}", raw.log)
         try:
             interlocks = Interlocks(
                 request.config.getoption("--myna-destructive-card"),
@@ -171,6 +262,28 @@ def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
         return
     card = request.getfixturevalue("myna_card")
     yield card.transport
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report gets its card's trace and findings; with ``--myna-trace-dir``
+    every test's trace is kept once the test is torn down."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    trace = item.stash.get(TRACE_KEY, None)
+    if trace is None or not trace.logs:
+        return
+    if report.failed and trace.apdus and not trace.reported:
+        trace.reported = True
+        text = trace.report()
+        add_section = getattr(report.longrepr, "addsection", None)
+        if callable(add_section):  # in the failure text: terminal and JUnit XML
+            add_section(SECTION, text)
+        else:
+            report.sections.append((SECTION, text))
+    directory = item.config.stash.get(TRACE_DIR_KEY, None)
+    if report.when == "teardown" and directory is not None:
+        trace.save(directory)
 
 
 def _worker_index(config: pytest.Config) -> int:
@@ -230,9 +343,57 @@ def _unavailable(request: pytest.FixtureRequest, reason: str) -> None:
     pytest.skip(f"myna_vpcd_reader: {reason}")
 
 
+class VpcdCard(InProcessCard):
+    """A card served in a vpcd slot: its controls (each run under the server's lock, so no
+    APDU is half-way through meanwhile), the reader it is in, and its identity.
+
+    It has no ``transport`` of its own: the code under test reaches it through PC/SC, by
+    :attr:`reader`; ``card_id`` is what a user would pass as ``--destructive-card``.
+    """
+
+    def __init__(self, card: Card, server: VpcdServer, reader: str, slot: int, log: TraceLog):
+        super().__init__(card, _NoTransport(reader), log=log, exclusive=server.exclusive)
+        self.server = server
+        self.reader = reader
+        self.slot = slot
+        self.card_id = certificate_serial(card.state.pki.auth_cert)
+
+    def __repr__(self) -> str:
+        return f"VpcdCard(reader={self.reader!r}, profile={self.profile!r})"
+
+
+class _NoTransport(Transport):
+    """``myna_vpcd_card.transport``: refuses, naming the reader to use instead."""
+
+    name = "vpcd"
+    physical = False
+
+    def __init__(self, reader: str) -> None:
+        self.reader = reader
+
+    @property
+    def atr(self) -> bytes:
+        raise self._error()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        raise self._error()
+
+    def reset(self) -> bytes:
+        raise self._error()
+
+    def close(self) -> None:
+        pass
+
+    def _error(self) -> TypeError:
+        return TypeError(
+            f"a vpcd card is reached through its PC/SC reader {self.reader!r}, "
+            "not a transport (use myna_card for an in-process one)"
+        )
+
+
 @pytest.fixture
-def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh virtual card in a vpcd slot; yields the PC/SC reader name."""
+def myna_vpcd_card(request: pytest.FixtureRequest) -> Iterator[VpcdCard]:
+    """A fresh virtual card in a vpcd slot; its controls, ``.reader`` and ``.card_id``."""
     found = vpcd_readers()
     if isinstance(found, str):
         _unavailable(request, found)
@@ -248,9 +409,11 @@ def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
             f"({len(found)} configured: {', '.join(found)}; a reader with a card "
             "in it is in use)"
         )
-    opts = _card_options(request)
-    card = make_card(**opts)
-    server = VpcdServer(card.card, port=slot_port(slot))
+    card = issue_card(_options(request))  # its own card object: a server thread uses it
+    log = TraceLog(f"vpcd:{found[slot]}", card.atr, meta={"test": request.node.nodeid})
+    trace_of(request.node).add(f"vpcd {found[slot]}", log)
+    server = VpcdServer(card, port=slot_port(slot))
+    server.observers.append(vpcd_observer(log, lambda: card.atr))
     thread = threading.Thread(target=server.serve, name=f"vpcd-slot-{slot}", daemon=True)
     thread.start()
     if not server.connected.wait(10):
@@ -263,11 +426,15 @@ def myna_vpcd_reader(request: pytest.FixtureRequest) -> Iterator[str]:
         thread.join(5)
         _unavailable(request, f"pcscd did not see the card in {found[slot]!r} within 10 s")
         return
-    request.node.myna_vpcd_card = card
-    request.node.myna_vpcd_card_id = certificate_serial(card.card.state.pki.auth_cert)
     try:
-        yield found[slot]
+        yield VpcdCard(card, server, found[slot], slot, log)
     finally:
         server.stop()
         thread.join(5)
         wait_for_card(found[slot], 5.0, present=False)  # the next test starts clean
+
+
+@pytest.fixture
+def myna_vpcd_reader(myna_vpcd_card: VpcdCard) -> str:
+    """The PC/SC reader name of ``myna_vpcd_card`` (for tests that need only the name)."""
+    return myna_vpcd_card.reader
