@@ -41,7 +41,7 @@ class UnknownNameError(ValueError):
     lists the known ones and, for a near miss, the one probably meant."""
 
     def __init__(self, kind: str, name: object, known: Iterable[str]) -> None:
-        self.kind, self.name, self.known = kind, name, tuple(known)
+        self.kind, self.name, self.known = kind, name, tuple(str(k) for k in known)
         close = difflib.get_close_matches(str(name), self.known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         super().__init__(f"unknown {kind} {name!r}{hint}; known: {', '.join(self.known)}")
@@ -49,7 +49,7 @@ class UnknownNameError(ValueError):
 
 def check_name(kind: str, name: object, known: Iterable[str]) -> str:
     """*name* if it is one of *known*, else :class:`UnknownNameError`."""
-    known = tuple(known)
+    known = tuple(str(k) for k in known)
     if not isinstance(name, str) or name not in known:
         raise UnknownNameError(kind, name, known)
     return name

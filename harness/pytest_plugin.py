@@ -44,9 +44,14 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from emulator.card import Card
 from emulator.identity import certificate_serial
@@ -181,8 +186,10 @@ def issue_card(options: CardOptions, pool: CardPool | None = None) -> Card:
     try:
         _configure(card, options)
     except (ValueError, KeyError) as exc:
-        pytest.fail(f"@pytest.mark.{MARKER}: {str(exc).strip(chr(39))}", pytrace=False)
-    return card
+        problem = exc.args[0] if exc.args else str(exc)  # a KeyError's str() adds quotes
+    else:
+        return card
+    pytest.fail(f"@pytest.mark.{MARKER}: {problem}", pytrace=False)
 
 
 def make_card(
@@ -391,6 +398,24 @@ class _NoTransport(Transport):
         )
 
 
+#: The lock file of a vpcd slot: whoever serves a card in slot N holds it (``flock``), so
+#: test runs, xdist workers and users of the same machine never share a slot.
+SLOT_LOCK = "/tmp/myna-hil-vpcd-slot{slot}.lock"
+
+
+def _lock_slot(slot: int) -> IO[str] | None:
+    """The held lock file of *slot*, or ``None`` when another process holds it."""
+    handle = open(SLOT_LOCK.format(slot=slot), "a")  # noqa: SIM115 - held past this call
+    if fcntl is None:  # no flock (Windows): the presence check alone decides
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
 @pytest.fixture
 def myna_vpcd_card(request: pytest.FixtureRequest) -> Iterator[VpcdCard]:
     """A fresh virtual card in a vpcd slot; its controls, ``.reader`` and ``.card_id``."""
@@ -399,10 +424,15 @@ def myna_vpcd_card(request: pytest.FixtureRequest) -> Iterator[VpcdCard]:
         _unavailable(request, found)
         return
     first = request.config.getoption("--myna-vpcd-slot") + _worker_index(request.config)
-    slot = next(
-        (n for n in range(first, len(found)) if not wait_for_card(found[n], 0.05, present=True)),
-        None,
-    )
+    slot, lock = None, None
+    for n in range(first, len(found)):
+        lock = _lock_slot(n)
+        if lock is not None and not wait_for_card(found[n], 0.05, present=True):
+            slot = n
+            request.addfinalizer(lock.close)  # after the server's own clean-up
+            break
+        if lock is not None:
+            lock.close()
     if slot is None:
         pytest.skip(
             f"myna_vpcd_reader: no free vpcd reader from slot {first} on "
