@@ -52,6 +52,7 @@ def test_a_bad_name_changes_nothing(pytester: pytest.Pytester) -> None:
         """
         import pytest
         from harness.controls import UnknownNameError
+        from harness.sessions import JpkiSession
 
         def test_it(myna_card):
             with pytest.raises(UnknownNameError):
@@ -59,8 +60,7 @@ def test_a_bad_name_changes_nothing(pytester: pytest.Pytester) -> None:
             with pytest.raises(UnknownNameError):
                 myna_card.set_pins(auth="1111", sigh="ABC123")
             assert myna_card.tries_left("auth") == 3
-            assert not myna_card.card.verify_pin("auth", b"1111") if hasattr(
-                myna_card.card, "verify_pin") else True
+            JpkiSession(myna_card.transport).verify("auth", "1234")  # the old value still
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
@@ -135,12 +135,6 @@ def test_a_value_the_card_refuses_fails_setup_in_one_line(pytester: pytest.Pytes
     )
     assert "Traceback" not in result.stdout.str()
     assert "During handling" not in result.stdout.str()
-    assert (
-        "12"
-        not in "".join(  # the refused value is never echoed
-            line for line in result.stdout.lines if "must be 4 digits" in line
-        ).split("(got")[0]
-    )
 
 
 MARKED = """
