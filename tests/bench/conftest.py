@@ -1,6 +1,6 @@
 """Benchmark report: after a ``--benchmark-only`` run, a table of every benchmark's median
 and the ratios the benchmarks put in ``extra_info`` (``ratio_to_echo``,
-``ratio_to_fsync_write``, ``ratio_to_atomic_write``, APDU/s, p50/p99 ...).
+``ratio_to_fsync_write``, ``ratio_to_atomic_write``, ``ratio_to_empty_tests``, APDU/s, p50/p99 ...).
 
 The same figures are in the JSON that ``tox -e bench`` saves (bench-results/benchmark.json);
 ``ci/bench-report.py`` prints this table again from that file.
@@ -17,6 +17,8 @@ COLUMNS = (
     "ratio_to_echo",
     "ratio_to_fsync_write",
     "ratio_to_atomic_write",
+    "ratio_to_empty_tests",
+    "overhead_per_test_ms",
     "apdu_per_s",
     "verify_per_s",
     "p50_us",
