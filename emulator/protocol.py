@@ -74,6 +74,10 @@ class PinSpec:
     charset: str  # regular-expression character class
     charset_text: str
     max_tries: int
+    #: The name reports and tables show (``trace explain``, ``myna-hil status``, the panel):
+    #: one per secret, used everywhere a secret is named for a reader of the output. The
+    #: identifier (command lines, JSON, traces, the plugin) is :attr:`name`.
+    short: str = ""
 
     def length_ok(self, value: bytes) -> bool:
         return self.min_len <= len(value) <= self.max_len
@@ -91,12 +95,23 @@ class PinSpec:
         return None
 
 
-_AUTH = PinSpec(Pin.AUTH, "JPKI user-authentication PIN", 4, 4, "0-9", "digits", 3)
-_SIGN = PinSpec(Pin.SIGN, "JPKI signing password", 6, 16, "A-Z0-9", "characters of A-Z and 0-9", 5)
-_JUKI = PinSpec(Pin.JUKI, "Juki (residence registry) PIN", 4, 4, "0-9", "digits", 3)
-_HELPER = PinSpec(Pin.HELPER, "card-info input-helper PIN", 4, 4, "0-9", "digits", 3)
+_AUTH = PinSpec(Pin.AUTH, "JPKI user-authentication PIN", 4, 4, "0-9", "digits", 3, "JPKI auth PIN")
+_SIGN = PinSpec(
+    Pin.SIGN,
+    "JPKI signing password",
+    6,
+    16,
+    "A-Z0-9",
+    "characters of A-Z and 0-9",
+    5,
+    "JPKI signing password",
+)
+_JUKI = PinSpec(Pin.JUKI, "Juki (residence registry) PIN", 4, 4, "0-9", "digits", 3, "Juki PIN")
+_HELPER = PinSpec(
+    Pin.HELPER, "card-info input-helper PIN", 4, 4, "0-9", "digits", 3, "input-helper PIN"
+)
 #: 4 digits [card]; the retry limit is not public: [model] 3, as the Juki PIN beside it.
-_COMMON = PinSpec(Pin.COMMON, "common-AP PIN", 4, 4, "0-9", "digits", 3)
+_COMMON = PinSpec(Pin.COMMON, "common-AP PIN", 4, 4, "0-9", "digits", 3, "common-AP PIN")
 #: Check number A is the 12-digit My Number; B is 14 digits: birth date YYMMDD in the
 #: Japanese era year, the expiry year YYYY and the 4-digit security code printed on the card
 #: [card]. Their retry limit is not public: [model] 10 tries each, one counter per reference.
@@ -118,7 +133,7 @@ SPECS: Final[dict[str, PinSpec]] = {
         _HELPER,
         _COMMON,
         *(
-            PinSpec(p, label, n, n, "0-9", "digits", CHECK_NUMBER_TRIES)
+            PinSpec(p, label, n, n, "0-9", "digits", CHECK_NUMBER_TRIES, label)
             for p, (label, n) in _CHECK.items()
         ),
     )

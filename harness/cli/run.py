@@ -28,6 +28,7 @@ from harness.scenarios.runner import (
     UnknownScenarioError,
     all_units,
     reader_opener,
+    renamed,
     run_unit,
     select_units,
 )
@@ -157,6 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         units: list[Unit] = all_units() if args.all else select_units(args.scenarios)
     except UnknownScenarioError as exc:
         raise UsageError(str(exc)) from None
+    for old, new in renamed(args.scenarios or ()):
+        print(f"myna-hil: note: scenario {old!r} is now called {new!r}", file=sys.stderr)
     if args.trace is not None and args.trace.exists() and not args.trace.is_dir():
         raise UsageError(f"--trace {args.trace}: not a directory")
     if args.json is not None and args.json.is_dir():  # before the run, not after it

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.card import Card
+from emulator.protocol import PIN_ORDER, SPECS
 from emulator.state import StateError
 from harness.cards import new_card
 from harness.cli.errors import UsageError
@@ -68,7 +69,7 @@ def status_report(transport: Transport, where: str) -> str:
         except NoSuchFileError:
             statuses.append(None)
     statuses += [JukiSession(transport).pin_status(), TextSession(transport).pin_status()]
-    labels = ("JPKI auth PIN", "JPKI signing password", "Juki PIN", "text-AP PIN")
+    labels = [SPECS[name].short for name in PIN_ORDER]
     for label, st in zip(labels, statuses, strict=True):
         lines.append(f"  {label:<22} {'absent' if st is None else st.describe()}")
     return "\n".join(lines)

@@ -110,7 +110,7 @@ def _lockout_raw(ctx: Ctx, pin: str) -> None:
     ctx.expect_counters(f"{pin} blocked, others untouched", **expected)
 
 
-@scenario("lockout-text", "3 wrong text-AP PINs", profiles=(STANDARD, FACE_AUTH))
+@scenario("lockout-helper", "3 wrong input-helper PINs", profiles=(STANDARD, FACE_AUTH))
 def lockout_text(ctx: Ctx) -> None:
     _lockout_raw(ctx, "helper")
 
@@ -247,7 +247,7 @@ def kiosk_both_blocked(ctx: Ctx) -> None:
 
 @scenario(
     "kiosk-ineligible",
-    "Juki or text-AP PIN at the kiosk: refused, counter",
+    "Juki or input-helper PIN at the kiosk: refused, counter",
     profiles=(STANDARD, FACE_AUTH),
 )
 def kiosk_ineligible(ctx: Ctx) -> None:

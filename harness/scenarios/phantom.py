@@ -106,7 +106,7 @@ def phantom_app_retry(ctx: Ctx) -> None:
     ctx.check("one mistyped PIN, app retries it", wrong_pin(1), retrying.login("1243").shown)
     login(ctx, "well-behaved login, correct PIN", SHOWN_OK)
     ctx.check(
-        "card-info app given the text-AP PIN",
+        "card-info app given the input-helper PIN",
         "read the card information",
         CardInfoApp(t, rng=ctx.rng).read(ctx.pins["helper"]).shown,
     )

@@ -1,7 +1,7 @@
 """Running scenario units: pick them by name, build the card or reader, record, collect.
 
-A *unit* is a scenario on one profile: ``lockout-text`` (its first profile) or
-``lockout-text@face-auth``. Names may be given as the scenario (every profile) or the unit.
+A *unit* is a scenario on one profile: ``lockout-helper`` (its first profile) or
+``lockout-helper@face-auth``. Names may be given as the scenario (every profile) or the unit.
 """
 
 from __future__ import annotations
@@ -55,11 +55,28 @@ def all_units() -> list[Unit]:
     ]
 
 
+#: Scenario names of earlier versions, still accepted (``myna-hil run`` says the new name):
+#: the scenarios are named after the PIN they lock, by its one name (``helper``).
+RENAMED: dict[str, str] = {"lockout-text": "lockout-helper"}
+
+
+def current_name(name: str) -> str:
+    """*name* (a scenario or a unit) under its current name (see :data:`RENAMED`)."""
+    scenario, at, profile = name.partition("@")
+    return RENAMED.get(scenario, scenario) + at + profile
+
+
+def renamed(names: Iterable[str]) -> list[tuple[str, str]]:
+    """The (old, current) pairs among *names* that use a former name."""
+    return [(n, current_name(n)) for n in names if current_name(n) != n]
+
+
 def select_units(names: Iterable[str]) -> list[Unit]:
-    """Units for *names* in catalogue order; unknown names raise :class:`UnknownScenarioError`."""
+    """Units for *names* in catalogue order (former names accepted, see :data:`RENAMED`);
+    unknown names raise :class:`UnknownScenarioError`."""
     units = all_units()
     wanted: set[str] = set()
-    for name in names:
+    for name in map(current_name, names):
         hits = {u.name for u in units if name in (u.name, u.scenario.name)}
         if not hits:
             known = ", ".join(REGISTRY)

@@ -54,6 +54,14 @@ class PinStatus:
         return f"{self.tries_left}/{self.max_tries} tries"
 
 
+def pin_named(name: str, known: tuple[str, ...], where: str) -> str:
+    """*name* if *where* holds that secret, else a ``ValueError`` listing the ones it holds
+    (a typo must not query or spend another PIN's counter)."""
+    if name not in known:
+        raise ValueError(f"the {where} has no PIN {name!r}; known: {', '.join(known)}")
+    return name
+
+
 def to_bytes(pin: str | bytes) -> bytes:
     """A typed value as the APDU data an app sends: UTF-8 for text, bytes unchanged."""
     return pin.encode("utf-8") if isinstance(pin, str) else bytes(pin)

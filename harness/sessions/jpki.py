@@ -13,7 +13,7 @@ from emulator.grammar import CommandApdu, TokenInfo
 from emulator.grammar.ids import JPKI, SHA256_DIGEST_INFO_PREFIX
 from emulator.pins import SPECS
 from emulator.protocol import HOME, JPKI_PINS
-from harness.sessions.base import PinStatus, Session
+from harness.sessions.base import PinStatus, Session, pin_named
 
 TOKEN_INFO_SIZE = 160
 CLA_PROPRIETARY = 0x80
@@ -62,16 +62,16 @@ class JpkiSession(Session):
 
     def pin_status(self, name: str) -> PinStatus:
         """Counter of ``auth`` or ``sign`` by empty VERIFY: never spends a try."""
-        fid, max_tries = _PINS[name]
+        fid, max_tries = _PINS[pin_named(name, tuple(_PINS), self.NAME)]
         return self._pin_status(name, fid, max_tries)
 
     def verify(self, name: str, pin: str | bytes) -> None:
-        fid, _ = _PINS[name]
+        fid, _ = _PINS[pin_named(name, tuple(_PINS), self.NAME)]
         self._verify(fid, pin, f"JPKI {name}")
 
     def change(self, name: str, new: str | bytes) -> None:
         """Change ``auth`` / ``sign`` after verifying the old value in this session."""
-        fid, _ = _PINS[name]
+        fid, _ = _PINS[pin_named(name, tuple(_PINS), self.NAME)]
         self._change(fid, new, f"JPKI {name}")
 
     def certificate(self, which: str) -> x509.Certificate:

@@ -13,7 +13,7 @@ from emulator.grammar.ids import SURFACE
 from emulator.pins import SPECS
 from emulator.protocol import HOME, Pin
 from harness.errors import ApduError
-from harness.sessions.base import PinStatus, Session
+from harness.sessions.base import PinStatus, Session, pin_named
 from harness.sessions.text import first_tlv
 
 SURFACE_REFERENCES = (Pin.SURFACE_A, Pin.SURFACE_B)
@@ -37,12 +37,12 @@ class SurfaceSession(Session):
     NAME = "surface AP"
 
     def pin_status(self, name: str = "surface-b") -> PinStatus:
-        pin = Pin(name) if name in SURFACE_REFERENCES else Pin.SURFACE_B
+        pin = Pin(pin_named(name, SURFACE_REFERENCES, self.NAME))
         return self._pin_status(str(pin), HOME[pin].ef, SPECS[pin].max_tries)
 
     def verify_check_number(self, which: str, value: str | bytes) -> None:
         """VERIFY check number ``"A"`` (EF 0013) or ``"B"`` (EF 0012) [card]."""
-        pin = {"A": Pin.SURFACE_A, "B": Pin.SURFACE_B}[which.upper()]
+        pin = Pin(pin_named(f"surface-{which.lower()}", (Pin.SURFACE_A, Pin.SURFACE_B), self.NAME))
         self._verify(HOME[pin].ef, value, f"surface check number {which.upper()}")
 
     def _record(self, fid: int, tag: int) -> dict[int, bytes]:

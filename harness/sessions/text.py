@@ -14,7 +14,7 @@ from emulator.grammar.ids import CVC, TEXT
 from emulator.pins import SPECS
 from emulator.protocol import HOME, Pin
 from harness.errors import ApduError
-from harness.sessions.base import PinStatus, Session
+from harness.sessions.base import PinStatus, Session, pin_named
 
 MY_NUMBER_SIZE = 17
 #: Clients read EF 0003 as 336 bytes and EF 0005 as 256 [client].
@@ -85,12 +85,12 @@ class TextSession(Session):
 
     def pin_status(self, name: str = "helper") -> PinStatus:
         """The counter of the PIN (``helper``) or of a check number (``text-a``, ``text-b``)."""
-        pin = Pin(name) if name in TEXT_REFERENCES else Pin.HELPER
+        pin = Pin(pin_named(name, TEXT_REFERENCES, self.NAME))
         return self._pin_status(str(pin), HOME[pin].ef, SPECS[pin].max_tries)
 
     def verify_check_number(self, which: str, value: str | bytes) -> None:
         """VERIFY check number ``"A"`` (the My Number) or ``"B"`` [card]; never logged."""
-        pin = {"A": Pin.TEXT_A, "B": Pin.TEXT_B}[which.upper()]
+        pin = Pin(pin_named(f"text-{which.lower()}", (Pin.TEXT_A, Pin.TEXT_B), self.NAME))
         self._verify(HOME[pin].ef, value, f"text check number {which.upper()}")
 
     def signature_record(self) -> bytes:
@@ -140,10 +140,10 @@ class TextSession(Session):
         )
 
     def verify(self, pin: str | bytes) -> None:
-        self._verify(TEXT.EF_PIN, pin, "text helper")
+        self._verify(TEXT.EF_PIN, pin, "input-helper PIN")
 
     def change(self, new: str | bytes) -> None:
-        self._change(TEXT.EF_PIN, new, "text helper")
+        self._change(TEXT.EF_PIN, new, "input-helper PIN")
 
     def my_number(self) -> str:
         """The 12-digit individual number (PIN verified first), parsed with the TLV grammar."""

@@ -29,17 +29,11 @@ from emulator.pins import SPECS
 from harness.trace.decode import CommandKind
 from harness.trace.records import Cmd, Control, Lost, Note, Reset, Rsp, TraceRecord
 
-PIN_LABELS = {
-    "auth": "JPKI auth PIN",
-    "sign": "JPKI signing password",
-    "juki": "Juki PIN",
-    "helper": "text-AP PIN",
+#: What reports call each secret (one name each: :attr:`emulator.protocol.PinSpec.short`),
+#: and the text AP's always-blocked reference, which is no PIN.
+PIN_LABELS: dict[str, str] = {
+    **{str(name): spec.short for name, spec in SPECS.items()},
     "text-0012": "text-AP EF 0012",
-    "common": "common-AP PIN",
-    "text-a": "text-AP check number A",
-    "text-b": "text-AP check number B",
-    "surface-a": "surface-AP check number A",
-    "surface-b": "surface-AP check number B",
 }
 
 

@@ -125,7 +125,7 @@ def test_replay_divergence_exits_1(capsys: pytest.CaptureFixture[str], tmp_path:
         "replay",
         str(tmp_path / "lockout-juki.jsonl"),
         "--scenario",
-        "lockout-text",
+        "lockout-helper",
     )
     assert code == 1 and "diverged at APDU #0" in out
 
@@ -246,3 +246,14 @@ def test_traffic_log_is_redacted_even_for_unredacted_traces(
     caplog.set_level(TRAFFIC)
     run(capsys, "run", "lockout-juki", "--trace", str(tmp_path), "--unredacted-secrets")
     assert "30303030" not in caplog.text and "<redacted 4 bytes>" in caplog.text
+
+
+def test_run_takes_a_former_scenario_name_and_says_the_new_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "lockout-text@face-auth", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "note: scenario 'lockout-text@face-auth' is now called 'lockout-helper@face-auth'" in (
+        captured.err
+    )
+    assert "1 scenario unit: 1 passed" in captured.out or "1 passed" in captured.out

@@ -38,7 +38,7 @@ def test_app_habits_are_attributed_to_the_app(redact: bool) -> None:
     ]
     details = [f.detail for f in expl.findings]
     assert "case" in details[0] and "full-width" in details[1] and "whitespace" in details[2]
-    assert "text-AP PIN" in details[5]
+    assert "input-helper PIN" in details[5]
     indexes = [f.index for f in expl.findings]
     assert indexes == sorted(indexes) and len(set(indexes)) == 7
 

@@ -92,6 +92,7 @@ def test_vpcd_fixture_is_an_error_on_ci(
 def test_vpcd_fixture_skips_when_the_worker_has_no_slot(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # this run's own worker index
     monkeypatch.setattr("harness.pytest_plugin.vpcd_readers", lambda: ["Virtual PCD 00 00"])
     pytester.makepyfile(VPCD_TEST)
     result = pytester.runpytest("--myna-vpcd-slot", "1", "-rs")

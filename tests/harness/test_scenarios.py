@@ -12,6 +12,7 @@ from harness.scenarios.runner import (
     UnknownScenarioError,
     all_units,
     reader_opener,
+    renamed,
     run_unit,
     select_units,
 )
@@ -20,7 +21,7 @@ from tests.harness.support import PhysicalLike, opener_for, unit
 CATALOGUE = {
     "lockout-auth",
     "lockout-sign",
-    "lockout-text",
+    "lockout-helper",
     "lockout-juki",
     "kiosk-reset-auth",
     "kiosk-reset-sign",
@@ -51,7 +52,7 @@ def test_unit_passes_in_process(name: str) -> None:
 def test_units_on_both_profiles_where_they_apply() -> None:
     names = {u.name for u in all_units()}
     for base in (
-        "lockout-text",
+        "lockout-helper",
         "lockout-juki",
         "counter-reset-all",
         "counter-representative",
@@ -69,11 +70,21 @@ def test_unknown_name_lists_the_known_ones() -> None:
 
 
 def test_selection_by_scenario_or_unit() -> None:
-    assert [u.name for u in select_units(["lockout-text"])] == [
-        "lockout-text",
-        "lockout-text@face-auth",
+    assert [u.name for u in select_units(["lockout-helper"])] == [
+        "lockout-helper",
+        "lockout-helper@face-auth",
     ]
-    assert [u.name for u in select_units(["lockout-text@face-auth"])] == ["lockout-text@face-auth"]
+    assert [u.name for u in select_units(["lockout-helper@face-auth"])] == [
+        "lockout-helper@face-auth"
+    ]
+
+
+def test_the_former_name_of_a_scenario_still_selects_it() -> None:
+    # lockout-text locks the input-helper PIN, whose one name is "helper".
+    assert [u.name for u in select_units(["lockout-text@face-auth"])] == [
+        "lockout-helper@face-auth"
+    ]
+    assert renamed(["lockout-text", "lockout-auth"]) == [("lockout-text", "lockout-helper")]
 
 
 def test_a_wrong_card_fails_the_scenario() -> None:

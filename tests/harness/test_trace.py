@@ -132,7 +132,7 @@ def test_replay_reports_the_first_divergence() -> None:
 
 
 def test_replay_of_another_scenario_diverges() -> None:
-    replay = ReplayTransport(record("lockout-text"))
+    replay = ReplayTransport(record("lockout-helper"))
     result, _ = run_unit(unit("lockout-juki"), lambda _: (replay, ReplayControls()))
     assert result.error and "diverged at APDU #0" in result.error
 
