@@ -9,8 +9,6 @@ import pytest
 pytest_plugins = ["pytester"]
 
 COUNTING_CONFTEST = """
-import os
-
 import emulator.identity
 import harness.cards
 
@@ -36,7 +34,8 @@ def pytest_runtest_setup(item):
 
 
 def pytest_sessionfinish(session):
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    # not PYTEST_XDIST_WORKER: the controller inherits it when this suite runs under xdist
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
     with open(f"keygen-{worker}.txt", "w") as f:
         f.write(f"{len(CALLS)} {len(RAN)}")
 """
