@@ -82,7 +82,7 @@ def format_trace(records: Sequence[TraceRecord]) -> str:
     meta = _meta(records)
     atr = "?" if meta.atr is None else meta.atr.hex().upper()
     lines = [
-        f"trace of {_or(meta.scenario)} on {_or(meta.transport)}, "
+        f"trace of {_or(meta.scenario or meta.extra.get('test'))} on {_or(meta.transport)}, "
         f"ATR {atr}, {'redacted' if meta.redacted else 'UNREDACTED'}"
     ]
     answers = {r.i: r for r in records if isinstance(r, Rsp | Lost)}

@@ -74,6 +74,7 @@ def test_a_failed_test_reports_its_trace_and_findings_in_terminal_and_junit(
     result.stdout.fnmatch_lines(
         [
             "*myna-hil trace*",
+            "trace of *::test_login on in-process, ATR *, redacted",
             "#0 *SELECT*",
             "#* VERIFY*jpki/auth*<redacted 4 bytes>*63C2*",
             "#* VERIFY*jpki/auth*<redacted 4 bytes>*63C1*",
