@@ -437,7 +437,7 @@ def myna_vpcd_card(request: pytest.FixtureRequest) -> Iterator[VpcdCard]:
         pytest.skip(
             f"myna_vpcd_reader: no free vpcd reader from slot {first} on "
             f"({len(found)} configured: {', '.join(found)}; a reader with a card "
-            "in it is in use)"
+            f"in it is in use, as is a slot whose lock {SLOT_LOCK} another process holds)"
         )
     card = issue_card(_options(request))  # its own card object: a server thread uses it
     log = TraceLog(f"vpcd:{found[slot]}", card.atr, meta={"test": request.node.nodeid})
