@@ -96,7 +96,7 @@ def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return soak.cmd_soak(args)
     if args.command == "trace":
         if args.trace_command is None:
-            raise UsageError("trace needs an action: show, explain, replay or golden")
+            raise UsageError("trace needs an action: show, explain, replay, golden or import")
         return trace.dispatch(args)
     parser.print_usage(sys.stderr)
     return 2

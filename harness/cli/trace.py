@@ -1,4 +1,4 @@
-"""``myna-hil trace show | explain | replay | golden``."""
+"""``myna-hil trace show | explain | replay | golden | import``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.errors import UsageError
+from harness.cli import trace_import
 from harness.cli.output import format_result, marks
 from harness.controls import CardControls, ReplayControls
 from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
@@ -23,7 +24,7 @@ __all__ = ["add_parser", "cmd_golden", "cmd_replay", "dispatch", "format_trace",
 
 def add_parser(sub: Any) -> None:
     """Register ``trace`` and its actions on the ``myna-hil`` sub-parsers."""
-    tr = sub.add_parser("trace", help="show, explain, replay or check traces")
+    tr = sub.add_parser("trace", help="show, explain, replay, check or import traces")
     tsub = tr.add_subparsers(dest="trace_command", metavar="ACTION")
     show = tsub.add_parser("show", help="print a trace as a table")
     show.add_argument("file", type=Path)
@@ -35,12 +36,15 @@ def add_parser(sub: Any) -> None:
     gd = tsub.add_parser("golden", help="compare every scenario with traces/golden/")
     gd.add_argument("--update", action="store_true", help="rewrite the golden traces")
     gd.add_argument("--dir", type=Path, help="golden directory (default: traces/golden)")
+    trace_import.add_parser(tsub)
 
 
 def dispatch(args: argparse.Namespace) -> int:
     action = args.trace_command
     if action == "golden":
         return cmd_golden(args.update, args.dir or golden.GOLDEN_DIR)
+    if action == "import":
+        return trace_import.cmd_import(args)
     records = _load(args.file)
     if action == "show":
         print(printable(format_trace(records)))
