@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.errors import UsageError
-from harness.cli import trace_import
 from harness.cli.output import format_result, marks
+from harness.cli.trace_import import add_parser as add_import_parser
+from harness.cli.trace_import import cmd_import
 from harness.controls import CardControls, ReplayControls
 from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
 from harness.trace import golden
@@ -36,7 +37,7 @@ def add_parser(sub: Any) -> None:
     gd = tsub.add_parser("golden", help="compare every scenario with traces/golden/")
     gd.add_argument("--update", action="store_true", help="rewrite the golden traces")
     gd.add_argument("--dir", type=Path, help="golden directory (default: traces/golden)")
-    trace_import.add_parser(tsub)
+    add_import_parser(tsub)
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -44,7 +45,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if action == "golden":
         return cmd_golden(args.update, args.dir or golden.GOLDEN_DIR)
     if action == "import":
-        return trace_import.cmd_import(args)
+        return cmd_import(args)
     records = _load(args.file)
     if action == "show":
         print(printable(format_trace(records)))

@@ -53,9 +53,7 @@ def add_parser(tsub: Any) -> None:
         ".trace.jsonl, next to it)",
     )
     im.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    im.add_argument(
-        "--explain", action="store_true", help="also print `trace explain`'s findings"
-    )
+    im.add_argument("--explain", action="store_true", help="also print `trace explain`'s findings")
 
 
 def default_output(log: Path) -> Path:

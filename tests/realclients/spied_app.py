@@ -36,7 +36,9 @@ class CtypesPcsc(Transport):
         self.lib = ctypes.CDLL("libpcsclite.so.1")
         self.context = ctypes.c_long()
         self._check(
-            self.lib.SCardEstablishContext(SCARD_SCOPE_SYSTEM, None, None, ctypes.byref(self.context))
+            self.lib.SCardEstablishContext(
+                SCARD_SCOPE_SYSTEM, None, None, ctypes.byref(self.context)
+            )
         )
         self.card = ctypes.c_long()
         protocol = ctypes.c_ulong()

@@ -28,7 +28,7 @@ from harness.trace.explain import Cause, explain
 from harness.trace.recorder import read_trace
 from harness.trace.records import Cmd, Rsp, TraceRecord
 from tests.realclients import conftest
-from tests.realclients.conftest import READER, SLOT, Served, myna_emu, opensc_env, run
+from tests.realclients.conftest import READER, SLOT, Served, myna_emu, opensc_env
 
 pytestmark = [pytest.mark.vpcd]
 
@@ -148,8 +148,16 @@ def _start_with_panel(served: Served) -> tuple[str, str]:
     """Start ``myna-emu serve --panel`` in slot 2; the panel's address and token."""
     with served.log.open("ab") as log:
         served.proc = subprocess.Popen(
-            [myna_emu(), "serve", "--state", str(served.state), "--slot", str(SLOT), "-vv"]
-            + ["--panel"],
+            [
+                myna_emu(),
+                "serve",
+                "--state",
+                str(served.state),
+                "--slot",
+                str(SLOT),
+                "-vv",
+                "--panel",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -161,9 +169,7 @@ def _start_with_panel(served: Served) -> tuple[str, str]:
 
 
 def _panel_trace(base: str, token: str, out: Path) -> list[TraceRecord]:
-    request = urllib.request.Request(
-        f"{base}/api/slots/0/trace", headers={"X-Panel-Token": token}
-    )
+    request = urllib.request.Request(f"{base}/api/slots/0/trace", headers={"X-Panel-Token": token})
     with urllib.request.urlopen(request, timeout=10) as answer:
         out.write_bytes(answer.read())
     return read_trace(out)
@@ -175,7 +181,11 @@ def test_opensc_debug_log(served: Served, pkcs11_module: str, tmp_path: Path) ->
     debug = tmp_path / "opensc-debug.log"
     conf = tmp_path / "opensc.conf"
     ignored = Path(opensc_env()["OPENSC_CONF"]).read_text()  # this module's reader only
-    conf.write_text(ignored.replace("app default {", f"app default {{\n\tdebug = 9;\n\tdebug_file = {debug};", 1))
+    conf.write_text(
+        ignored.replace(
+            "app default {", f"app default {{\n\tdebug = 9;\n\tdebug_file = {debug};", 1
+        )
+    )
     base, token = _start_with_panel(served)
     env = {**opensc_env(), "OPENSC_CONF": str(conf)}
 

@@ -104,7 +104,8 @@ def to_records(log: ParsedLog, source: str) -> list[TraceRecord]:
     )
     clock = _Clock(log.clock)
     first = next((x.start for x in log.items if x.start is not None), None)
-    trace.records[0] = dataclasses.replace(trace.records[0], **_fields(clock.stamp(first)))
+    opened = clock.stamp(first)
+    trace.records[0] = dataclasses.replace(trace.records[0], time=opened.time, t=opened.t)
     for item in log.items:
         trace.when = clock.stamp(item.start)
         if isinstance(item, CardReset):
@@ -122,10 +123,6 @@ def import_log(path: Path, fmt: str | None = None) -> list[TraceRecord]:
     """Read, parse and convert the log at *path*: its trace records."""
     log = parse(read_log(path), fmt, name=str(path))
     return to_records(log, path.name)
-
-
-def _fields(stamp: Stamp) -> dict[str, object]:
-    return {"time": stamp.time, "t": stamp.t}
 
 
 class _Clock:

@@ -100,7 +100,9 @@ def hex_bytes(text: str, line: int, what: str) -> bytes:
     """Bytes from hex written with or without separators (spaces, ``:``) between the bytes;
     :class:`LogFormatError` naming *what* (never the text) when it is not hex."""
     compact = "".join(text.replace(":", " ").split())
-    if len(compact) % 2 or not all(_HEX_BYTE.fullmatch(compact[k : k + 2]) for k in range(0, len(compact), 2)):
+    if len(compact) % 2 or not all(
+        _HEX_BYTE.fullmatch(compact[k : k + 2]) for k in range(0, len(compact), 2)
+    ):
         raise LogFormatError(line, f"{what} is not hex bytes")
     return bytes.fromhex(compact)
 

@@ -80,7 +80,9 @@ def parse_raw(text: str) -> ParsedLog:
         enter = _ENTER.fullmatch(payload.strip())
         if enter is not None:
             if call is not None:
-                raise LogFormatError(n, f"a call starts before {call.name} (line {call.line}) returned")
+                raise LogFormatError(
+                    n, f"a call starts before {call.name} (line {call.line}) returned"
+                )
             start = int(enter.group(1)) + int(enter.group(2)) / 1e6
             open_calls[thread] = _RawCall(n, enter.group(3), start)
             continue
@@ -111,7 +113,9 @@ def _raw_buffer(call: _RawCall, at: int, what: str) -> bytes:
     try:
         size = int(call.args[at], 16)
     except ValueError:
-        raise LogFormatError(call.where[at], f"{call.name}: {what}'s length is not a number") from None
+        raise LogFormatError(
+            call.where[at], f"{call.name}: {what}'s length is not a number"
+        ) from None
     line = call.where[at + 1]
     data = hex_bytes(call.args[at + 1], line, f"{call.name}: {what}")
     if len(data) != size:
@@ -126,7 +130,9 @@ def _raw_call(call: _RawCall, rv: int, text: str, seconds: float, log: ParsedLog
             raise LogFormatError(call.line, "SCardTransmit: expected 9 argument lines")
         command = _raw_buffer(call, 3, "the command")
         if rv:
-            return Exchange(call.line, command, None, f"{text.strip()} (0x{rv:08X})", call.start, seconds)
+            return Exchange(
+                call.line, command, None, f"{text.strip()} (0x{rv:08X})", call.start, seconds
+            )
         response = _raw_buffer(call, 7, "the response")
         return Exchange(call.line, command, response, None, call.start, seconds)
     if rv:
@@ -139,8 +145,7 @@ def _raw_call(call: _RawCall, rv: int, text: str, seconds: float, log: ParsedLog
     elif name == "SCardReconnect" and len(args) >= 4 and _int(args[3]) in _RESETTING:
         return CardReset(call.line, log.atr, call.start)
     elif name in ("SCardDisconnect", "SCardEndTransaction") and len(args) >= 2:
-        if _int(args[1]) in _RESETTING:
-            return CardReset(call.line, log.atr, call.start)
+        return CardReset(call.line, log.atr, call.start) if _int(args[1]) in _RESETTING else None
     return None
 
 
@@ -158,9 +163,7 @@ def _int(text: str) -> int | None:
 _PREFIX = re.compile(r"((?: {4})*(?: \(t\d+\) )?)(.*)")
 _NAME = re.compile(r"SCar[d]?\w+")  # pcsc-spy prints SCardControl as "SCarControl"
 _ARG = re.compile(r" ([io]) (.*)")
-_RESULT = re.compile(
-    r" => (.*) \((\w+) \[0x([0-9A-Fa-f]{8})\]\)\s+\[(?:(\d+)\.(\d+)|\?\?\.\?\?)\]"
-)
+_RESULT = re.compile(r" => (.*) \((\w+) \[0x([0-9A-Fa-f]{8})\]\)\s+\[(?:(\d+)\.(\d+)|\?\?\.\?\?)\]")
 _ROW = re.compile(r" ([0-9A-Fa-f]{4}) (.*)")
 _LENGTH = re.compile(r"b(Send|Recv)Length 0x([0-9A-Fa-f]+)\b.*")
 
@@ -259,7 +262,9 @@ def _shown_arg(call: _Shown, text: str, n: int, log: ParsedLog) -> None:
 def _complete(call: _Shown, which: str, n: int, what: str) -> bytes:
     data = bytes(call.buffers.get(which, b""))
     if which not in call.buffers or len(data) != call.lengths.get(which, -1):
-        raise LogFormatError(n, f"SCardTransmit (line {call.line}): {what}'s hex dump is incomplete")
+        raise LogFormatError(
+            n, f"SCardTransmit (line {call.line}): {what}'s hex dump is incomplete"
+        )
     return data
 
 
@@ -272,10 +277,15 @@ def _shown_result(
             return Exchange(call.line, command, None, f"{text.strip()} (0x{rv:08X})", None, seconds)
         response = _complete(call, "Recv", n, "the response")
         return Exchange(call.line, command, response, None, None, seconds)
-    if not rv and call.init in _RESETTING and call.name in (
-        "SCardReconnect",
-        "SCardDisconnect",
-        "SCardEndTransaction",
+    if (
+        not rv
+        and call.init in _RESETTING
+        and call.name
+        in (
+            "SCardReconnect",
+            "SCardDisconnect",
+            "SCardEndTransaction",
+        )
     ):
         return CardReset(call.line, log.atr)
     return None

@@ -23,11 +23,12 @@ NO_ANSWER = "no answer in the log"
 
 
 def looks_like(sample: list[str]) -> bool:
-    """Every meaningful line of *sample* is a ``>`` / ``<`` line (at least one ``>``)."""
+    """The first meaningful line of *sample* is a ``>`` command and most are ``>`` / ``<``
+    (so that a stray line gets its line number, not "unknown format")."""
     meaningful = [s.strip() for s in sample if s.strip() and not s.strip().startswith("#")]
-    return bool(meaningful) and all(s[0] in "<>" for s in meaningful) and any(
-        s[0] == ">" for s in meaningful
-    )
+    if not meaningful or meaningful[0][0] != ">":
+        return False
+    return 2 * sum(1 for s in meaningful if s[0] in "<>") >= len(meaningful)
 
 
 def parse(text: str) -> ParsedLog:
