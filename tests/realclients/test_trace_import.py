@@ -122,6 +122,13 @@ def test_pcsc_spy_logs_of_a_pc_sc_app(served: Served, tmp_path: Path) -> None:
     display = tmp_path / "app.txt"
     display.write_text(shown.stdout)
     assert "SCardTransmit" in shown.stdout, shown.stderr
+    # Colours, thread tags and no handles or times (-d) read the same, without latencies.
+    tagged = tmp_path / "app-tagged.txt"
+    tagged.write_text(
+        subprocess.run(
+            ["pcsc-spy", "-t", "-d", str(raw)], capture_output=True, text=True, timeout=60
+        ).stdout
+    )
 
     expected = read_trace(own)
     assert len(_apdus(expected)) == len(APP_APDUS)
@@ -142,6 +149,9 @@ def test_pcsc_spy_logs_of_a_pc_sc_app(served: Served, tmp_path: Path) -> None:
     assert all(r.latency_ms is not None and r.time is not None for r in raw_answers)
     assert [r.t for r in raw_answers] == sorted(r.t for r in raw_answers)
     assert all(r.latency_ms is not None for r in from_display if isinstance(r, Rsp))
+    from_tagged = _import(tagged, tmp_path / "tagged.jsonl", "--format", "pcsc-spy")
+    assert _apdus(from_tagged) == _apdus(expected)
+    assert all(r.latency_ms is None for r in from_tagged if isinstance(r, Rsp))
 
 
 def _start_with_panel(served: Served) -> tuple[str, str]:
@@ -194,7 +204,18 @@ def test_opensc_debug_log(served: Served, pkcs11_module: str, tmp_path: Path) ->
             list(argv), capture_output=True, text=True, env=env, timeout=60, check=False
         )
 
-    assert tool("pkcs15-tool", "--reader", READER, "--list-pins").returncode == 0
+    # OPENSC_DEBUG=9 alone logs to stderr; the PKCS#11 runs log into the conf's debug_file.
+    listing = subprocess.run(
+        ["pkcs15-tool", "--reader", READER, "--list-pins"],
+        capture_output=True,
+        text=True,
+        env={**opensc_env(), "OPENSC_DEBUG": "9"},
+        timeout=60,
+        check=False,
+    )
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    stderr_log = tmp_path / "pkcs15-tool.stderr"
+    stderr_log.write_text(listing.stderr)
     login = ("pkcs11-tool", "--module", pkcs11_module, "--login", "--list-objects")
     wrong = tool(*login, "--pin", "9999", "--token-label", "JPKI (User Authentication PIN)")
     assert "CKR_PIN_INCORRECT" in wrong.stderr + wrong.stdout
@@ -202,11 +223,13 @@ def test_opensc_debug_log(served: Served, pkcs11_module: str, tmp_path: Path) ->
     assert right.returncode == 0, right.stderr
     serve_side = _panel_trace(base, token, tmp_path / "panel.jsonl")
 
+    listed = _import(stderr_log, tmp_path / "listing.jsonl")
     imported = _import(debug, tmp_path / "opensc.jsonl")
-    assert _apdus(imported) == _apdus(serve_side)
-    assert [h for h, _ in _apdus(imported)] == [c for c, _ in served.exchanges()]
+    first = len(_apdus(listed))
+    assert first > 0 and _apdus(listed) + _apdus(imported) == _apdus(serve_side)
+    assert [h for h, _ in _apdus(listed) + _apdus(imported)] == [c for c, _ in served.exchanges()]
     findings = _findings(imported)
-    assert findings == _findings(serve_side)
+    assert [(i + first, *rest) for i, *rest in findings] == _findings(serve_side)
     assert [f[4] for f in findings] == [Cause.USER_WRONG]
     meta = json.loads((tmp_path / "opensc.jsonl").read_text().splitlines()[0])
     assert meta["source_format"] == "opensc" and meta["atr"] == served.card().atr.hex().upper()
