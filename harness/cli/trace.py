@@ -86,8 +86,10 @@ def format_trace(records: Sequence[TraceRecord]) -> str:
     """One line per exchange: index, command, target, hex, answer, latency; notes indented."""
     meta = _meta(records)
     atr = "?" if meta.atr is None else meta.atr.hex().upper()
+    source = meta.extra.get("source")
+    what = meta.scenario or (f"imported {source}" if isinstance(source, str) else None)
     lines = [
-        f"trace of {_or(meta.scenario)} on {_or(meta.transport)}, "
+        f"trace of {_or(what)} on {_or(meta.transport)}, "
         f"ATR {atr}, {'redacted' if meta.redacted else 'UNREDACTED'}"
     ]
     answers = {r.i: r for r in records if isinstance(r, Rsp | Lost)}

@@ -309,6 +309,9 @@ def test_default_output_name_force_and_stdout(
     assert "overwrite the log itself" in capsys.readouterr().err
     assert log.read_text() == PLAIN
     assert main(["trace", "explain", str(out)]) == 0
+    assert "automatic retry" in capsys.readouterr().out
+    assert main(["trace", "show", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("trace of imported app.log on plain log")
 
 
 def test_format_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
