@@ -43,25 +43,22 @@ def _spaced(hexstr: str) -> str:
     return " ".join(hexstr[k : k + 2] for k in range(0, len(hexstr), 2))
 
 
-def _raw_call(n: int, command: str, response: str, rv: str = "0x00000000") -> str:
+def _raw_call(n: int, command: str, response: str, *, pcis: bool = True) -> str:
+    """One SCardTransmit as libpcscspy writes it (*pcis*: with the PCI lines of 1.9.9)."""
     t = "7F3EFBE76B80"
     send, recv = bytes.fromhex(command), bytes.fromhex(response)
-    return "".join(
-        f"{t}@{line}\n"
-        for line in (
-            f">|1796132561|{600000 + 1000 * n}|SCardTransmit",
-            "0x37DCE6A4",
-            "0x00000002",
-            "0x00000010",
-            f"0x{len(send):08X}",
-            _spaced(command) + " ",
-            "0x00000001",
-            "0x00000010",
-            f"0x{len(recv):08X}",
-            _spaced(response) + " ",
-            f"<|1796132561|{600500 + 1000 * n}|SCardTransmit|Command successful.|{rv}",
-        )
-    )
+    lines = [
+        f">|1796132561|{600000 + 1000 * n}|SCardTransmit",
+        "0x37DCE6A4",
+        *(["0x00000002", "0x00000010"] if pcis else []),
+        f"0x{len(send):08X}",
+        _spaced(command) + " ",
+        *(["0x00000001", "0x00000010"] if pcis else []),
+        f"0x{len(recv):08X}",
+        _spaced(response) + " ",
+        f"<|1796132561|{600500 + 1000 * n}|SCardTransmit|Command successful.|0x00000000",
+    ]
+    return "".join(f"{t}@{line}\n" for line in lines)
 
 
 RAW = (
@@ -177,6 +174,22 @@ def test_raw_spy_log_keeps_times_reader_and_redacts(tmp_path: Path) -> None:
     assert [a.t for a in answers] == [0.0, 0.001, 0.002]
     assert answers[0].time == "2026-12-01T13:42:41.601000+00:00"
     assert PIN not in dumps(records)
+
+
+def test_raw_spy_log_without_pcis_and_cut_off(tmp_path: Path) -> None:
+    """Later pcsc-lite versions log no PCI lines; a log may stop inside a transmit."""
+    newer = (
+        _raw_call(1, SELECT, "9000", pcis=False)
+        + _raw_call(2, SELECT_PIN, "9000", pcis=False)
+        + _raw_call(3, VERIFY, "9000", pcis=False)
+    )
+    cut = newer.rsplit("7F3EFBE76B80@0x00000002", 1)[0]  # inside the last SCardTransmit
+    for text in (newer, cut):
+        records = import_log(_write(tmp_path, text), "pcsc-spy-raw")
+        cmds = [r for r in records if isinstance(r, Cmd)]
+        assert [c.hex for c in cmds] == [SELECT, SELECT_PIN, "00200080 04 <redacted 4 bytes>"]
+    lost = [r for r in records if isinstance(r, Lost)]
+    assert [x.error for x in lost] == ["the log ends before the answer"]
 
 
 def test_display_spy_log(tmp_path: Path) -> None:

@@ -101,11 +101,17 @@ def parse_raw(text: str) -> ParsedLog:
         if item is not None:
             items.append(item)
     for call in open_calls.values():
-        if call.name == "SCardTransmit" and len(call.args) >= 5:
-            command = _raw_buffer(call, 3, "the command")
+        command = _unanswered(call) if call.name == "SCardTransmit" else None
+        if command is not None:
             items.append(Exchange(call.line, command, None, _ENDS, call.start))
     log.items = sorted(items, key=lambda x: x.line)
     return _checked(log)
+
+
+#: SCardTransmit's argument lines -> where its command and response lengths are. pcsc-lite
+#: 1.9.9 (Debian 12) logs hCard, the send PCI (2 lines), the command, the receive PCI (2),
+#: the response; later versions leave the PCIs out (hCard, command, response).
+_TRANSMIT_ARGS = {9: (3, 7), 5: (1, 3)}
 
 
 def _raw_buffer(call: _RawCall, at: int, what: str) -> bytes:
@@ -123,17 +129,29 @@ def _raw_buffer(call: _RawCall, at: int, what: str) -> bytes:
     return data
 
 
+def _unanswered(call: _RawCall) -> bytes | None:
+    """The command of a transmit the log ends inside, in either layout, if it got that far."""
+    for at in sorted({send for send, _ in _TRANSMIT_ARGS.values()}):
+        if len(call.args) > at + 1:
+            try:
+                return _raw_buffer(call, at, "the command")
+            except LogFormatError:
+                continue
+    return None
+
+
 def _raw_call(call: _RawCall, rv: int, text: str, seconds: float, log: ParsedLog) -> Item | None:
     args, name = call.args, call.name
     if name == "SCardTransmit":
-        if len(args) != 9:
-            raise LogFormatError(call.line, "SCardTransmit: expected 9 argument lines")
-        command = _raw_buffer(call, 3, "the command")
+        if len(args) not in _TRANSMIT_ARGS:
+            raise LogFormatError(call.line, "SCardTransmit: expected 5 or 9 argument lines")
+        send, recv = _TRANSMIT_ARGS[len(args)]
+        command = _raw_buffer(call, send, "the command")
         if rv:
             return Exchange(
                 call.line, command, None, f"{text.strip()} (0x{rv:08X})", call.start, seconds
             )
-        response = _raw_buffer(call, 7, "the response")
+        response = _raw_buffer(call, recv, "the response")
         return Exchange(call.line, command, response, None, call.start, seconds)
     if rv:
         return None
