@@ -10,7 +10,15 @@ from typing import Any
 
 from harness.cli.errors import UsageError
 from harness.trace.explain import explain, format_explanation
-from harness.trace.logs import FORMATS, LogImportError, import_log
+from harness.trace.logs import (
+    FORMATS,
+    MAX_LOG_BYTES,
+    LogImportError,
+    decode_log,
+    import_log,
+    parse,
+    to_records,
+)
 from harness.trace.recorder import dumps
 from harness.trace.records import Cmd, Lost, TraceRecord
 
@@ -39,7 +47,7 @@ def add_parser(tsub: Any) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    im.add_argument("log", type=Path, help="the log file")
+    im.add_argument("log", type=Path, help="the log file ('-': standard input, with -o)")
     im.add_argument(
         "--format",
         choices=sorted(FORMATS),
@@ -63,6 +71,9 @@ def default_output(log: Path) -> Path:
 
 def cmd_import(args: argparse.Namespace) -> int:
     log: Path = args.log
+    from_stdin = str(log) == "-"
+    if from_stdin and not args.output:
+        raise UsageError("reading the log from standard input: say where the trace goes (-o)")
     to_stdout = args.output == "-"
     out = None if to_stdout else Path(args.output) if args.output else default_output(log)
     if out is not None:
@@ -71,7 +82,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         if out.exists() and not args.force:
             raise UsageError(f"{out} exists; pass --force to overwrite it, or -o another file")
     try:
-        records = import_log(log, args.format)
+        if from_stdin:
+            text = decode_log(sys.stdin.buffer.read(MAX_LOG_BYTES + 1), "standard input")
+            records = to_records(parse(text, args.format, name="standard input"), "stdin")
+        else:
+            records = import_log(log, args.format)
     except LogImportError as exc:
         raise UsageError(str(exc)) from None
     text = dumps(records)
@@ -82,13 +97,14 @@ def cmd_import(args: argparse.Namespace) -> int:
             out.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from None
-    print(_summary(log, records, out), file=sys.stderr if to_stdout else sys.stdout)
+    source = "standard input" if from_stdin else str(log)
+    print(_summary(source, records, out), file=sys.stderr if to_stdout else sys.stdout)
     if args.explain:
         print(format_explanation(explain(records)), file=sys.stderr if to_stdout else sys.stdout)
     return 0
 
 
-def _summary(log: Path, records: list[TraceRecord], out: Path | None) -> str:
+def _summary(log: str, records: list[TraceRecord], out: Path | None) -> str:
     meta = records[0].to_json()
     apdus = sum(1 for r in records if isinstance(r, Cmd))
     lost = sum(1 for r in records if isinstance(r, Lost))

@@ -6,6 +6,7 @@ real ones); the PIN ``1234`` (hex 31323334) must never reach a trace or an error
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -325,6 +326,18 @@ def test_default_output_name_force_and_stdout(
     assert "automatic retry" in capsys.readouterr().out
     assert main(["trace", "show", str(out)]) == 0
     assert capsys.readouterr().out.startswith("trace of imported app.log on plain log")
+
+
+def test_log_from_standard_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "stdin.jsonl"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(RAW.encode())))
+    assert main(["trace", "import", "-", "-o", str(out)]) == 0
+    assert "standard input (pcsc-spy-raw): 3 APDUs" in capsys.readouterr().out
+    assert read_trace(out)[0].to_json()["source"] == "stdin"
+    assert main(["trace", "import", "-"]) == 2
+    assert "say where the trace goes (-o)" in capsys.readouterr().err
 
 
 def test_format_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

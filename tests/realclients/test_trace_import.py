@@ -104,17 +104,23 @@ def test_pcsc_spy_logs_of_a_pc_sc_app(served: Served, tmp_path: Path) -> None:
     own = tmp_path / "app-own.jsonl"
     served.start()
     with raw.open("wb") as sink:
+        # pcsc-spy's recipe for a log to keep: cat ~/pcsc-spy > logfile
         cat = subprocess.Popen(["cat", str(fifo)], stdout=sink)
         env = {**os.environ, "HOME": str(home), "LD_LIBRARY_PATH": str(libs)}
-        app = subprocess.run(
-            [sys.executable, str(SPIED_APP), READER, str(own), *APP_APDUS],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        cat.wait(timeout=30)
+        try:
+            app = subprocess.run(
+                [sys.executable, str(SPIED_APP), READER, str(own), *APP_APDUS],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            cat.wait(timeout=30)
+        finally:
+            if cat.poll() is None:  # the app never opened the FIFO
+                cat.kill()
+                cat.wait()
     assert app.returncode == 0, app.stderr
     shown = subprocess.run(
         ["pcsc-spy", "-n", str(raw)], capture_output=True, text=True, timeout=60, check=False

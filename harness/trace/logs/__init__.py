@@ -22,9 +22,11 @@ from harness.trace.records import TraceRecord
 
 __all__ = [
     "FORMATS",
+    "MAX_LOG_BYTES",
     "LogFormatError",
     "LogImportError",
     "ParsedLog",
+    "decode_log",
     "detect",
     "import_log",
     "parse",
@@ -63,8 +65,7 @@ def detect(text: str) -> str | None:
 
 
 def read_log(path: Path) -> str:
-    """The text of the log at *path* (bytes that are not UTF-8 become U+FFFD: logs carry
-    binary in their ASCII columns, which are never read)."""
+    """The text of the log at *path* (see :func:`decode_log`)."""
     try:
         size = path.stat().st_size
         if size > MAX_LOG_BYTES:
@@ -72,8 +73,16 @@ def read_log(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise LogImportError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    return decode_log(data, str(path))
+
+
+def decode_log(data: bytes, name: str) -> str:
+    """A log's bytes as text: bytes that are not UTF-8 become U+FFFD (logs carry binary in
+    their ASCII columns, which are never read); a NUL byte means it is no text log."""
+    if len(data) > MAX_LOG_BYTES:
+        raise LogImportError(f"{name}: larger than a log this reads ({MAX_LOG_BYTES} bytes)")
     if b"\0" in data:
-        raise LogImportError(f"{path}: a binary file, not a text log")
+        raise LogImportError(f"{name}: a binary file, not a text log")
     return data.decode("utf-8", "replace")
 
 
