@@ -32,9 +32,19 @@ def add_parser(sub: Any) -> None:
     rp = tsub.add_parser("replay", help="replay a trace as the card under its scenario")
     rp.add_argument("file", type=Path)
     rp.add_argument("--scenario", help="scenario unit to run (default: the trace's own)")
-    gd = tsub.add_parser("golden", help="compare every scenario with traces/golden/")
+    gd = tsub.add_parser(
+        "golden",
+        help="compare every scenario with its golden trace",
+        description="Run every scenario unit on the built-in emulator and compare its "
+        f"normalised trace with DIR/<unit>.jsonl (default DIR: the traces shipped in the "
+        f"package, {golden.GOLDEN_DIR}).",
+    )
     gd.add_argument("--update", action="store_true", help="rewrite the golden traces")
-    gd.add_argument("--dir", type=Path, help="golden directory (default: traces/golden)")
+    gd.add_argument(
+        "--dir",
+        type=Path,
+        help="golden directory (default: the package's own, harness/trace/golden_traces)",
+    )
 
 
 def dispatch(args: argparse.Namespace) -> int:
