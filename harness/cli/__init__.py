@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from emulator import TRAFFIC
 from harness import __version__
-from harness.cli import listing, run, soak, status, trace
+from harness.cli import ci, listing, run, soak, status, trace
 from harness.cli.errors import UsageError, error
 from harness.cli.output import tolerate_encoding
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(sub)
     trace.add_parser(sub)
     soak.add_parser(sub)
+    ci.add_parser(sub)
     return p
 
 
@@ -98,5 +99,7 @@ def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.trace_command is None:
             raise UsageError("trace needs an action: show, explain, replay or golden")
         return trace.dispatch(args)
+    if args.command == "ci":
+        return ci.cmd_ci(args)
     parser.print_usage(sys.stderr)
     return 2

@@ -213,7 +213,8 @@ def test_lazy_imports_are_for_the_optional_dependency_only(target: str) -> None:
 #: guarded), its session and report on top of them.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("emulator",),
-    ("harness", "harness.transport", "harness.clock", "harness.errors"),
+    # harness.cikit: the CI kit (pcscd with vpcd readers), standard library only.
+    ("harness", "harness.transport", "harness.clock", "harness.errors", "harness.cikit"),
     ("harness.sessions", "harness.trace", "harness.inprocess"),
     ("harness.actors",),
     (
