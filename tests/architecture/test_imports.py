@@ -227,7 +227,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("harness.scenarios",),
     ("harness.hil.session", "harness.hil.report", "harness.reliability"),
-    ("harness.cli", "harness.pytest_plugin", "harness.panel"),
+    ("harness.cli", "harness.pytest_plugin", "harness.panel", "harness.__main__"),
 )
 
 
