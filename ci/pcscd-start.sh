@@ -13,6 +13,7 @@
 #   MYNA_PCSCD_DEBUG=1  start pcscd with -d -a (debug + APDU log)
 #   MYNA_PCSCD_LOG      pcscd's output (default /tmp/myna-pcscd.log)
 #   MYNA_PCSCD_MARKER   pid marker (default /run/myna-hil/pcscd.pid)
+#   MYNA_VPCD_DRIVER    the vpcd driver (default /usr/lib/pcsc/drivers/serial/libifdvpcd.so)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"

@@ -29,7 +29,9 @@ vsmartcard-vpcd libpcsclite1). Needs root (writes /etc/reader.conf.d, starts pcs
   status  what runs and what is set up (changes nothing)
 
 Environment (as ci/pcscd-start.sh always took it): MYNA_VPCD_EXTRA (extra entries),
-MYNA_PCSCD_TIMEOUT, MYNA_PCSCD_DEBUG=1, MYNA_PCSCD_LOG, MYNA_PCSCD_MARKER.
+MYNA_PCSCD_TIMEOUT, MYNA_PCSCD_DEBUG=1, MYNA_PCSCD_LOG, MYNA_PCSCD_MARKER (the pid marker,
+default /run/myna-hil/pcscd.pid), MYNA_VPCD_DRIVER (the driver, default
+/usr/lib/pcsc/drivers/serial/libifdvpcd.so).
 """
 
 

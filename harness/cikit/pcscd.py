@@ -90,7 +90,7 @@ class PcscdConfig:
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> PcscdConfig:
         """The settings ``ci/pcscd-start.sh`` always took from the environment
         (``MYNA_VPCD_EXTRA``, ``MYNA_PCSCD_TIMEOUT``, ``MYNA_PCSCD_DEBUG``, ``MYNA_PCSCD_LOG``,
-        ``MYNA_PCSCD_MARKER``); *overrides* (command-line options) win."""
+        ``MYNA_PCSCD_MARKER``) and ``MYNA_VPCD_DRIVER``; *overrides* (options) win."""
         cfg = cls()
         try:
             if env.get("MYNA_VPCD_EXTRA"):
@@ -105,6 +105,8 @@ class PcscdConfig:
             cfg = replace(cfg, log=Path(env["MYNA_PCSCD_LOG"]))
         if env.get("MYNA_PCSCD_MARKER"):
             cfg = replace(cfg, marker=Path(env["MYNA_PCSCD_MARKER"]))
+        if env.get("MYNA_VPCD_DRIVER"):  # another distribution's path (e.g. lib64)
+            cfg = replace(cfg, driver=Path(env["MYNA_VPCD_DRIVER"]))
         cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
         if not 1 <= cfg.readers <= 64:
             raise CiError(f"--readers must be 1..64, not {cfg.readers}")
