@@ -168,7 +168,7 @@ LAZY_IMPORTS = {
     ("harness.hil.session", "harness.hil.pcsc"),
     # The plugin loads in every pytest run of the environment; --myna-reader is rare.
     ("harness.pytest_plugin", "harness.hil.pcsc"),
-    # --vpcd-slot only.
+    # run --slot only.
     ("harness.scenarios.served", "harness.hil.pcsc"),
 }
 
