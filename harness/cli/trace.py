@@ -10,12 +10,14 @@ from typing import Any
 from harness.cli.errors import UsageError
 from harness.cli.output import format_result, marks
 from harness.controls import CardControls, ReplayControls
+from harness.revocation.log import ServiceEvent, ServiceLogError, parse_service_log
 from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
 from harness.trace import golden
 from harness.trace.explain import explain, format_explanation
 from harness.trace.recorder import TraceFormatError, read_trace
 from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.replay import ReplayDivergence, ReplayTransport
+from harness.trace.service import explain_service, format_service
 from harness.transport import Transport
 
 __all__ = ["add_parser", "cmd_golden", "cmd_replay", "dispatch", "format_trace", "printable"]
@@ -29,6 +31,14 @@ def add_parser(sub: Any) -> None:
     show.add_argument("file", type=Path)
     ex = tsub.add_parser("explain", help="every retry-counter decrement, with cause and remedy")
     ex.add_argument("file", type=Path)
+    ex.add_argument(
+        "--service-log",
+        type=Path,
+        metavar="LOG",
+        help="the revocation service's log of the same run (myna-hil run --trace writes "
+        "<unit>.service.jsonl): adds why a healthy card was refused (revoked, expired, "
+        "service errors)",
+    )
     rp = tsub.add_parser("replay", help="replay a trace as the card under its scenario")
     rp.add_argument("file", type=Path)
     rp.add_argument("--scenario", help="scenario unit to run (default: the trace's own)")
@@ -46,7 +56,12 @@ def dispatch(args: argparse.Namespace) -> int:
         print(printable(format_trace(records)))
         return 0
     if action == "explain":
-        print(printable(format_explanation(explain(records))))
+        found = explain(records)
+        print(printable(format_explanation(found)))
+        if args.service_log is not None:
+            events = _load_service_log(args.service_log)
+            service = explain_service(records, events)
+            print(printable(format_service(service, sum(found.decrements.values()))))
         return 0
     return cmd_replay(records, args.scenario)
 
@@ -55,6 +70,13 @@ def _load(path: Path) -> list[TraceRecord]:
     try:
         return read_trace(path)
     except TraceFormatError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _load_service_log(path: Path) -> list[ServiceEvent]:
+    try:
+        return parse_service_log(path)
+    except ServiceLogError as exc:
         raise UsageError(str(exc)) from None
 
 

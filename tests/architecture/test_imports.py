@@ -214,7 +214,7 @@ def test_lazy_imports_are_for_the_optional_dependency_only(target: str) -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("emulator",),
     ("harness", "harness.transport", "harness.clock", "harness.errors"),
-    ("harness.sessions", "harness.trace", "harness.inprocess"),
+    ("harness.sessions", "harness.trace", "harness.inprocess", "harness.revocation"),
     ("harness.actors",),
     (
         "harness.cards",
