@@ -177,8 +177,8 @@ def _name(cn: str) -> x509.Name:
 
 
 #: [model] The CRL distribution point each end-entity certificate names. Real JPKI
-#: certificates carry one (the lists are published over HTTP or LDAP to registered verifiers
-#: [public: J-LIS revocation-list notice]); ours point at a reserved ``.invalid`` host, so a
+#: certificates carry one (the lists are published over HTTP or LDAP to registered verifiers:
+#: docs/relying-party.md); ours point at a reserved ``.invalid`` host, so a
 #: relying party in this project is configured with the URL of the harness's TEST revocation
 #: service (``harness/revocation``), as a registered verifier is configured by contract.
 CRL_DISTRIBUTION_POINTS = {

@@ -1,14 +1,14 @@
 """The issuer's certificate register: what was issued, and what happened to it since.
 
-Lifecycle events happen on the scenario's clock ([public] J-LIS practice as far as it is
-published; the reason codes a JPKI platform operator documents):
+Lifecycle events happen on the scenario's clock; what is public and what is ours is listed in
+docs/relying-party.md ("Public evidence"):
 
 - a change of one of the four basic facts (name, address, birth date, sex) revokes the
   **signing** certificate, which certifies them; the authentication certificate carries no
   personal data and stays valid -- reason ``affiliationChanged``;
 - a card reported lost or stolen puts both certificates on hold (一時保留) -- reason
-  ``certificateHold``; JPKI never releases a hold ([public: platform operator's reason
-  table]), the holder gets new certificates instead;
+  ``certificateHold`` (a hold is "doubt about the key", never released; that a lost card is
+  such a doubt for both certificates is [model]); the holder gets new certificates instead;
 - a certificate expires on the holder's fifth birthday after issue (its ``notAfter``); that
   needs no event: a relying party compares ``notAfter`` with its own clock.
 
