@@ -154,6 +154,9 @@ def cmd_replay(records: Sequence[TraceRecord], scenario: str | None) -> int:
         return replay, ReplayControls()
 
     result, _ = run_unit(unit, opener)
+    if result.skipped:
+        print(f"replay of {unit.name}: cannot replay: {result.skipped}")
+        return 1
     if result.error:
         print(f"replay of {unit.name} against the trace stopped: {result.error}")
         return 1

@@ -12,9 +12,10 @@ Records (``seq`` increasing, ``clock`` the service's time, ISO 8601):
   (hex), ``expires``.
 - ``revoked``   a lifecycle event: ``kind``, ``serial``, ``status`` (``revoked`` / ``hold``),
   ``reason`` (X.509 reason name), ``cause`` (the event in words), ``revoked_at``.
-- ``decision``  an answer: ``via`` (``ocsp`` / ``crl``), ``status`` (``good``, ``revoked``,
-  ``hold``, ``unknown``, ``error``), and as far as known ``kind``, ``serial``, ``reason``,
-  ``revoked_at``, ``cause``, ``detail`` (an error's reason).
+- ``decision``  an answer: ``via`` (``ocsp`` / ``crl``), ``status`` (OCSP: ``good``,
+  ``revoked``, ``hold``, ``unknown``; a CRL: ``served``, its entries counted in ``detail``;
+  either: ``error``), and as far as known ``kind``, ``serial``, ``reason``, ``revoked_at``,
+  ``cause``, ``detail`` (an error's reason).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ SERVICE_LOG_VERSION = 1
 MAX_LOG_BYTES = 64 * 1024 * 1024
 
 _SERIAL = re.compile(r"[0-9A-F]{1,40}")
-STATUSES = ("good", "revoked", "hold", "unknown", "error")
+STATUSES = ("good", "revoked", "hold", "unknown", "error", "served")
 
 
 class ServiceLogError(ValueError):

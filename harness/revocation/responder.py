@@ -46,7 +46,7 @@ def build_crl(registry: Registry, kind: str) -> bytes:
     crl = builder.sign(ca.key, hashes.SHA256())
     registry.log.decision(
         "crl",
-        "good",
+        "served",
         kind=kind,
         detail=f"CRL with {len(listed)} entr{'y' if len(listed) == 1 else 'ies'}",
     )

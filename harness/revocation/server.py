@@ -164,7 +164,10 @@ def _handler_for(service: RevocationService) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._send(HTTPStatus.LENGTH_REQUIRED, b"Content-Length required\n")
                 return
-            if not 0 < length <= MAX_REQUEST:
+            if length <= 0:
+                self._send(HTTPStatus.BAD_REQUEST, b"empty request\n")
+                return
+            if length > MAX_REQUEST:
                 self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"request too large\n")
                 return
             self._send(HTTPStatus.OK, service.ocsp(self.rfile.read(length)), OCSP_RESPONSE)

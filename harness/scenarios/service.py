@@ -51,7 +51,7 @@ def _pki(ctx: Ctx) -> Pki:
     if not isinstance(controls, InProcessCard):
         raise ScenarioSkipped(
             "the TEST revocation service signs with the card issuer's keys: only for a card "
-            "this harness issued (in-process or --vpcd-slot)"
+            "this harness issues in this run (in-process or --vpcd-slot), not a replayed trace"
         )
     return controls.card.state.pki
 

@@ -99,3 +99,12 @@ def test_a_bad_service_log_is_one_line_and_exit_2(
 def test_units_are_refused_on_a_reader_without_controls() -> None:
     result, _ = run_unit(unit("phantom-expired"), lambda _: (PhysicalLike(new_card()), None))
     assert result.skipped is not None and "test controls" in result.skipped
+
+
+def test_replaying_a_unit_says_why_it_cannot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_unit(unit("phantom-expired"), trace_dir=tmp_path)
+    assert main(["trace", "replay", str(tmp_path / "phantom-expired.jsonl")]) == 1
+    out = capsys.readouterr().out
+    assert "cannot replay" in out and "issuer's keys" in out and "diverged" not in out
