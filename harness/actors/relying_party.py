@@ -34,7 +34,7 @@ SHOWN_SERVICE_DOWN = "the certificate check is unavailable: your card is fine, t
 def shown_for(verdict: Verdict, cert: x509.Certificate) -> str:
     """What a careful service tells the user about a certificate that failed its check."""
     if verdict.outcome is Check.REVOKED:
-        when = "" if verdict.revoked_at is None else f" on {verdict.revoked_at.date().isoformat()}"
+        when = "" if verdict.revoked_at is None else f" on {jst_date(verdict.revoked_at)}"
         return (
             f"your signing certificate was revoked{when}: "
             "apply for a new one at the municipal counter"

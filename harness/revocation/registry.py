@@ -42,17 +42,6 @@ class Status(StrEnum):
     HOLD = "hold"
 
 
-#: Why a certificate was revoked, in the log's words, per X.509 reason.
-REASON_TEXT = {
-    x509.ReasonFlags.affiliation_changed: "a basic fact on the certificate changed",
-    x509.ReasonFlags.certificate_hold: "the card was reported lost (certificate on hold)",
-    x509.ReasonFlags.key_compromise: "the key was reported compromised",
-    x509.ReasonFlags.superseded: "a new certificate replaced it",
-    x509.ReasonFlags.cessation_of_operation: "the holder stopped using it",
-    x509.ReasonFlags.unspecified: "unspecified",
-}
-
-
 @dataclass
 class Issued:
     """One certificate the issuer made, and its state."""
@@ -97,7 +86,11 @@ class UnknownCertificateError(LookupError):
 
 
 class Registry:
-    """The issuer's register of the certificates of *pki*'s two TEST CAs, on *clock*."""
+    """The issuer's register of the certificates of *pki*'s two TEST CAs, on *clock*.
+
+    A register stands for one holder (a scenario's card): a lifecycle event applies to every
+    certificate in it of the kind the event concerns.
+    """
 
     def __init__(self, pki: Pki, clock: Clock, log: ServiceLog | None = None) -> None:
         self.clock = clock
