@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,14 @@ from harness.cli.output import check_target, emit, format_result, json_text, mar
 from harness.cli.trace_import import add_parser as add_import_parser
 from harness.cli.trace_import import cmd_import
 from harness.controls import CardControls, ReplayControls
+from harness.revocation.log import ServiceEvent, ServiceLogError, parse_service_log
 from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
 from harness.trace import golden
 from harness.trace.explain import Explanation, explain, format_explanation
 from harness.trace.recorder import TraceFormatError, read_trace
 from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.replay import ReplayDivergence, ReplayTransport
+from harness.trace.service import ServiceFinding, explain_service, format_service
 from harness.transport import Transport
 
 __all__ = [
@@ -40,6 +43,14 @@ def add_parser(sub: Any) -> None:
     ex = tsub.add_parser("explain", help="every retry-counter decrement, with cause and remedy")
     ex.add_argument("file", type=Path)
     ex.add_argument("--json", metavar="FILE", help="write the findings as JSON ('-': stdout)")
+    ex.add_argument(
+        "--service-log",
+        type=Path,
+        metavar="LOG",
+        help="the revocation service's log of the same run (myna-hil run --trace writes "
+        "<unit>.service.jsonl): adds why a healthy card was refused (revoked, expired, "
+        "service errors)",
+    )
     rp = tsub.add_parser("replay", help="replay a trace as the card under its scenario")
     rp.add_argument("file", type=Path)
     rp.add_argument("--scenario", help="scenario unit to run (default: the trace's own)")
@@ -73,8 +84,16 @@ def dispatch(args: argparse.Namespace) -> int:
         check_target(args.json)
         expl = explain(records)
         print(printable(format_explanation(expl)))
+        service: list[ServiceFinding] | None = None
+        if args.service_log is not None:
+            events = _load_service_log(args.service_log)
+            service = explain_service(records, events)
+            print(printable(format_service(service, sum(expl.decrements.values()))))
         if args.json is not None:
-            emit(args.json, json_text(explanation_json(expl)), getattr(args, "stdout", None))
+            data = explanation_json(expl)
+            if service is not None:
+                data["service"] = [dataclasses.asdict(f) for f in service]
+            emit(args.json, json_text(data), getattr(args, "stdout", None))
         return 0
     return cmd_replay(records, args.scenario)
 
@@ -109,6 +128,13 @@ def _load(path: Path) -> list[TraceRecord]:
     try:
         return read_trace(path)
     except TraceFormatError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _load_service_log(path: Path) -> list[ServiceEvent]:
+    try:
+        return parse_service_log(path)
+    except ServiceLogError as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -188,6 +214,9 @@ def cmd_replay(records: Sequence[TraceRecord], scenario: str | None) -> int:
         return replay, ReplayControls()
 
     result, _ = run_unit(unit, opener)
+    if result.skipped:
+        print(f"replay of {unit.name}: cannot replay: {result.skipped}")
+        return 1
     if result.error:
         print(f"replay of {unit.name} against the trace stopped: {result.error}")
         return 1

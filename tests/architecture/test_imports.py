@@ -215,7 +215,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("emulator",),
     # harness.cikit: the CI kit (pcscd with vpcd readers), standard library only.
     ("harness", "harness.transport", "harness.clock", "harness.errors", "harness.cikit"),
-    ("harness.sessions", "harness.trace", "harness.inprocess"),
+    ("harness.sessions", "harness.trace", "harness.inprocess", "harness.revocation"),
     ("harness.actors",),
     (
         "harness.cards",
