@@ -19,6 +19,12 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
     configured virtual card may send wrong PINs. A reader's card is identified and guarded
     (:mod:`harness.hil.guard`): read-only, no VERIFY with data at all, unless
     ``--myna-destructive-card ID`` names it (``--myna-allow-blocking`` for blocking steps).
+``myna_pyscard_reader``
+    The ``myna_card`` card in a virtual reader inside this process (no pcscd, no root): an
+    app written against pyscard (``readers()``, ``createConnection()``, ``transmit()``,
+    ``CardRequest``, ``CardMonitor``) sees it as the only reader for the test. Yields a
+    :class:`harness.pyscard_reader.InProcessReader`: ``name``, ``card`` (the controls),
+    ``insert()``, ``remove()``. Needs pyscard (the ``[pcsc]`` extra); without it, an error.
 ``myna_vpcd_reader``
     A card served in a vpcd slot of the local pcscd; yields the reader name (the card's
     controls are on ``request.node.myna_vpcd_card``, its identity -- the opt-in a test
@@ -45,6 +51,7 @@ from emulator.vpcd import VpcdServer, slot_port
 from harness.cards import new_card
 from harness.controls import InProcessCard
 from harness.hil.guard import Interlocks, authorise, guarded
+from harness.pyscard_reader import InProcessReader, PyscardMissingError, pyscard_reader
 from harness.transport import Transport
 
 VPCD_READER_PREFIX = "Virtual PCD"
@@ -171,6 +178,17 @@ def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
         return
     card = request.getfixturevalue("myna_card")
     yield card.transport
+
+
+@pytest.fixture
+def myna_pyscard_reader(myna_card: InProcessCard) -> Iterator[InProcessReader]:
+    """The ``myna_card`` card in a pyscard reader of this process (no pcscd): pyscard's
+    ``readers()`` lists it (and only it) for the test's duration."""
+    try:
+        with pyscard_reader(myna_card) as reader:
+            yield reader
+    except PyscardMissingError as exc:
+        pytest.fail(f"myna_pyscard_reader: {exc}", pytrace=False)
 
 
 def _worker_index(config: pytest.Config) -> int:

@@ -223,6 +223,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "harness.hil.pcsc",
         "harness.hil.identity",
         "harness.hil.guard",
+        "harness.virtual_pcsc",
+        "harness.pyscard_reader",
     ),
     ("harness.scenarios",),
     ("harness.hil.session", "harness.hil.report", "harness.reliability"),
