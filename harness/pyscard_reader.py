@@ -22,12 +22,12 @@ that takes the first reader cannot reach a physical card (docs/safety.md). A con
 opened before the reader was installed keeps talking to pcscd.
 
 pyscard is optional (``pip install 'myna-hil[pcsc]'``): this module imports it only when a
-reader is installed, and :func:`require_pyscard` says in one line when it is missing.
+reader is installed; without it, :class:`~harness.optional.PyscardMissingError` says so in
+one line.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,11 +36,11 @@ from typing import Any
 
 from harness.cards import new_card
 from harness.controls import InProcessCard
+from harness.optional import PyscardMissingError, require_pyscard
 from harness.virtual_pcsc import VirtualPcsc, VirtualReader, is_virtual_handle
 
 __all__ = [
     "DEFAULT_READER",
-    "PYSCARD_MISSING",
     "InProcessReader",
     "PyscardMissingError",
     "install",
@@ -50,8 +50,6 @@ __all__ = [
 
 #: The virtual reader's name: pcsc-lite's "<name> <index> <slot>" form, and not vpcd's.
 DEFAULT_READER = "myna-hil In-Process Reader 00 00"
-#: The one line every PC/SC entry point gives when pyscard is not installed.
-PYSCARD_MISSING = "needs pyscard: pip install 'myna-hil[pcsc]'"
 
 #: The ``SCard*`` functions of ``_scard`` the service answers for its own handles.
 _HOOKED = (
@@ -91,19 +89,6 @@ _SHAPES: dict[str, tuple[Any, ...]] = {
     "SCardControl": ([],),
     "SCardGetAttrib": ([],),
 }
-
-
-class PyscardMissingError(ImportError):
-    """pyscard (``smartcard``) is not installed; the message is the one line to show."""
-
-
-def require_pyscard(what: str) -> ModuleType:
-    """pyscard's ``smartcard.scard`` module, or :class:`PyscardMissingError` saying that
-    *what* (``"myna-hil status --reader"``) needs pyscard and how to install it."""
-    try:  # optional dependency: the [pcsc] extra
-        return importlib.import_module("smartcard.scard")
-    except ImportError:
-        raise PyscardMissingError(f"{what} {PYSCARD_MISSING}") from None
 
 
 def _extension(scard: ModuleType) -> ModuleType:
@@ -229,7 +214,7 @@ def pyscard_reader(
 ) -> Iterator[InProcessReader]:
     """A virtual reader holding *card* (a fresh standard card if none) in pyscard's
     ``readers()`` for the duration, and gone after; real readers hidden meanwhile."""
-    scard = require_pyscard("the in-process pyscard reader")
+    scard = require_pyscard("the in-process pyscard reader")  # PyscardMissingError
     card = card if card is not None else InProcessCard(new_card("standard"))
     reader = VirtualReader(name, card.card, inserted=inserted)
     with install(VirtualPcsc(scard, [reader]), scard) as service:

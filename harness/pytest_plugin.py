@@ -51,7 +51,8 @@ from emulator.vpcd import VpcdServer, slot_port
 from harness.cards import new_card
 from harness.controls import InProcessCard
 from harness.hil.guard import Interlocks, authorise, guarded
-from harness.pyscard_reader import InProcessReader, PyscardMissingError, pyscard_reader
+from harness.optional import PYSCARD_MISSING, PyscardMissingError, require_pyscard
+from harness.pyscard_reader import InProcessReader, pyscard_reader
 from harness.transport import Transport
 
 VPCD_READER_PREFIX = "Virtual PCD"
@@ -89,6 +90,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--myna-reader"):
+        try:
+            require_pyscard("--myna-reader")
+        except PyscardMissingError as exc:  # before any test: one line, exit status 4
+            raise pytest.UsageError(str(exc)) from None
     config.addinivalue_line(
         "markers",
         "myna_card(profile='standard', pins=None, quirks=None): configure the "
@@ -185,10 +191,14 @@ def myna_pyscard_reader(myna_card: InProcessCard) -> Iterator[InProcessReader]:
     """The ``myna_card`` card in a pyscard reader of this process (no pcscd): pyscard's
     ``readers()`` lists it (and only it) for the test's duration."""
     try:
-        with pyscard_reader(myna_card) as reader:
-            yield reader
+        require_pyscard("myna_pyscard_reader")
+        missing = None
     except PyscardMissingError as exc:
-        pytest.fail(f"myna_pyscard_reader: {exc}", pytrace=False)
+        missing = str(exc)
+    if missing:  # outside the handler: one line, no chained exception in the report
+        pytest.fail(missing, pytrace=False)
+    with pyscard_reader(myna_card) as reader:
+        yield reader
 
 
 def _worker_index(config: pytest.Config) -> int:
@@ -200,8 +210,8 @@ def vpcd_readers() -> list[str] | str:
     """The vpcd readers pcscd lists, or why there are none (a message)."""
     try:
         from smartcard.System import readers
-    except ImportError as exc:  # pragma: no cover - pyscard is a dependency
-        return f"pyscard unavailable: {exc}"
+    except ImportError:  # the [pcsc] extra is not installed
+        return PYSCARD_MISSING
     try:
         names = [str(r) for r in readers()]
     except Exception as exc:  # no daemon, no service: all the same here

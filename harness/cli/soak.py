@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from emulator.vpcd import reader_name as reader_for_slot
+from harness.optional import PYSCARD_MISSING
 
 __all__ = ["add_parser", "cmd_soak"]
 
@@ -90,8 +91,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
         if args.tearing is not None:
             return _tearing(args)
         return _soak(args)
-    except ImportError as exc:
-        return _fail(f"PC/SC support is not available ({exc})")
+    except ImportError:  # pyscard missing (harness.optional): the one line
+        return _fail(f"soak {PYSCARD_MISSING}")
     except RuntimeError as exc:  # SlotBusyError, NoSuchSlotError; slots.py: pcscd went away
         return _fail(str(exc))
 

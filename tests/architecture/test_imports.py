@@ -213,7 +213,7 @@ def test_lazy_imports_are_for_the_optional_dependency_only(target: str) -> None:
 #: guarded), its session and report on top of them.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("emulator",),
-    ("harness", "harness.transport", "harness.clock", "harness.errors"),
+    ("harness", "harness.transport", "harness.clock", "harness.errors", "harness.optional"),
     ("harness.sessions", "harness.trace", "harness.inprocess"),
     ("harness.actors",),
     (

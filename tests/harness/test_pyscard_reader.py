@@ -5,8 +5,14 @@ No pcscd involved: every call here is answered in this process."""
 from __future__ import annotations
 
 import gc
+import os
+import shlex
+import shutil
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from smartcard import scard
@@ -14,6 +20,7 @@ from smartcard.CardConnection import CardConnection
 from smartcard.CardMonitoring import CardMonitor, CardObserver
 from smartcard.CardRequest import CardRequest
 from smartcard.Exceptions import CardConnectionException, CardRequestTimeoutException
+from smartcard.ExclusiveTransmitCardConnection import ExclusiveTransmitCardConnection
 from smartcard.ReaderMonitoring import ReaderMonitor, ReaderObserver
 from smartcard.scard import SCardEstablishContext, SCardListReaders
 from smartcard.System import readers
@@ -22,6 +29,7 @@ from harness.controls import InProcessCard
 from harness.pyscard_reader import DEFAULT_READER, InProcessReader, pyscard_reader
 from harness.pytest_plugin import make_card
 
+REPO = Path(__file__).resolve().parents[2]
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
 SELECT_AUTH_PIN = bytes.fromhex("00A4020C020018")
 STATUS = bytes.fromhex("00200080")
@@ -153,6 +161,17 @@ def test_a_transaction_holds_off_other_handles(myna_pyscard_reader: InProcessRea
     scard.SCardReleaseContext(context)
 
 
+def test_pyscards_exclusive_transmit_decorator(myna_pyscard_reader: InProcessReader) -> None:
+    connection = ExclusiveTransmitCardConnection(readers()[0].createConnection())
+    connection.connect()
+    connection.lock()  # SCardBeginTransaction
+    for apdu in (SELECT_JPKI, SELECT_AUTH_PIN, VERIFY_1234):
+        assert _sw(connection, apdu) == 0x9000
+    assert _sw(connection, SIGN) == 0x9000
+    connection.unlock()  # SCardEndTransaction
+    connection.disconnect()
+
+
 def test_status_changes_timeouts_and_cancel(myna_pyscard_reader: InProcessReader) -> None:
     context = _context()
     code, states = scard.SCardGetStatusChange(
@@ -277,3 +296,55 @@ def test_connections_that_outlive_the_reader_end_quietly(
     del connection
     gc.collect()
     assert "Exception ignored" not in capsys.readouterr().err
+
+
+APP_SEQUENCE = """
+from smartcard.System import readers
+from harness.pyscard_reader import pyscard_reader
+from tests.apps.jpki_login_app import login
+
+try:
+    readers()
+except Exception as exc:
+    print("without the reader:", type(exc).__name__)
+with pyscard_reader() as reader:
+    print([login(pin).message for pin in ("1111", "1234")], reader.card.tries_left("auth"))
+"""
+
+
+def _libpcsclite() -> Path | None:
+    for pattern in (
+        "/usr/lib/*/libpcsclite.so.1",
+        "/usr/lib/libpcsclite.so.1",
+        "/lib/*/libpcsclite.so.1",
+    ):
+        for path in sorted(Path("/").glob(pattern.lstrip("/"))):
+            return path.resolve()
+    return None
+
+
+def test_works_where_libpcsclite_cannot_be_loaded() -> None:
+    """pyscard loads libpcsclite.so.1 with dlopen when it is imported; if that fails it
+    prints one line and every SCard* call answers "service not available". The in-process
+    reader does not need the library: run the app in a private mount namespace where the
+    library is an empty file."""
+    library, unshare = _libpcsclite(), shutil.which("unshare")
+    if library is None or unshare is None or os.geteuid() != 0:
+        pytest.skip("needs root, unshare(1) and a libpcsclite.so.1 to hide in a mount namespace")
+    script = f'mount --bind /dev/null {shlex.quote(str(library))} && exec "$@"'
+    argv = [unshare, "-m", "--propagation", "private", "sh", "-c", script, "sh"]
+    result = subprocess.run(
+        [*argv, sys.executable, "-c", APP_SEQUENCE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    if result.returncode != 0 and "mount" in result.stderr and "Traceback" not in result.stderr:
+        pytest.skip(f"no private mount namespace here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert "Failed to dlopen libpcsclite.so.1" in result.stdout  # pyscard's own complaint
+    assert "without the reader: EstablishContextException" in result.stdout
+    assert "['wrong PIN, 2 tries left', 'logged in'] 3" in result.stdout
