@@ -371,24 +371,25 @@ class VirtualPcsc:
             others = [h for h in self.cards_in(reader) if h is not handle]
             if share == c.SCARD_SHARE_EXCLUSIVE and others:
                 return [c.SCARD_E_SHARING_VIOLATION, 0]
-            if handle.removed or not reader.card.powered:
-                reader.card.power_on()  # a re-inserted (or torn) card is powered up anew
-            else:
+            if not handle.removed:
                 self._dispose(reader, initialization, handle)
-                if not reader.card.powered:
-                    reader.card.power_on()
+            # A re-inserted or torn card is powered up anew; one that other handles
+            # powered up since is theirs as it is (pcsc-lite resets only on request).
+            if not reader.card.powered:
+                reader.card.power_on()
             handle.removed = handle.was_reset = False
             handle.share, handle.protocol = share, protocol
             self.lock.notify_all()
             return [c.SCARD_S_SUCCESS, protocol]
 
     def SCardStatus(self, hcard: int) -> list[Any]:
-        handle, code = self._card(hcard)
-        if handle is None or code != self.c.SCARD_S_SUCCESS:
-            name = handle.reader.name if handle else ""
-            return [code, name, _STATUS_ABSENT, 0, []]
-        return [code, handle.reader.name, _STATUS_SPECIFIC, handle.protocol,
-                list(handle.reader.card.atr)]  # fmt: skip
+        with self.lock:
+            handle, code = self._card(hcard)
+            if handle is None or code != self.c.SCARD_S_SUCCESS:
+                name = handle.reader.name if handle else ""
+                return [code, name, _STATUS_ABSENT, 0, []]
+            atr = list(handle.reader.card.atr)
+            return [code, handle.reader.name, _STATUS_SPECIFIC, handle.protocol, atr]
 
     def _wait_for_transaction(self, handle: _CardHandle, hcard: int) -> None:
         name = handle.reader.name
@@ -448,8 +449,9 @@ class VirtualPcsc:
             return [c.SCARD_S_SUCCESS, list(response)]
 
     def SCardControl(self, hcard: int, code: int, data: list[int]) -> list[Any]:
-        handle, result = self._card(hcard)
-        return [result if handle is None else self.c.SCARD_E_UNSUPPORTED_FEATURE, []]
+        with self.lock:
+            handle, result = self._card(hcard)
+            return [result if handle is None else self.c.SCARD_E_UNSUPPORTED_FEATURE, []]
 
     def SCardGetAttrib(self, hcard: int, attribute: int) -> list[Any]:
         c = self.c
@@ -464,5 +466,6 @@ class VirtualPcsc:
             return [c.SCARD_E_UNSUPPORTED_FEATURE, []]
 
     def SCardSetAttrib(self, hcard: int, attribute: int, value: list[int]) -> int:
-        handle, code = self._card(hcard)
-        return code if handle is None else int(self.c.SCARD_E_UNSUPPORTED_FEATURE)
+        with self.lock:
+            handle, code = self._card(hcard)
+            return code if handle is None else int(self.c.SCARD_E_UNSUPPORTED_FEATURE)

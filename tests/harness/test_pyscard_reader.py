@@ -141,6 +141,30 @@ def test_a_reset_by_one_handle_is_reported_once_to_the_others(
     scard.SCardReleaseContext(context)
 
 
+def test_handles_reconnect_after_a_removal_without_resetting_each_other(
+    myna_pyscard_reader: InProcessReader,
+) -> None:
+    context = _context()
+    _code, one = _connect(context)
+    _code, other = _connect(context)
+    myna_pyscard_reader.remove()
+    assert scard.SCardTransmit(one, scard.SCARD_PCI_T1, list(SELECT_JPKI))[0] == (
+        scard.SCARD_W_REMOVED_CARD
+    )
+    myna_pyscard_reader.insert()
+    assert scard.SCardTransmit(one, scard.SCARD_PCI_T1, list(SELECT_JPKI))[0] == (
+        scard.SCARD_W_REMOVED_CARD  # until the handle reconnects
+    )
+    t1 = scard.SCARD_PROTOCOL_T1
+    assert scard.SCardReconnect(one, scard.SCARD_SHARE_SHARED, t1, scard.SCARD_LEAVE_CARD)[0] == 0
+    for apdu in (SELECT_JPKI, SELECT_AUTH_PIN, VERIFY_1234):
+        assert scard.SCardTransmit(one, scard.SCARD_PCI_T1, list(apdu))[1][-2:] == [0x90, 0x00]
+    # The other handle comes back to the card as it is: the first one's login stands.
+    assert scard.SCardReconnect(other, scard.SCARD_SHARE_SHARED, t1, scard.SCARD_LEAVE_CARD)[0] == 0
+    assert scard.SCardTransmit(one, scard.SCARD_PCI_T1, list(SIGN))[1][-2:] == [0x90, 0x00]
+    scard.SCardReleaseContext(context)
+
+
 def test_a_transaction_holds_off_other_handles(myna_pyscard_reader: InProcessReader) -> None:
     context = _context()
     _code, one = _connect(context)
