@@ -2,7 +2,8 @@
 # Install the system packages the PC/SC path needs, only when one is missing.
 #
 # pcscd + vsmartcard-vpcd give the virtual reader ("Virtual PCD 00 00/01"), libpcsclite-dev +
-# swig let pip build pyscard when no wheel fits, pcsc-tools and opensc are the real clients
+# swig let pip build pyscard when no wheel fits (libpcsclite-dev also ships pcsc-spy and
+# libpcscspy.so, which the trace-import tests put in front of a PC/SC app), pcsc-tools and opensc are the real clients
 # the end-to-end tests drive, opensc-pkcs11 the PKCS#11 module pkcs11-tool loads (named
 # here, not only pulled in by opensc), chromium + chromium-driver the headless browser the
 # control-panel tests drive with selenium (no browser download). Idempotent: a second run

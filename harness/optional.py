@@ -3,7 +3,7 @@
 ``pip install myna-hil`` installs no pyscard (it has no Linux wheels: building it needs a C
 compiler, SWIG and the pcsc-lite headers). The in-process card, the pytest plugin,
 ``myna-emu`` and ``myna-hil run --all`` never import it; every part that talks to PC/SC --
-``--reader``, ``--vpcd-slot``, ``soak``, ``--myna-reader``, the ``myna_vpcd_reader`` and
+``--reader``, ``run --slot``, ``soak``, ``--myna-reader``, the ``myna_vpcd_reader`` and
 ``myna_pyscard_reader`` fixtures -- asks for it here and, when it is missing, says so in one
 line: ``--reader needs pyscard: pip install 'myna-hil[pcsc]'``.
 """

@@ -1,4 +1,4 @@
-"""``myna-hil trace show | explain | replay | golden``."""
+"""``myna-hil trace show | explain | replay | golden | import``."""
 
 from __future__ import annotations
 
@@ -8,47 +8,101 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.errors import UsageError
-from harness.cli.output import format_result, marks
+from harness.cli.output import check_target, emit, format_result, json_text, marks
+from harness.cli.trace_import import add_parser as add_import_parser
+from harness.cli.trace_import import cmd_import
 from harness.controls import CardControls, ReplayControls
 from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
 from harness.trace import golden
-from harness.trace.explain import explain, format_explanation
+from harness.trace.explain import Explanation, explain, format_explanation
 from harness.trace.recorder import TraceFormatError, read_trace
 from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.replay import ReplayDivergence, ReplayTransport
 from harness.transport import Transport
 
-__all__ = ["add_parser", "cmd_golden", "cmd_replay", "dispatch", "format_trace", "printable"]
+__all__ = [
+    "add_parser",
+    "cmd_golden",
+    "cmd_replay",
+    "dispatch",
+    "explanation_json",
+    "format_trace",
+    "printable",
+]
 
 
 def add_parser(sub: Any) -> None:
     """Register ``trace`` and its actions on the ``myna-hil`` sub-parsers."""
-    tr = sub.add_parser("trace", help="show, explain, replay or check traces")
+    tr = sub.add_parser("trace", help="show, explain, replay, check or import traces")
     tsub = tr.add_subparsers(dest="trace_command", metavar="ACTION")
     show = tsub.add_parser("show", help="print a trace as a table")
     show.add_argument("file", type=Path)
     ex = tsub.add_parser("explain", help="every retry-counter decrement, with cause and remedy")
     ex.add_argument("file", type=Path)
+    ex.add_argument("--json", metavar="FILE", help="write the findings as JSON ('-': stdout)")
     rp = tsub.add_parser("replay", help="replay a trace as the card under its scenario")
     rp.add_argument("file", type=Path)
     rp.add_argument("--scenario", help="scenario unit to run (default: the trace's own)")
-    gd = tsub.add_parser("golden", help="compare every scenario with traces/golden/")
+    gd = tsub.add_parser(
+        "golden",
+        help="compare every scenario with its golden trace",
+        description="Run every scenario unit on the built-in emulator and compare its "
+        f"normalised trace with DIR/<unit>.jsonl (default DIR: the traces shipped in the "
+        f"package, {golden.GOLDEN_DIR}).",
+    )
     gd.add_argument("--update", action="store_true", help="rewrite the golden traces")
-    gd.add_argument("--dir", type=Path, help="golden directory (default: traces/golden)")
+    gd.add_argument(
+        "--dir",
+        type=Path,
+        help="golden directory (default: the package's own, harness/trace/golden_traces)",
+    )
+    add_import_parser(tsub)
 
 
 def dispatch(args: argparse.Namespace) -> int:
     action = args.trace_command
     if action == "golden":
         return cmd_golden(args.update, args.dir or golden.GOLDEN_DIR)
+    if action == "import":
+        return cmd_import(args)
     records = _load(args.file)
     if action == "show":
         print(printable(format_trace(records)))
         return 0
     if action == "explain":
-        print(printable(format_explanation(explain(records))))
+        check_target(args.json)
+        expl = explain(records)
+        print(printable(format_explanation(expl)))
+        if args.json is not None:
+            emit(args.json, json_text(explanation_json(expl)), getattr(args, "stdout", None))
         return 0
     return cmd_replay(records, args.scenario)
+
+
+def explanation_json(expl: Explanation) -> dict[str, Any]:
+    """The findings of ``trace explain`` as data: every decrement, its cause and remedy."""
+    return {
+        "format": "myna-hil-explanation",
+        "version": 1,
+        "apdus": expl.apdus,
+        "decrements": dict(expl.decrements),
+        "warnings": list(expl.warnings),
+        "findings": [
+            {
+                "index": f.index,
+                "app": f.app,
+                "pin": f.pin,
+                "sw": f.sw,
+                "tries_left": f.tries_left,
+                "cause": f.cause.name.lower(),
+                "cause_text": str(f.cause),
+                "decrement": f.decrement,
+                "detail": f.detail,
+                "remedy": f.remedy,
+            }
+            for f in expl.findings
+        ],
+    }
 
 
 def _load(path: Path) -> list[TraceRecord]:
@@ -81,8 +135,10 @@ def format_trace(records: Sequence[TraceRecord]) -> str:
     """One line per exchange: index, command, target, hex, answer, latency; notes indented."""
     meta = _meta(records)
     atr = "?" if meta.atr is None else meta.atr.hex().upper()
+    source = meta.extra.get("source")
+    what = meta.scenario or (f"imported {source}" if isinstance(source, str) else None)
     lines = [
-        f"trace of {_or(meta.scenario)} on {_or(meta.transport)}, "
+        f"trace of {_or(what)} on {_or(meta.transport)}, "
         f"ATR {atr}, {'redacted' if meta.redacted else 'UNREDACTED'}"
     ]
     answers = {r.i: r for r in records if isinstance(r, Rsp | Lost)}

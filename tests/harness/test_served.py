@@ -81,7 +81,7 @@ def test_whole_catalogue_through_vpcd(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_slot_without_vpcd_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["run", "lockout-auth", "--vpcd-slot", "-1"])
     assert code == 2
-    assert "--vpcd-slot must be >= 0" in capsys.readouterr().err
+    assert "--slot must be >= 0" in capsys.readouterr().err
 
 
 def test_vpcd_slot_and_reader_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:

@@ -92,11 +92,12 @@ def test_run_all_and_myna_emu_never_import_pyscard(
     [
         (["status", "--reader", "ACS"], f"myna-hil: error: --reader {NEEDS}"),
         (["run", "lockout-auth", "--reader", "ACS"], f"myna-hil: error: --reader {NEEDS}"),
-        (["run", "--all", "--vpcd-slot", "6"], f"myna-hil: error: --vpcd-slot {NEEDS}"),
-        (["soak", "--seconds", "1", "--slots", "4,5"], f"myna-hil soak: error: soak {NEEDS}"),
-        (["soak", "--tearing", "1", "--slots", "3"], f"myna-hil soak: error: soak {NEEDS}"),
+        (["run", "--all", "--slot", "6"], f"myna-hil: error: --slot {NEEDS}"),
+        (["run", "--all", "--vpcd-slot", "6"], f"myna-hil: error: --slot {NEEDS}"),
+        (["soak", "--seconds", "1", "--slot", "4,5"], f"myna-hil soak: error: soak {NEEDS}"),
+        (["soak", "--tearing", "1", "--slot", "3"], f"myna-hil soak: error: soak {NEEDS}"),
     ],
-    ids=["status-reader", "run-reader", "run-vpcd-slot", "soak", "soak-tearing"],
+    ids=["status-reader", "run-reader", "run-slot", "run-vpcd-slot", "soak", "soak-tearing"],
 )
 def test_pcsc_commands_say_so_in_one_line(
     no_pyscard: dict[str, str], argv: list[str], line: str
