@@ -14,10 +14,13 @@ from tests.architecture.test_imports import OPTIONAL_DEPENDENCY, _files, _top_le
 #: Loaded without pyscard: the console scripts, the plugin (every pytest run of the
 #: environment loads it), the in-process card and its pyscard reader, the scenario runner.
 PYSCARD_FREE = (
+    "emulator.__main__",
     "emulator.cli",
     "emulator.cli_serve",
+    "harness.__main__",
     "harness.cli",
     "harness.cli.__main__",
+    "harness.cikit",
     "harness.pytest_plugin",
     "harness.inprocess",
     "harness.cards",
