@@ -31,6 +31,7 @@ from harness.hil.guard import (
     normalise_card_id,
 )
 from harness.hil.identity import NotAMyNumberCardError
+from harness.optional import PyscardMissingError, require_pyscard
 from harness.scenarios.base import STANDARD
 from harness.scenarios.runner import (
     Opener,
@@ -197,6 +198,10 @@ def serve_in_slot(stack: contextlib.ExitStack, slot: int, kwargs: dict[str, Any]
     """Serve the emulator in vpcd *slot* for this run; opt the card in by its own identity."""
     if slot < 0:
         raise UsageError(f"--slot must be >= 0, not {slot}")
+    try:
+        require_pyscard("--slot")  # before the keys are made: fail fast
+    except PyscardMissingError as exc:
+        raise UsageError(str(exc)) from None
     shared_pki()
     try:
         opener, served = stack.enter_context(served_emulator(slot))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.vpcd import reader_name as reader_for_slot
 from harness.cli.output import STDOUT, emit, json_text
+from harness.optional import PYSCARD_MISSING
 
 if TYPE_CHECKING:  # the engines need pyscard: imported where they run
     from harness.reliability.soak import SoakResult
@@ -160,8 +161,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
         if args.tearing is not None:
             return _tearing(args)
         return _soak(args)
-    except ImportError as exc:
-        return _fail(f"PC/SC support is not available ({exc})")
+    except ImportError:  # pyscard missing (harness.optional): the one line
+        return _fail(f"soak {PYSCARD_MISSING}")
     except RuntimeError as exc:  # SlotBusyError, NoSuchSlotError; slots.py: pcscd went away
         return _fail(str(exc))
 

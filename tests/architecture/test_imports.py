@@ -214,7 +214,14 @@ def test_lazy_imports_are_for_the_optional_dependency_only(target: str) -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("emulator",),
     # harness.cikit: the CI kit (pcscd with vpcd readers), standard library only.
-    ("harness", "harness.transport", "harness.clock", "harness.errors", "harness.cikit"),
+    (
+        "harness",
+        "harness.transport",
+        "harness.clock",
+        "harness.errors",
+        "harness.cikit",
+        "harness.optional",
+    ),
     ("harness.sessions", "harness.trace", "harness.inprocess", "harness.revocation"),
     ("harness.actors",),
     (
@@ -224,6 +231,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "harness.hil.pcsc",
         "harness.hil.identity",
         "harness.hil.guard",
+        "harness.virtual_pcsc",
+        "harness.pyscard_reader",
     ),
     ("harness.scenarios",),
     ("harness.hil.session", "harness.hil.report", "harness.reliability"),
