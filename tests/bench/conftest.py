@@ -19,6 +19,7 @@ COLUMNS = (
     "ratio_to_atomic_write",
     "ratio_to_empty_tests",
     "overhead_per_test_ms",
+    "ratio_to_inprocess",
     "apdu_per_s",
     "verify_per_s",
     "p50_us",
