@@ -50,7 +50,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pytest
 
@@ -68,7 +68,7 @@ from harness.hil.guard import Interlocks, authorise, guarded
 from harness.inprocess import InProcessTransport
 from harness.optional import PYSCARD_MISSING, PyscardMissingError, require_pyscard
 from harness.plugin.marker import MARKER, MARKER_HELP, CardOptions, MarkerError, card_options
-from harness.plugin.tracing import SECTION, TestTrace, vpcd_observer
+from harness.plugin.tracing import SECTION, RecordedCard, TestTrace, vpcd_observer
 from harness.pyscard_reader import InProcessReader, pyscard_reader
 from harness.trace.recorder import RecordingTransport, TraceLog
 from harness.transport import Transport
@@ -317,7 +317,11 @@ def myna_pyscard_reader(myna_card: InProcessCard) -> Iterator[InProcessReader]:
         missing = str(exc)
     if missing:  # outside the handler: one line, no chained exception in the report
         pytest.fail(missing, pytrace=False)
-    with pyscard_reader(myna_card) as reader:
+    # The reader drives the card object, not the transport: record what it sends too.
+    card = myna_card.card
+    if myna_card.log is not None:
+        card = cast(Card, RecordedCard(card, myna_card.log))
+    with pyscard_reader(InProcessCard(card, myna_card.transport, log=myna_card.log)) as reader:
         yield reader
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from emulator.card import Card
+from emulator.errors import CardPoweredOff
 from emulator.vpcd import VpcdEvent, VpcdObserver
 from harness.cli.trace import format_trace, printable
 from harness.trace.explain import (
@@ -142,3 +145,37 @@ def vpcd_observer(log: TraceLog, atr: Callable[[], bytes]) -> VpcdObserver:
             log.reset(atr())
 
     return observe
+
+
+class RecordedCard:
+    """*card*, with every APDU and power-up it gets recorded into *log*: for callers that
+    drive the card object itself (the in-process pyscard reader) rather than a transport.
+    Everything else is the card's own (controls, state)."""
+
+    def __init__(self, card: Card, log: TraceLog) -> None:
+        self._card = card
+        self._log = log
+
+    def transmit(self, apdu: bytes) -> bytes:
+        i = self._log.command(apdu).i
+        start = time.perf_counter()
+        try:
+            rsp = self._card.transmit(apdu)
+        except CardPoweredOff as exc:
+            self._log.lost(i, apdu, str(exc), time.perf_counter() - start)
+            raise
+        self._log.answer(i, apdu, rsp, time.perf_counter() - start)
+        return rsp
+
+    def power_on(self) -> bytes:
+        atr = self._card.power_on()
+        self._log.reset(atr)
+        return atr
+
+    def reset(self) -> bytes:
+        atr = self._card.reset()
+        self._log.reset(atr)
+        return atr
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._card, name)

@@ -227,3 +227,30 @@ def test_file_names_are_safe_and_distinct() -> None:
     assert a != b
     assert re.fullmatch(r"[A-Za-z0-9._-]+", a) and len(trace_file_stem("x" * 500)) < 140
     assert Path(trace_file_stem("../../etc/passwd")).name == trace_file_stem("../../etc/passwd")
+
+
+PYSCARD_APP = """
+from smartcard.System import readers
+
+
+def test_pyscard_app(myna_pyscard_reader, myna_trace):
+    myna_pyscard_reader.card.set_tries("auth", 2)
+    connection = readers()[0].createConnection()
+    connection.connect()
+    select = list(bytes.fromhex("00A4040C0AD392F000260100000001"))
+    assert connection.transmit(select)[1:] == (0x90, 0x00)
+    assert connection.transmit([0x00, 0x20, 0x00, 0x98])[1:] == (0x63, 0xC2)
+    connection.disconnect()
+    assert myna_trace.apdus == 2
+    raise AssertionError("show the trace")
+"""
+
+
+def test_the_pyscard_readers_traffic_is_in_the_trace(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("smartcard")
+    pytester.makepyfile(PYSCARD_APP)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*myna-hil trace*", "#0 *SELECT jpki*9000*", "#1 *VERIFY (status)*jpki/auth*63C2*"]
+    )
