@@ -276,12 +276,12 @@ def pin_table(card: Card) -> list[dict[str, object]]:
         rec = card.state.pins.get(name)
         spec = pins.SPECS[name]
         if rec is None:
-            rows.append({"pin": name, "label": spec.label, "present": False})
+            rows.append({"pin": name, "label": spec.short, "present": False})
         else:
             rows.append(
                 {
                     "pin": name,
-                    "label": spec.label,
+                    "label": spec.short,
                     "present": True,
                     "tries_left": rec.tries_left,
                     "max_tries": rec.max_tries,
