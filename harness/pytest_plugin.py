@@ -109,8 +109,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         type=int,
         default=0,
-        help="first vpcd slot myna_vpcd_reader may use (xdist worker N adds N); "
-        "slots whose reader already holds a card are passed over",
+        help="first vpcd slot myna_vpcd_card / myna_vpcd_reader may use (xdist worker N "
+        "adds N); slots whose reader holds a card or whose lock is held are passed over",
     )
     group.addoption(
         "--myna-trace-dir",
@@ -187,21 +187,23 @@ def _configure(card: Card, options: CardOptions) -> None:
 
 def issue_card(options: CardOptions, pool: CardPool | None = None) -> Card:
     """A card as *options* describe it: from *pool* (a reused card object), else new.
-
-    A value the card refuses (a PIN breaking its format, tries out of range, a PIN the
-    profile lacks) fails the test's setup with the card's one-line reason.
-    """
+    ``ValueError`` / ``KeyError`` (the card's one-line reason) for a value it refuses: a
+    PIN breaking its format, tries out of range, a PIN the profile lacks."""
     issue: dict[str, Any] = {
         "atr_form": options.atr,
         "check_numbers": options.has_check_numbers,
     }
     card = pool.get(options.profile, **issue) if pool else new_card(options.profile, **issue)
+    _configure(card, options)
+    return card
+
+
+def _test_card(request: pytest.FixtureRequest, pool: CardPool | None = None) -> Card:
+    """The test's card as its marker asks; a refused value fails setup in one line."""
     try:
-        _configure(card, options)
+        return issue_card(_options(request), pool)
     except (ValueError, KeyError) as exc:
         problem = exc.args[0] if exc.args else str(exc)  # a KeyError's str() adds quotes
-    else:
-        return card
     pytest.fail(f"@pytest.mark.{MARKER}: {problem}", pytrace=False)
 
 
@@ -233,7 +235,7 @@ def myna_card(request: pytest.FixtureRequest) -> Iterator[InProcessCard]:
     """A fresh in-process virtual card with state controls (see the module docstring)."""
     if reader_name(request.config):
         pytest.skip(SKIP_ON_READER)
-    card = issue_card(_options(request), _POOL)
+    card = _test_card(request, _POOL)
     transport = RecordingTransport(InProcessTransport(card), meta={"test": request.node.nodeid})
     trace_of(request.node).add("myna_card", transport.log)
     controls = InProcessCard(card, transport, log=transport.log)
@@ -471,7 +473,7 @@ def myna_vpcd_card(request: pytest.FixtureRequest) -> Iterator[VpcdCard]:
             f"({len(found)} configured: {', '.join(found)}; a reader with a card "
             f"in it is in use, as is a slot whose lock {SLOT_LOCK} another process holds)"
         )
-    card = issue_card(_options(request))  # its own card object: a server thread uses it
+    card = _test_card(request)  # its own card object: a server thread uses it
     log = TraceLog(f"vpcd:{found[slot]}", card.atr, meta={"test": request.node.nodeid})
     trace_of(request.node).add(f"vpcd {found[slot]}", log)
     server = VpcdServer(card, port=slot_port(slot))
