@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 from emulator import pins
-from emulator.errors import PowerLost, SwError
+from emulator.errors import PowerLost, SwError, status
 from emulator.files import AuthKeyEf, BinaryEf, Ef, KeyEf, PinEf, RecordEf
 from emulator.grammar import SW, CommandApdu, verify_failed
 from emulator.profiles import contact_atr
@@ -67,14 +67,15 @@ def _reference(card: Card, p2: int) -> Ef:
     if p2 & 0xE0 != 0x80:
         raise SwError(SW.INCORRECT_P1P2)
     sfi = p2 & 0x1F
+    session = card.session
     if sfi == 0:
-        ef = card.session.ef
+        ef = session.ef
         if ef is None:
             raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
         return ef
-    _current_app(card)
-    assert card.session.app is not None
-    ef = card.session.app.by_sfi(sfi)
+    if session.app is None:
+        raise SwError(SW.FILE_NOT_FOUND)  # nothing is selected after power-on [card]
+    ef = session.app.by_sfi(sfi)
     if ef is None:
         raise SwError(SW.REFERENCE_DATA_NOT_FOUND)  # [model]
     return ef
@@ -87,9 +88,13 @@ def _pin_ef(card: Card, p2: int) -> PinEf:
     return ef
 
 
+def _usable(card: Card, ef: PinEf) -> bool:
+    """Permanently blocked or disabled references, and absent PINs, are not (they answer 6984)."""
+    return not (ef.disabled or ef.pin is None or ef.pin not in card.state.pins)
+
+
 def _check_usable(card: Card, ef: PinEf) -> None:
-    """Permanently blocked or disabled references, and absent PINs, answer 6984."""
-    if ef.disabled or ef.pin is None or ef.pin not in card.state.pins:
+    if not _usable(card, ef):
         raise SwError(SW.REFERENCE_DATA_NOT_USABLE)
 
 
@@ -138,26 +143,29 @@ def select(card: Card, apdu: CommandApdu) -> bytes:
 
 
 def verify(card: Card, apdu: CommandApdu) -> bytes:
-    """VERIFY: empty data queries the counter; with data the counter is spent first."""
+    """VERIFY: empty data queries the counter; with data the counter is spent first.
+
+    Its ordinary answers (``63Cx``, ``6984``, ``6700``) are returned, not raised: a status
+    query is the command clients send most."""
     if apdu.p1 != 0x00:
-        raise SwError(SW.INCORRECT_P1P2)
+        return status(SW.INCORRECT_P1P2)
     ef = _pin_ef(card, apdu.p2)
-    if ef.pin is None and not ef.disabled:
-        # Text AP 0012, blocked on every card examined [card].
-        raise SwError(SW.VERIFY_FAILED if not apdu.data else SW.REFERENCE_DATA_NOT_USABLE)
     name = ef.pin
-    assert name is not None
-    _check_usable(card, ef)
-    if not apdu.data:
+    if name is None and not ef.disabled:
+        # Text AP 0012, blocked on every card examined [card].
+        return status(SW.VERIFY_FAILED if not apdu.data else SW.REFERENCE_DATA_NOT_USABLE)
+    if name is None or not _usable(card, ef):
+        return status(SW.REFERENCE_DATA_NOT_USABLE)
+    data = apdu.data
+    if not data:
         if card.state.quirks.status_9000_after_verify and name in card.session.verified:
             return OK  # the quirk some cards show [card]; off by default
-        raise SwError(verify_failed(card.read_pin(name).tries_left))
-    spec = pins.SPECS[name]
-    if not spec.length_ok(apdu.data):
+        return status(verify_failed(card.read_pin(name).tries_left))
+    if not pins.SPECS[name].length_ok(data):
         # [model] no try spent for an impossible length; a blocked PIN still says so first
         if card.read_pin(name).blocked:
-            raise SwError(SW.REFERENCE_DATA_NOT_USABLE)
-        raise SwError(SW.WRONG_LENGTH)
+            return status(SW.REFERENCE_DATA_NOT_USABLE)
+        return status(SW.WRONG_LENGTH)
     # Decrement before compare, durable before the comparison (anti-tearing) [card]. The
     # record compared is the one the decrement read, inside the same transaction.
     record = card.update_pin(name, pins.spend_try(SwError(SW.REFERENCE_DATA_NOT_USABLE)))
@@ -165,14 +173,14 @@ def verify(card: Card, apdu: CommandApdu) -> bytes:
         card.faults.tear_after_decrement -= 1
         card.power_off()
         raise PowerLost("power lost after the counter decrement")
-    if pins.matches(record, apdu.data):
+    if pins.matches(record, data):
         # [model] re-set by another process between decrement and compare: not this value
         changed = SwError(verify_failed(record.tries_left))
         card.update_pin(name, pins.restore_tries(record.digest, changed))
         card.session.verified.add(name)
         return OK
     card.session.verified.discard(name)
-    raise SwError(verify_failed(record.tries_left))
+    return status(verify_failed(record.tries_left))
 
 
 def _change(card: Card, apdu: CommandApdu, family: str) -> bytes:
