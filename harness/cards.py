@@ -3,18 +3,21 @@
 Below the scenarios: the test controls (:mod:`harness.controls`), the pytest plugin, the
 scenario runner and the CLI all make their cards here.
 
-Key generation (five RSA-2048 keys) is the slow part of making a card; every scenario card
-of a run reuses one PKI, so ``myna-hil run --all`` pays for it once.
+The cards use the published TEST keys (docs/card.md#test-keys): no key is generated unless
+fresh keys are asked for; then every scenario card of a run reuses one PKI, so
+``myna-hil run --all`` pays for key generation once.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import os
 from typing import TYPE_CHECKING
 
 from emulator.card import Card
 from emulator.identity import (
+    FRESH_KEYS_ENV,
     check_number_a,
     check_number_b,
     generate_pki,
@@ -44,8 +47,18 @@ HOLDER = Holder(
 
 @functools.cache
 def shared_pki() -> Pki:
-    """The run's TEST PKI (with a signing key, kept as the spare for re-issuing)."""
+    """The run's TEST PKI (with a signing key, kept as the spare for re-issuing): the
+    published TEST keys with certificates of its own, or fresh keys (:func:`use_fresh_keys`)."""
     return generate_pki(with_signing=True)
+
+
+def use_fresh_keys() -> None:
+    """Give the cards of this process, and of processes it starts, newly generated RSA keys
+    instead of the published TEST keys (``myna-hil run --fresh-keys``, pytest
+    ``--myna-fresh-keys``): sets ``MYNA_HIL_FRESH_KEYS`` and forgets the keys made so far."""
+    os.environ[FRESH_KEYS_ENV] = "1"
+    shared_pki.cache_clear()
+    _POOL.clear()
 
 
 def new_state_for(profile: str = "standard", pki: Pki | None = None) -> CardState:

@@ -9,8 +9,9 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
     — and its ``transport``. Configure it with ``@pytest.mark.myna_card(profile="face-auth",
     quirks={"status_9000_after_verify": True})``; the quirks are the fields of
     :class:`emulator.state.Quirks` (``reselect_keeps_verification`` too: an app should pass
-    with it on and off). Each test (and so each xdist worker) gets its own card; the
-    worker's TEST keys are generated once.
+    with it on and off). Each test (and so each xdist worker) gets its own card, over the
+    published TEST keys (no key generation; ``--myna-fresh-keys`` or ``MYNA_HIL_FRESH_KEYS=1``
+    generates new keys once per process instead).
 ``myna_transport``
     What the code under test should talk to: the ``myna_card`` transport, or with
     ``--myna-reader NAME`` a PC/SC reader. There, tests that use ``myna_card`` (its controls:
@@ -40,9 +41,9 @@ from typing import Any
 
 import pytest
 
-from emulator.identity import certificate_serial
+from emulator.identity import FRESH_KEYS_ENV, certificate_serial
 from emulator.vpcd import VpcdServer, slot_port
-from harness.cards import new_card
+from harness.cards import new_card, use_fresh_keys
 from harness.controls import InProcessCard
 from harness.hil.guard import Interlocks, authorise, guarded
 from harness.transport import Transport
@@ -79,9 +80,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="first vpcd slot myna_vpcd_reader may use (xdist worker N adds N); "
         "slots whose reader already holds a card are passed over",
     )
+    group.addoption(
+        "--myna-fresh-keys",
+        action="store_true",
+        default=False,
+        help="give the in-process cards newly generated RSA keys (once per process, xdist "
+        f"workers included) instead of the published TEST keys; also {FRESH_KEYS_ENV}=1",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("myna_fresh_keys", default=False):
+        use_fresh_keys()
     config.addinivalue_line(
         "markers",
         "myna_card(profile='standard', pins=None, quirks=None): configure the "
