@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.apps.rsa_sign import SigningKey
+from emulator.apps.rsa_sign import signing_key
 from emulator.commands import fixed_answer, key_ef
 from emulator.errors import SwError
 from emulator.files import NOBODY, Application, BinaryEf, Ef, KeyEf, PinEf
@@ -55,7 +55,7 @@ def extra_efs() -> list[Ef]:
 def build(state: CardState) -> Application:
     pki = state.pki
     face_auth = state.profile == FACE_AUTH
-    keys = {"auth": SigningKey(pki.auth_key)}
+    keys = {"auth": signing_key(pki.auth_key)}
     files: list[Ef] = [
         BinaryEf(JPKI.EF_SIGN_CA_CERT, pki.sign_ca_cert),
         BinaryEf(JPKI.EF_AUTH_CERT, pki.auth_cert),
@@ -73,7 +73,7 @@ def build(state: CardState) -> Application:
         ]
     else:
         assert pki.sign_key is not None and pki.sign_cert is not None
-        keys["sign"] = SigningKey(pki.sign_key)
+        keys["sign"] = signing_key(pki.sign_key)
         files += [
             BinaryEf.opened_by(JPKI.EF_SIGN_CERT, pki.sign_cert, Pin.SIGN),
             BinaryEf(JPKI.EF_CERT_AVAILABILITY, bytes.fromhex("8F8F00")),

@@ -13,6 +13,7 @@ Reference: docs/card.md#compute-digital-signature.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -102,3 +103,10 @@ class SigningKey:
         if mode in (0x02, 0x03):
             return self.key.sign(digest, _PKCS1, _PREHASHED_SHA256)
         return self.key.sign(digest, _PSS, _PREHASHED_SHA256)
+
+
+@functools.lru_cache(maxsize=16)
+def signing_key(pkcs8_der: bytes) -> SigningKey:
+    """The loaded key of *pkcs8_der*, shared by every card that holds it (the cards of a test
+    run share their TEST keys; a key holds no per-card state)."""
+    return SigningKey(pkcs8_der)
