@@ -178,7 +178,11 @@ class Card:
             return _SW_WRONG_LENGTH
         self.store_error = None
         try:
-            response = self._dispatch(apdu)
+            if apdu.cla == 0x00:  # the plain interindustry class: nearly every command
+                handler = _ISO_COMMANDS.get(apdu.ins)
+                response = handler(self, apdu) if handler is not None else _SW_INS_NOT_SUPPORTED
+            else:
+                response = self._dispatch_class(apdu)
             if len(response) - 2 > (apdu.le or 0):
                 # A response never carries more than Ne bytes (ISO 7816-4): a handler bug.
                 logger.error(
@@ -204,34 +208,33 @@ class Card:
             logger.exception("internal error on %s", redact_command(raw))
             return _SW_UNKNOWN
 
-    def _dispatch(self, apdu: CommandApdu) -> bytes:
-        """The handler for the command's class and INS; class refusals are answered here."""
+    def _dispatch_class(self, apdu: CommandApdu) -> bytes:
+        """Commands of any class but ``00``: refusals by class, JPKI's proprietary ``80``."""
         cla = apdu.cla
-        if cla != 0x00:  # the plain interindustry class, nearly every command, skips all this
-            if cla & 0xC0 == 0x40:
-                # Further interindustry class (ISO 7816-4 §5.4.1): logical channels 4..19.
-                return status(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
-            if cla == 0xFF or cla & 0x60:
-                return status(SW.CLA_NOT_SUPPORTED)
-            if cla & 0x03:
-                return status(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
-            if cla & 0x0C:
-                # No secure-messaging session is modelled: READ BINARY and VERIFY answer 69FC,
-                # other commands (SELECT) 6882 [card].
-                if apdu.ins in _SM_SESSION_INS:
-                    return status(SW.SECURE_MESSAGING_NO_SESSION)
-                return status(SW.SECURE_MESSAGING_NOT_SUPPORTED)
-            if cla & 0x10:
-                return status(SW.CHAINING_NOT_SUPPORTED)
-            if cla & 0x80:
-                app = self.session.app
-                handler = app.commands.get((0x80, apdu.ins)) if app else None
-                if handler is None:
-                    known = any((0x80, apdu.ins) in a.commands for a in self.applications.values())
-                    return status(SW.CONDITIONS_NOT_SATISFIED if known else SW.INS_NOT_SUPPORTED)
-                return handler(self, apdu)
-        iso = _ISO_COMMANDS.get(apdu.ins)
-        return iso(self, apdu) if iso is not None else _SW_INS_NOT_SUPPORTED
+        if cla & 0xC0 == 0x40:
+            # Further interindustry class (ISO 7816-4 §5.4.1): logical channels 4..19, never 0.
+            return status(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
+        if cla == 0xFF or cla & 0x60:
+            return status(SW.CLA_NOT_SUPPORTED)
+        if cla & 0x03:
+            return status(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
+        if cla & 0x0C:
+            # No secure-messaging session is modelled: READ BINARY and VERIFY answer 69FC,
+            # other commands (SELECT) 6882 [card].
+            if apdu.ins in _SM_SESSION_INS:
+                return status(SW.SECURE_MESSAGING_NO_SESSION)
+            return status(SW.SECURE_MESSAGING_NOT_SUPPORTED)
+        if cla & 0x10:
+            return status(SW.CHAINING_NOT_SUPPORTED)
+        if cla & 0x80:
+            app = self.session.app
+            handler = app.commands.get((0x80, apdu.ins)) if app else None
+            if handler is None:
+                known = any((0x80, apdu.ins) in a.commands for a in self.applications.values())
+                return status(SW.CONDITIONS_NOT_SATISFIED if known else SW.INS_NOT_SUPPORTED)
+            return handler(self, apdu)
+        # Unreachable: a class with none of the bits above is 00, dispatched in transmit.
+        return status(SW.CLA_NOT_SUPPORTED)
 
     # --- durable changes ----------------------------------------------------------------------
 

@@ -75,7 +75,7 @@ def _reference(card: Card, p2: int) -> Ef:
         return ef
     if session.app is None:
         raise SwError(SW.FILE_NOT_FOUND)  # nothing is selected after power-on [card]
-    ef = session.app.by_sfi(sfi)
+    ef = session.app.files.get(sfi)  # by_sfi: a short identifier is the FID's low bits
     if ef is None:
         raise SwError(SW.REFERENCE_DATA_NOT_FOUND)  # [model]
     return ef
@@ -88,13 +88,9 @@ def _pin_ef(card: Card, p2: int) -> PinEf:
     return ef
 
 
-def _usable(card: Card, ef: PinEf) -> bool:
-    """Permanently blocked or disabled references, and absent PINs, are not (they answer 6984)."""
-    return not (ef.disabled or ef.pin is None or ef.pin not in card.state.pins)
-
-
 def _check_usable(card: Card, ef: PinEf) -> None:
-    if not _usable(card, ef):
+    """Permanently blocked or disabled references, and absent PINs, answer 6984."""
+    if ef.disabled or ef.pin is None or ef.pin not in card.state.pins:
         raise SwError(SW.REFERENCE_DATA_NOT_USABLE)
 
 
@@ -142,6 +138,11 @@ def select(card: Card, apdu: CommandApdu) -> bytes:
 # --- VERIFY and the retry counter -----------------------------------------------------------
 
 
+#: The ``63Cx`` answers by tries left, made once (a status query is the command clients send
+#: most; ``verify_failed`` checks its range on every call).
+_VERIFY_FAILED = tuple(status(verify_failed(tries)) for tries in range(16))
+
+
 def verify(card: Card, apdu: CommandApdu) -> bytes:
     """VERIFY: empty data queries the counter; with data the counter is spent first.
 
@@ -154,13 +155,13 @@ def verify(card: Card, apdu: CommandApdu) -> bytes:
     if name is None and not ef.disabled:
         # Text AP 0012, blocked on every card examined [card].
         return status(SW.VERIFY_FAILED if not apdu.data else SW.REFERENCE_DATA_NOT_USABLE)
-    if name is None or not _usable(card, ef):
-        return status(SW.REFERENCE_DATA_NOT_USABLE)
+    if ef.disabled or name is None or name not in card.state.pins:
+        return status(SW.REFERENCE_DATA_NOT_USABLE)  # as _check_usable
     data = apdu.data
     if not data:
         if card.state.quirks.status_9000_after_verify and name in card.session.verified:
             return OK  # the quirk some cards show [card]; off by default
-        return status(verify_failed(card.read_pin(name).tries_left))
+        return _VERIFY_FAILED[card.read_pin(name).tries_left]
     if not pins.SPECS[name].length_ok(data):
         # [model] no try spent for an impossible length; a blocked PIN still says so first
         if card.read_pin(name).blocked:
@@ -180,7 +181,7 @@ def verify(card: Card, apdu: CommandApdu) -> bytes:
         card.session.verified.add(name)
         return OK
     card.session.verified.discard(name)
-    return status(verify_failed(record.tries_left))
+    return _VERIFY_FAILED[record.tries_left]
 
 
 def _change(card: Card, apdu: CommandApdu, family: str) -> bytes:

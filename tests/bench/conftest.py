@@ -1,6 +1,7 @@
 """Benchmark report: after a ``--benchmark-only`` run, a table of every benchmark's median
-and the ratios the benchmarks put in ``extra_info`` (``ratio_to_echo``,
-``ratio_to_fsync_write``, ``ratio_to_atomic_write``, APDU/s, p50/p99 ...).
+and the ratios the benchmarks put in ``extra_info`` (``ratio_to_echo``, ``ratio_to_minimal``,
+``ratio_to_openssl``, ``ratio_to_fsync_write``, ``ratio_to_atomic_write``, APDU/s, p50/p99,
+memory per card ...).
 
 The same figures are in the JSON that ``tox -e bench`` saves (bench-results/benchmark.json);
 ``ci/bench-report.py`` prints this table again from that file.
@@ -15,6 +16,9 @@ import pytest
 #: extra_info keys shown, in this order, when a benchmark has them.
 COLUMNS = (
     "ratio_to_echo",
+    "ratio_to_minimal",
+    "ratio_to_openssl",
+    "kib_per_card",
     "ratio_to_fsync_write",
     "ratio_to_atomic_write",
     "apdu_per_s",
