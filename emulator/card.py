@@ -29,6 +29,8 @@ _SW_UNKNOWN = SW.NO_PRECISE_DIAGNOSIS.to_bytes(2, "big")
 _SW_MEMORY_FAILURE = SW.MEMORY_FAILURE.to_bytes(2, "big")
 _SW_INS_NOT_SUPPORTED = SW.INS_NOT_SUPPORTED.to_bytes(2, "big")
 
+_parse = CommandApdu.from_bytes
+
 #: Interindustry (CLA 0x) commands, by INS.
 _ISO_COMMANDS: dict[int, Handler] = {
     0xA4: commands.select,
@@ -173,7 +175,7 @@ class Card:
         if not self.powered:
             raise CardPoweredOff("card is not powered; power it on first")
         try:
-            apdu = CommandApdu.from_bytes(raw)
+            apdu = _parse(raw)
         except ApduFormatError:
             return _SW_WRONG_LENGTH
         self.store_error = None

@@ -150,7 +150,9 @@ def verify(card: Card, apdu: CommandApdu) -> bytes:
     query is the command clients send most."""
     if apdu.p1 != 0x00:
         return status(SW.INCORRECT_P1P2)
-    ef = _pin_ef(card, apdu.p2)
+    ef = _reference(card, apdu.p2)
+    if not isinstance(ef, PinEf):
+        return status(SW.COMMAND_NOT_ALLOWED_NO_EF)  # as _pin_ef
     name = ef.pin
     if name is None and not ef.disabled:
         # Text AP 0012, blocked on every card examined [card].
