@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.cli.errors import UsageError
+from harness.optional import require_pyscard
 from harness.transport import Transport, TransportError
 
 
@@ -11,9 +12,10 @@ def open_reader(name: str) -> Transport:
     try:
         # Optional dependency: harness.hil.pcsc needs pyscard, which every other command
         # (and the help) does without.
+        require_pyscard("--reader")
         from harness.hil.pcsc import PcscTransport
-    except ImportError as exc:
-        raise UsageError(f"PC/SC support is not available ({exc})") from None
+    except ImportError as exc:  # PyscardMissingError: the one line
+        raise UsageError(str(exc)) from None
     try:
         return PcscTransport(name)
     except TransportError as exc:

@@ -21,6 +21,7 @@ COLUMNS = (
     "kib_per_card",
     "ratio_to_fsync_write",
     "ratio_to_atomic_write",
+    "ratio_to_inprocess",
     "apdu_per_s",
     "verify_per_s",
     "p50_us",
