@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from emulator.card import Card
 from emulator.grammar.ids import SHA256_DIGEST_INFO_PREFIX
+from harness.cards import new_card, new_state_for
 from harness.inprocess import InProcessTransport
-from tests.support.cards import fresh_card, fresh_state, template_pki
+from tests.support.cards import fresh_card, template_pki
 
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
 VERIFY_AUTH = bytes.fromhex("002000980431323334")
@@ -130,18 +131,29 @@ def test_bench_signature_apdu_raw_form(
 
 @pytest.mark.benchmark(group="card")
 def test_bench_card_creation(benchmark: Any) -> None:
-    """A fresh in-process card: state (PIN records) and file model, published TEST keys."""
-    fresh_card()  # the holder's EFs and the loaded keys, once per process
+    """A fresh in-process card as the plugin's ``myna_card`` and the scenarios make it: the
+    run's keys and holder, new PIN records and file model (the holder's EFs are cached)."""
+    new_card()  # the run's PKI, the holder's EFs and the loaded keys, once per process
+    card = benchmark(new_card)
+    assert card.state.pins["auth"].tries_left == 3
+
+
+@pytest.mark.benchmark(group="card")
+def test_bench_card_creation_new_holder(benchmark: Any) -> None:
+    """A card with a holder of its own (random, as ``myna-emu init``): its text and surface
+    EFs are encoded and signed anew."""
+    fresh_card()
     card = benchmark(fresh_card)
     assert card.state.pins["auth"].tries_left == 3
 
 
 @pytest.mark.benchmark(group="card")
 def test_bench_memory_per_card(benchmark: Any) -> None:
-    """Memory an in-process card holds (state, file model, session), by ``tracemalloc``:
-    what *CARDS_MEASURED* more live cards cost, per card. Time: building them."""
-    fresh_card()
-    states = [fresh_state() for _ in range(CARDS_MEASURED)]  # outside the measurement
+    """Memory an in-process card holds (file model, session; its state apart), by
+    ``tracemalloc``: what *CARDS_MEASURED* more live ``myna_card``-style cards cost, per
+    card. Time: building ten."""
+    new_card()
+    states = [new_state_for() for _ in range(CARDS_MEASURED)]  # outside the measurement
     gc.collect()
     tracemalloc.start()
     try:
@@ -161,12 +173,12 @@ def test_bench_memory_per_card(benchmark: Any) -> None:
 
 
 def _state_bytes() -> float:
-    """Memory of one card state (PIN records, a copy of the PKI, holder), by ``tracemalloc``."""
+    """Memory of one card state (PIN records, a copy of the run's PKI, holder)."""
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        states = [fresh_state() for _ in range(CARDS_MEASURED)]
+        states = [new_state_for() for _ in range(CARDS_MEASURED)]
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
     finally:
