@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from emulator.apps.rsa_sign import signing_key
 from emulator.commands import fixed_answer, key_ef
-from emulator.errors import SwError
+from emulator.errors import status
 from emulator.files import NOBODY, Application, BinaryEf, Ef, KeyEf, PinEf
 from emulator.grammar import SW, TokenInfo
 from emulator.grammar.ids import JPKI
@@ -85,9 +85,9 @@ def build(state: CardState) -> Application:
     def compute_digital_signature(card: Card, apdu: CommandApdu) -> bytes:
         """``80 2A P1 P2 Lc data Le``; P2 ``80`` current key EF, ``97``/``9A`` by SFI [client]."""
         if not apdu.data:
-            raise SwError(SW.WRONG_LENGTH)
+            return status(SW.WRONG_LENGTH)
         if apdu.p1 > 0x05:
-            raise SwError(SW.INCORRECT_P1P2)
+            return status(SW.INCORRECT_P1P2)
         ef = key_ef(card, apdu.p2)
         # 256 bytes within Ne, else 6C00 [model] (docs/card.md#ne-and-le)
         return fixed_answer(apdu, keys[ef.key].sign(apdu.p1, apdu.data))
