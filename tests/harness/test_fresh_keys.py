@@ -47,6 +47,9 @@ def test_run_fresh_keys(
     monkeypatch.setenv(FRESH_KEYS_ENV, "")  # restored after the test: the option sets it
     assert main(["run", "lockout-auth", "-q", "--fresh-keys"]) == 0
     assert not _is_published(cards.shared_pki().auth_key)
+    # Generated once for the process: every later card of the run has the same fresh keys.
+    assert cards.new_card().state.pki.auth_key == cards.new_card().state.pki.auth_key
+    assert cards.new_card().state.pki.auth_key == cards.shared_pki().auth_key
     assert "1 passed" in capsys.readouterr().out
 
 
