@@ -1,4 +1,4 @@
-"""``myna-hil``: run the lock/reset scenarios, query a card, read and explain traces.
+"""``myna-hil``: run the lock/reset scenarios, query a card, read and explain traces, tap an app.
 
 Exit status: 0 success; 1 a scenario failed (or a trace diverged / differs from golden);
 2 bad usage or input (or output that cannot be written), with a one-line message on stderr
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from emulator import TRAFFIC
 from harness import __version__
-from harness.cli import listing, run, soak, status, trace
+from harness.cli import listing, run, soak, status, tap, trace
 from harness.cli.errors import UsageError, error
 from harness.cli.output import tolerate_encoding
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(sub)
     trace.add_parser(sub)
     soak.add_parser(sub)
+    tap.add_parser(sub)
     return p
 
 
@@ -94,6 +95,8 @@ def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return status.cmd_status(args)
     if args.command == "soak":
         return soak.cmd_soak(args)
+    if args.command == "tap":
+        return tap.cmd_tap(args)
     if args.command == "trace":
         if args.trace_command is None:
             raise UsageError("trace needs an action: show, explain, replay or golden")

@@ -223,6 +223,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "harness.hil.pcsc",
         "harness.hil.identity",
         "harness.hil.guard",
+        "harness.hil.floor",
+        "harness.hil.tap",
     ),
     ("harness.scenarios",),
     ("harness.hil.session", "harness.hil.report", "harness.reliability"),
