@@ -4,7 +4,6 @@ card, no PC/SC. The same behaviours through pcscd + vpcd: tests/vpcd/test_tap.py
 from __future__ import annotations
 
 import copy
-import hashlib
 
 import pytest
 
@@ -17,33 +16,11 @@ from harness.trace.explain import Cause, explain, format_explanation
 from harness.trace.recorder import TraceLog, read_trace
 from harness.trace.records import Cmd, Note, Rsp
 from harness.transport import CardRemovedError
-from tests.emulator.apdus import JPKI, JUKI, TEXT, change, select_app, select_ef, verify
+from tests.emulator.apdus import JPKI, change, select_app, select_ef, verify
 from tests.support.cards import fresh_state
+from tests.support.tap import DIGEST_INFO, SESSION
 
-SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
-DIGEST_INFO = SHA256_DIGEST_INFO + hashlib.sha256(b"tap").digest()
 REFUSED = REFUSAL_SW.to_bytes(2, "big")
-
-#: A session as an app runs it: probe, read a certificate, counters, log in, sign, a
-#: wrong value and its correction (the counters end where they began).
-SESSION = [
-    select_app(JPKI),
-    select_ef(0x000A),
-    "00B0000004",
-    "00B0000000",
-    verify(p2=0x98),
-    verify(p2=0x9B),
-    verify("abc123", p2=0x9B),
-    verify("ABC123", p2=0x9B),
-    verify("1234", p2=0x98),
-    select_ef(0x0017),
-    f"802A0080{len(DIGEST_INFO):02X}{DIGEST_INFO.hex()}00",
-    select_app(TEXT),
-    verify(p2=0x91),
-    "00CA5F5100",
-    select_app(JUKI),
-    verify(p2=0x9C),
-]
 
 
 def _cards() -> tuple[Card, Card]:
