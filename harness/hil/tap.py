@@ -105,8 +105,9 @@ class TapStats:
 
 
 class TraceFile:
-    """A trace written as it grows, one JSON line per record, flushed after every exchange:
-    a tap stopped by anything short of a power cut leaves a complete trace."""
+    """A trace written as it grows, one JSON line per record. The tap writes what is new
+    every :data:`POLL` seconds (off the path of the app's commands) and at the end: a tap
+    stopped by anything short of a power cut leaves a complete trace."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -216,7 +217,6 @@ class TapRelay:
         start = time.perf_counter()
         if not self.attached:
             self.log.note(TAP_ACTOR, "not-sent", reason="no card in the reader")
-            self._flush()
             raise CardPoweredOff("no card in the reader")
         self.stats.commands += 1
         self._query_time = 0.0
@@ -286,8 +286,7 @@ class TapRelay:
         self.emit(TapEvent("refused", cmd, answer, refusal, history, overhead=overhead))
 
     def emit(self, event: TapEvent) -> None:
-        """Write the new trace records out and tell the listener (whose failure is logged)."""
-        self._flush()
+        """Tell the listener (whose failure is logged)."""
         if self.listener is None:
             return
         try:
@@ -295,7 +294,9 @@ class TapRelay:
         except Exception:
             logger.exception("the tap's listener failed on a %s event", event.kind)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the trace records made since the last flush (safe beside :meth:`transmit`:
+        records are appended whole)."""
         if self.trace_file is not None:
             self.trace_file.write(self.log)
 
@@ -388,11 +389,13 @@ class Tap:
                     why = str(exc)
                     break
                 self._follow(state)
+                self.relay.flush()
         finally:
             self.server.stop()
             thread.join(timeout=10)
             with self.server.exclusive():
                 self.relay.detach("the tap stopped" if why is None else why)
+            self.relay.flush()
         return why
 
     def _follow(self, state: PresenceInfo) -> None:

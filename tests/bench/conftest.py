@@ -15,12 +15,15 @@ import pytest
 #: extra_info keys shown, in this order, when a benchmark has them.
 COLUMNS = (
     "ratio_to_echo",
+    "ratio_to_direct",
     "ratio_to_fsync_write",
     "ratio_to_atomic_write",
     "apdu_per_s",
     "verify_per_s",
     "p50_us",
     "p99_us",
+    "added_p50_us",
+    "added_p99_us",
     "durable_writes_per_apdu",
     "apdus",
 )

@@ -235,6 +235,7 @@ def test_the_trace_is_redacted_fingerprinted_and_written_as_it_grows(tmp_path) -
     _send(relay, select_app(JPKI))
     _send(relay, verify("9999", p2=0x98))
     _send(relay, verify("9999", p2=0x98))
+    relay.flush()  # the tap does this every 0.2 s
     text = (tmp_path / "t.jsonl").read_text()  # before any close: already on disk
     assert "39393939" not in text and "<redacted 4 bytes>" in text
     records = read_trace(tmp_path / "t.jsonl")
