@@ -146,7 +146,8 @@ def refusal_line(event: TapEvent, floor: int) -> str:
     commands (names and answers, never values)."""
     assert event.cmd is not None and event.refusal is not None
     cmd = event.cmd
-    head = f"{cmd.name or 'command'} ({(cmd.hex or '')[:8]})"
+    header = bytes.fromhex("".join(cmd.hex.split())[:8]).hex(" ").upper()
+    head = f"{cmd.name or 'command'} ({header})"
     previous = ", ".join(f"#{c.i} {c.name} {_target(c)} {_sw(a)}" for c, a in event.history)
     return (
         f"myna-hil tap: REFUSED #{cmd.i} {head} to {_pin_label(cmd)}: {event.refusal.reason}"
@@ -320,7 +321,7 @@ def _run(
 ) -> int:
     floor = TriesFloor(args.floor)
     log = TraceLog(
-        f"tap:{physical.name} -> {virtual}",
+        f"myna-hil tap: {physical_name} -> {virtual}",
         b"",
         meta={"reader": physical_name, "virtual_reader": virtual, "floor": args.floor},
     )
