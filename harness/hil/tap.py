@@ -215,8 +215,10 @@ class TapRelay:
         :class:`CardPoweredOff` when the card is gone (the vpcd server pulls the virtual card:
         the app sees it removed, as with a card pulled from a reader)."""
         start = time.perf_counter()
-        if not self.attached:
+        if not self.attached:  # between a removal and the tap pulling its virtual card
             self.log.note(TAP_ACTOR, "not-sent", reason="no card in the reader")
+            if self.on_lost is not None:
+                self.on_lost("no card in the reader")
             raise CardPoweredOff("no card in the reader")
         self.stats.commands += 1
         self._query_time = 0.0
