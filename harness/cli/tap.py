@@ -23,7 +23,7 @@ from harness.cli.errors import UsageError
 from harness.cli.reader import open_tap_reader, watch_reader
 from harness.cli.trace import printable
 from harness.hil.floor import DEFAULT_FLOOR, MAX_FLOOR, REFUSAL_SW, TriesFloor
-from harness.hil.tap import Tap, TapEvent, TapRelay, TapStats, TraceFile
+from harness.hil.tap import Tap, TapEvent, TapRelay, TapStats, TraceFile, percentile
 from harness.trace.explain import PIN_LABELS, Explanation, explain, format_explanation
 from harness.trace.recorder import TraceLog
 from harness.trace.records import Cmd, Lost, Rsp
@@ -196,10 +196,10 @@ def summary_text(stats: TapStats, expl: Explanation, trace: Path | None) -> str:
         f"tap summary: {stats.commands} command(s) from the app, {stats.forwarded} forwarded, "
         f"{stats.refused} refused, {stats.lost} unanswered; {stats.queries} counter "
         f"quer{'y' if stats.queries == 1 else 'ies'} by the tap",
-        f"card latency p50 {_ms(stats.percentile(stats.card_ms, 50))}, "
-        f"p99 {_ms(stats.percentile(stats.card_ms, 99))}; the tap's own time per command "
-        f"p50 {_us(stats.percentile(stats.overhead_us, 50))}, "
-        f"p99 {_us(stats.percentile(stats.overhead_us, 99))}",
+        f"card latency p50 {_ms(percentile(stats.card_ms, 50))}, "
+        f"p99 {_ms(percentile(stats.card_ms, 99))}; the tap's own time per command "
+        f"p50 {_us(percentile(stats.overhead_us, 50))}, "
+        f"p99 {_us(percentile(stats.overhead_us, 99))}",
         "what trace explain finds:",
         *("  " + line for line in format_explanation(expl).splitlines()),
     ]
@@ -219,12 +219,12 @@ def summary_json(stats: TapStats, expl: Explanation, trace: Path | None) -> dict
         "lost": stats.lost,
         "queries": stats.queries,
         "card_latency_ms": {
-            "p50": stats.percentile(stats.card_ms, 50),
-            "p99": stats.percentile(stats.card_ms, 99),
+            "p50": percentile(stats.card_ms, 50),
+            "p99": percentile(stats.card_ms, 99),
         },
         "tap_overhead_us": {
-            "p50": stats.percentile(stats.overhead_us, 50),
-            "p99": stats.percentile(stats.overhead_us, 99),
+            "p50": percentile(stats.overhead_us, 50),
+            "p99": percentile(stats.overhead_us, 99),
         },
         "decrements": expl.decrements,
         "findings": [

@@ -49,6 +49,7 @@ __all__ = [
     "TapRelay",
     "TapStats",
     "TraceFile",
+    "percentile",
 ]
 
 #: How many of the app's previous commands a refusal names.
@@ -96,12 +97,14 @@ class TapStats:
     card_ms: list[float] = field(default_factory=list)  # the card's time per exchange
     overhead_us: list[float] = field(default_factory=list)  # the tap's own time per command
 
-    def percentile(self, values: list[float], q: int) -> float | None:
-        if not values:
-            return None
-        if len(values) == 1:
-            return values[0]
-        return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+def percentile(values: list[float], q: int) -> float | None:
+    """The *q*-th percentile of *values* (``None`` when there are none)."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 class TraceFile:
