@@ -2,16 +2,18 @@
 # Install the system packages the PC/SC path needs, only when one is missing.
 #
 # pcscd + vsmartcard-vpcd give the virtual reader ("Virtual PCD 00 00/01"), libpcsclite-dev +
-# swig let pip build pyscard when no wheel fits, pcsc-tools and opensc are the real clients
+# swig let pip build pyscard when no wheel fits (libpcsclite-dev also ships pcsc-spy and
+# libpcscspy.so, which the trace-import tests put in front of a PC/SC app), pcsc-tools and opensc are the real clients
 # the end-to-end tests drive, opensc-pkcs11 the PKCS#11 module pkcs11-tool loads (named
 # here, not only pulled in by opensc), chromium + chromium-driver the headless browser the
-# control-panel tests drive with selenium (no browser download). Idempotent: a second run
+# control-panel tests drive with selenium (no browser download), openssl the command-line
+# tools that read the TEST revocation service's OCSP answers and CRLs. Idempotent: a second run
 # does nothing and needs no network.
 # CI runs as root; elsewhere run it with sudo.
 set -euo pipefail
 
 PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools opensc opensc-pkcs11
-          chromium chromium-driver)
+          chromium chromium-driver openssl)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -63,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="A virtual Japanese My Number Card (JPKI) for tests.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbose_top",
+        action="count",
+        default=0,
+        help="more log on stderr (before or after the command; serve: -vv adds APDU hex)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     init = sub.add_parser("init", help="create a new card (a card database)")
@@ -117,7 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="profile and PIN counters (never the values)")
     show.add_argument("--state", required=True, type=Path)
-    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="machine-readable output: to standard output ('--json' or '--json -') or to FILE",
+    )
 
     imp = sub.add_parser(
         "import",
@@ -152,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_wait(apdu)
 
     add_serve_parser(sub)
+    for command in (init, show, imp, exp, apdu):
+        command.add_argument(
+            "-v", "--verbose", action="count", default=0, help="-v: info log; -vv: debug log"
+        )
     return p
 
 
@@ -281,19 +299,22 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _show(card: Card, args: argparse.Namespace) -> int:
     rows = pin_table(card)
-    if args.json:
-        json.dump(
-            {
-                "profile": card.state.profile,
-                "atr": card.atr.hex().upper(),
-                "atr_form": card.state.atr_form,
-                "quirks": card.state.quirks.__dict__,
-                "pins": rows,
-            },
-            sys.stdout,
-            indent=2,
-        )
-        print()
+    if args.json is not None:
+        doc = {
+            "profile": card.state.profile,
+            "atr": card.atr.hex().upper(),
+            "atr_form": card.state.atr_form,
+            "quirks": card.state.quirks.__dict__,
+            "pins": rows,
+        }
+        text = json.dumps(doc, indent=2) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+            return 0
+        try:
+            Path(args.json).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--json {args.json}: cannot write: {exc.strerror}") from None
         return 0
     print(f"profile  {card.state.profile}")
     print(f"atr      {card.atr.hex(' ').upper()} ({card.state.atr_form})")
@@ -350,10 +371,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _tolerant_output()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "serve":
-        # serve sets up its own logging (-v / -vv); a basicConfig here would win over it
-        # (basicConfig does nothing once the root logger has a handler).
-        logging.basicConfig(level=logging.WARNING, format="myna-emu: %(levelname)s %(message)s")
+    verbose = args.verbose_top + args.verbose  # -v before or after the command
+    if args.command == "serve":
+        args.verbose = verbose  # serve sets up its own logging (-v / -vv)
+    else:
+        # Not for serve: a basicConfig here would win over its own (basicConfig does nothing
+        # once the root logger has a handler).
+        level = (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
+        logging.basicConfig(level=level, format="myna-emu: %(levelname)s %(message)s")
     handlers = {
         "init": cmd_init,
         "show": cmd_show,

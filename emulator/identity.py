@@ -176,6 +176,47 @@ def _name(cn: str) -> x509.Name:
     )
 
 
+#: [model] The CRL distribution point each end-entity certificate names. Real JPKI
+#: certificates carry one (the lists are published over HTTP or LDAP to registered verifiers:
+#: docs/relying-party.md); ours point at a reserved ``.invalid`` host, so a
+#: relying party in this project is configured with the URL of the harness's TEST revocation
+#: service (``harness/revocation``), as a registered verifier is configured by contract.
+CRL_DISTRIBUTION_POINTS = {
+    "auth": "http://crl.jpki-test.invalid/auth.crl",
+    "sign": "http://crl.jpki-test.invalid/sign.crl",
+}
+#: [model] Certificates end at the last second of their expiry day, Japan time (UTC+9).
+_JST = dt.timezone(dt.timedelta(hours=9))
+
+
+def fifth_birthday_after(issued: dt.date, birth_date: str) -> dt.date:
+    """The fifth birthday after *issued* (a birthday on the issue day does not count): the
+    expiry date of both JPKI certificates of an adult [guide]. A 29 February birthday falls
+    on 28 February in common years [model]."""
+    month, day = int(birth_date[4:6]), int(birth_date[6:8])
+    found = 0
+    year = issued.year
+    while True:
+        try:
+            birthday = dt.date(year, month, day)
+        except ValueError:  # 29 February in a common year
+            birthday = dt.date(year, 2, 28)
+        if birthday > issued:
+            found += 1
+            if found == 5:
+                return birthday
+        year += 1
+
+
+def certificate_expiry(issued: dt.datetime, birth_date: str | None) -> dt.datetime:
+    """``notAfter`` of a card certificate issued at *issued*: 23:59:59 Japan time on the
+    fifth birthday after issue; without a birth date, five years after issue."""
+    if birth_date is None:
+        return issued + dt.timedelta(days=365 * 5)
+    day = fifth_birthday_after(issued.astimezone(_JST).date(), birth_date)
+    return dt.datetime.combine(day, dt.time(23, 59, 59), _JST).astimezone(dt.UTC)
+
+
 def _certificate(
     subject: x509.Name,
     public_key: rsa.RSAPublicKey,
@@ -185,19 +226,31 @@ def _certificate(
     ca: bool,
     key_usage: x509.KeyUsage,
     serial: int | None = None,
+    issued: dt.datetime | None = None,
+    birth_date: str | None = None,
+    crl_uri: str | None = None,
 ) -> bytes:
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    now = (issued or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    not_after = now + dt.timedelta(days=365 * 10) if ca else certificate_expiry(now, birth_date)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
         .public_key(public_key)
         .serial_number(serial or x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365 * (10 if ca else 5)))
+        .not_valid_before(now - dt.timedelta(days=1) if ca else now)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(key_usage, critical=True)
     )
+    if crl_uri is not None:
+        point = x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(crl_uri)],
+            relative_name=None,
+            reasons=None,
+            crl_issuer=None,
+        )
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
     cert = builder.sign(issuer_key, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.DER)
 
@@ -216,8 +269,15 @@ def _usage(*, sign: bool, ca: bool) -> x509.KeyUsage:
     )
 
 
-def generate_pki(*, with_signing: bool = True) -> Pki:
-    """Two TEST CAs and the card's key pairs with their certificates.
+def generate_pki(
+    *,
+    with_signing: bool = True,
+    issued: dt.datetime | None = None,
+    birth_date: str | None = None,
+) -> Pki:
+    """Two TEST CAs and the card's key pairs with their certificates, issued at *issued*
+    (default: now) and valid until the fifth birthday after it for a holder born on
+    *birth_date* (``YYYYMMDD``; default: five years).
 
     The signing certificate carries no personal data in this emulator ([model]: the real one
     holds name, address, birth date and sex).
@@ -250,6 +310,9 @@ def generate_pki(*, with_signing: bool = True) -> Pki:
         auth_ca,
         ca=False,
         key_usage=_usage(sign=False, ca=False),
+        issued=issued,
+        birth_date=birth_date,
+        crl_uri=CRL_DISTRIBUTION_POINTS["auth"],
     )
     pki = Pki(
         auth_ca_key=_der_key(auth_ca),
@@ -260,11 +323,13 @@ def generate_pki(*, with_signing: bool = True) -> Pki:
         auth_cert=auth_cert,
     )
     if with_signing:
-        issue_signing(pki)
+        issue_signing(pki, issued=issued, birth_date=birth_date)
     return pki
 
 
-def issue_signing(pki: Pki) -> None:
+def issue_signing(
+    pki: Pki, *, issued: dt.datetime | None = None, birth_date: str | None = None
+) -> None:
     """Generate the signing key and certificate (a counter re-issuing them, or at init)."""
     sign_ca = serialization.load_der_private_key(pki.sign_ca_key, None)
     assert isinstance(sign_ca, rsa.RSAPrivateKey)
@@ -278,6 +343,9 @@ def issue_signing(pki: Pki) -> None:
         sign_ca,
         ca=False,
         key_usage=_usage(sign=True, ca=False),
+        issued=issued,
+        birth_date=birth_date,
+        crl_uri=CRL_DISTRIBUTION_POINTS["sign"],
     )
 
 

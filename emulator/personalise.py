@@ -74,15 +74,15 @@ def new_state(
     if atr_form not in ATRS:
         raise ValueError(f"unknown ATR form {atr_form!r}; known: {', '.join(ATRS)}")
     values = pin_values(pin_overrides, profile)
+    holder = holder or generate_holder(seed=holder_seed)
     if pki is None:
-        pki = generate_pki(with_signing=profile == STANDARD)
+        pki = generate_pki(with_signing=profile == STANDARD, birth_date=holder.birth_date)
     else:
         pki = copy.deepcopy(pki)
         if profile == FACE_AUTH:
             revoke_signing(pki)
         elif pki.sign_key is None:
-            issue_signing(pki)
-    holder = holder or generate_holder(seed=holder_seed)
+            issue_signing(pki, birth_date=holder.birth_date)
     # [model] the common AP's PIN starts with the Juki PIN's value: user interfaces present
     # them as one "個人番号カード用 PIN" although they are two references [card].
     values[str(Pin.COMMON)] = values["juki"]
@@ -113,7 +113,7 @@ def apply_profile(
         chosen = {k: v for k, v in (("auth", auth), ("sign", sign)) if v is not None}
         values = pin_values(chosen, STANDARD)
         if state.pki.sign_key is None:
-            issue_signing(state.pki)
+            issue_signing(state.pki, birth_date=state.holder.birth_date)
         for name in ("auth", "sign"):
             if name in chosen or name not in state.pins:
                 state.pins[name] = pins.new_record(pins.SPECS[name], values[name])

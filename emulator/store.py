@@ -234,7 +234,7 @@ class SqliteStore(Store):
             else:
                 os.link(tmp, target)  # fails if the file appeared meanwhile: never clobbered
                 os.unlink(tmp)
-            _fsync(target.parent)
+            _fsync_dir(target.parent)
         except FileExistsError:
             raise StateError(f"{path} exists; use --force to overwrite it") from None
         except OSError as exc:
@@ -501,6 +501,14 @@ def _fsync(path: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a new directory entry (a created card file) durable. POSIX only: Windows cannot
+    open a directory as a file, and NTFS journals the entry with the rename or link itself."""
+    if os.name == "nt":
+        return
+    _fsync(path)
 
 
 def _replace(current: CardState, new: CardState) -> None:

@@ -2,5 +2,7 @@
 
 from __future__ import annotations
 
+# One version for the whole distribution: emulator/__init__.py (pyproject reads it too).
+from emulator import __version__
+
 __all__ = ["__version__"]
-__version__ = "0.1.0"

@@ -10,6 +10,7 @@ of a run reuses one PKI, so ``myna-hil run --all`` pays for it once.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import functools
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from emulator.personalise import new_state
 from emulator.pins import DEFAULT_PINS
 from emulator.protocol import Pin
 from emulator.state import CardState, Holder, Pki
+from harness.clock import EPOCH
 
 if TYPE_CHECKING:
     from harness.actors.counter import ProfileChanger
@@ -42,10 +44,16 @@ HOLDER = Holder(
 )
 
 
+#: When the run's certificates were issued: a month before scenario time starts, so they are
+#: valid on the scenario clock and expire on :data:`HOLDER`'s fifth birthday after it
+#: (2030-04-01, 23:59:59 Japan time), the same for every run.
+CERTIFICATES_ISSUED = EPOCH - dt.timedelta(days=30)
+
+
 @functools.cache
 def shared_pki() -> Pki:
     """The run's TEST PKI (with a signing key, kept as the spare for re-issuing)."""
-    return generate_pki(with_signing=True)
+    return generate_pki(with_signing=True, issued=CERTIFICATES_ISSUED, birth_date=HOLDER.birth_date)
 
 
 def new_state_for(profile: str = "standard", pki: Pki | None = None) -> CardState:

@@ -19,6 +19,12 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
     configured virtual card may send wrong PINs. A reader's card is identified and guarded
     (:mod:`harness.hil.guard`): read-only, no VERIFY with data at all, unless
     ``--myna-destructive-card ID`` names it (``--myna-allow-blocking`` for blocking steps).
+``myna_pyscard_reader``
+    The ``myna_card`` card in a virtual reader inside this process (no pcscd, no root): an
+    app written against pyscard (``readers()``, ``createConnection()``, ``transmit()``,
+    ``CardRequest``, ``CardMonitor``) sees it as the only reader for the test. Yields a
+    :class:`harness.pyscard_reader.InProcessReader`: ``name``, ``card`` (the controls),
+    ``insert()``, ``remove()``. Needs pyscard (the ``[pcsc]`` extra); without it, an error.
 ``myna_vpcd_reader``
     A card served in a vpcd slot of the local pcscd; yields the reader name (the card's
     controls are on ``request.node.myna_vpcd_card``, its identity -- the opt-in a test
@@ -45,6 +51,8 @@ from emulator.vpcd import VpcdServer, slot_port
 from harness.cards import new_card
 from harness.controls import InProcessCard
 from harness.hil.guard import Interlocks, authorise, guarded
+from harness.optional import PYSCARD_MISSING, PyscardMissingError, require_pyscard
+from harness.pyscard_reader import InProcessReader, pyscard_reader
 from harness.transport import Transport
 
 VPCD_READER_PREFIX = "Virtual PCD"
@@ -82,6 +90,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--myna-reader"):
+        try:
+            require_pyscard("--myna-reader")
+        except PyscardMissingError as exc:  # before any test: one line, exit status 4
+            raise pytest.UsageError(str(exc)) from None
     config.addinivalue_line(
         "markers",
         "myna_card(profile='standard', pins=None, quirks=None): configure the "
@@ -173,6 +186,21 @@ def myna_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
     yield card.transport
 
 
+@pytest.fixture
+def myna_pyscard_reader(myna_card: InProcessCard) -> Iterator[InProcessReader]:
+    """The ``myna_card`` card in a pyscard reader of this process (no pcscd): pyscard's
+    ``readers()`` lists it (and only it) for the test's duration."""
+    try:
+        require_pyscard("myna_pyscard_reader")
+        missing = None
+    except PyscardMissingError as exc:
+        missing = str(exc)
+    if missing:  # outside the handler: one line, no chained exception in the report
+        pytest.fail(missing, pytrace=False)
+    with pyscard_reader(myna_card) as reader:
+        yield reader
+
+
 def _worker_index(config: pytest.Config) -> int:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
@@ -182,8 +210,8 @@ def vpcd_readers() -> list[str] | str:
     """The vpcd readers pcscd lists, or why there are none (a message)."""
     try:
         from smartcard.System import readers
-    except ImportError as exc:  # pragma: no cover - pyscard is a dependency
-        return f"pyscard unavailable: {exc}"
+    except ImportError:  # the [pcsc] extra is not installed
+        return PYSCARD_MISSING
     try:
         names = [str(r) for r in readers()]
     except Exception as exc:  # no daemon, no service: all the same here

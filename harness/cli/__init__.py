@@ -1,5 +1,9 @@
 """``myna-hil``: run the lock/reset scenarios, query a card, read and explain traces, tap an app.
 
+Machine-readable output: every ``--json FILE`` (and ``run --junit FILE``) takes ``-`` for
+standard output; the human output then goes to stderr. ``-v`` works before or after the
+command.
+
 Exit status: 0 success; 1 a scenario failed (or a trace diverged / differs from golden);
 2 bad usage or input (or output that cannot be written), with a one-line message on stderr
 and no traceback (``-v`` logs details).
@@ -8,6 +12,7 @@ and no traceback (``-v`` logs details).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -15,9 +20,9 @@ from collections.abc import Sequence
 
 from emulator import TRAFFIC
 from harness import __version__
-from harness.cli import listing, run, soak, status, tap, trace
+from harness.cli import ci, listing, run, soak, status, tap, trace
 from harness.cli.errors import UsageError, error
-from harness.cli.output import tolerate_encoding
+from harness.cli.output import STDOUT, tolerate_encoding
 
 __all__ = ["build_parser", "dispatch", "main"]
 
@@ -41,8 +46,31 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(sub)
     trace.add_parser(sub)
     soak.add_parser(sub)
+    ci.add_parser(sub)
     tap.add_parser(sub)
+    _verbose_after_commands(p)
     return p
+
+
+def _verbose_after_commands(parser: argparse.ArgumentParser) -> None:
+    """``-v`` after any (sub-)command too: ``myna-hil run -v X`` as ``myna-hil -v run X``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in set(action.choices.values()):
+                command.add_argument(
+                    "-v",
+                    "--verbose",
+                    dest="verbose_after",
+                    action="count",
+                    default=0,
+                    help="log to stderr (-vv: APDU hex, secrets redacted)",
+                )
+                _verbose_after_commands(command)
+
+
+def machine_to_stdout(args: argparse.Namespace) -> bool:
+    """Whether a machine-readable document (``--json -``, ``--junit -``) owns stdout."""
+    return any(getattr(args, option, None) == STDOUT for option in ("json", "junit"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,16 +80,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed its message
         return 0 if exc.code == 0 else 2
     tolerate_encoding(sys.stdout, sys.stderr)
-    if args.verbose:
+    verbose = args.verbose + getattr(args, "verbose_after", 0)
+    if verbose:
         logging.basicConfig(
             stream=sys.stderr,
             format="%(levelname)s %(name)s: %(message)s",
-            level=TRAFFIC if args.verbose > 1 else logging.INFO,
+            level=TRAFFIC if verbose > 1 else logging.INFO,
         )
     else:
         _quiet_logging()
+    args.stdout = sys.stdout  # the JSON of --json - goes here; the human output to stderr
+    human = contextlib.redirect_stdout(sys.stderr) if machine_to_stdout(args) else None
     try:
-        return dispatch(args, parser)
+        with human or contextlib.nullcontext():
+            return dispatch(args, parser)
     except UsageError as exc:
         error(str(exc))
         return 2
@@ -88,7 +120,7 @@ def _quiet_logging() -> None:
 
 def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "list":
-        return listing.cmd_list()
+        return listing.cmd_list(args)
     if args.command == "run":
         return run.cmd_run(args)
     if args.command == "status":
@@ -99,7 +131,9 @@ def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return tap.cmd_tap(args)
     if args.command == "trace":
         if args.trace_command is None:
-            raise UsageError("trace needs an action: show, explain, replay or golden")
+            raise UsageError("trace needs an action: show, explain, replay, golden or import")
         return trace.dispatch(args)
+    if args.command == "ci":
+        return ci.cmd_ci(args)
     parser.print_usage(sys.stderr)
     return 2

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from harness.cli.errors import UsageError
 from harness.scenarios.base import REGISTRY, ScenarioResult
 
 OK, FAIL, SKIP = "✓", "✗", "-"
@@ -120,15 +121,51 @@ def to_json(results: Sequence[ScenarioResult], seconds: float, transport: str) -
     }
 
 
+#: The ``--json`` / ``--junit`` argument that means standard output.
+STDOUT = "-"
+
+
+def json_text(doc: Any) -> str:
+    return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+
+
+def emit(target: str, text: str, stdout: TextIO | None = None, option: str = "--json") -> None:
+    """Write *text* to the file *target*, or to standard output when it is ``-`` (*stdout*:
+    the real one, when the human output went to stderr); :class:`UsageError` naming *option*
+    when the file cannot be written."""
+    if target == STDOUT:
+        stream = stdout or sys.stdout
+        stream.write(text)
+        stream.flush()
+        return
+    try:
+        write_text(Path(target), text)
+    except OSError as exc:
+        raise UsageError(
+            f"{option} {target}: cannot write: {exc.strerror or type(exc).__name__}"
+        ) from None
+
+
+def check_target(target: str | None, option: str = "--json") -> None:
+    """Refuse a directory as *target* before any work is done, not after it."""
+    if target not in (None, STDOUT) and Path(target).is_dir():
+        raise UsageError(f"{option} {target}: is a directory, not a file")
+
+
 def write_json(path: Path, doc: dict[str, Any]) -> None:
-    """Write *doc* to *path* whole or not at all (through a temporary file and a rename), so
+    """Write *doc* to *path* whole or not at all (see :func:`write_text`)."""
+    write_text(path, json_text(doc))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write *text* to *path* whole or not at all (through a temporary file and a rename), so
     a full disk leaves no truncated results; raises :class:`OSError`."""
     if path.is_dir():
         raise IsADirectoryError(21, "is a directory", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):

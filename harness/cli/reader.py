@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.cli.errors import UsageError
 from harness.hil.tap import PresenceWatch
+from harness.optional import require_pyscard
 from harness.transport import Transport, TransportError
 
 
@@ -12,9 +13,10 @@ def open_reader(name: str) -> Transport:
     try:
         # Optional dependency: harness.hil.pcsc needs pyscard, which every other command
         # (and the help) does without.
+        require_pyscard("--reader")
         from harness.hil.pcsc import PcscTransport
-    except ImportError as exc:
-        raise UsageError(f"PC/SC support is not available ({exc})") from None
+    except ImportError as exc:  # PyscardMissingError: the one line
+        raise UsageError(str(exc)) from None
     try:
         return PcscTransport(name)
     except TransportError as exc:
@@ -25,9 +27,10 @@ def open_tap_reader(name: str) -> tuple[Transport, PresenceWatch, list[str]]:
     """For ``myna-hil tap``: reader *name* held exclusively and not connected yet (it may be
     empty), a watch on its card presence, and every reader pcscd lists."""
     try:
+        require_pyscard("tap")
         from harness.hil.pcsc import PcscTransport, ReaderPresence, list_readers
-    except ImportError as exc:
-        raise UsageError(f"PC/SC support is not available ({exc})") from None
+    except ImportError as exc:  # PyscardMissingError: the one line
+        raise UsageError(str(exc)) from None
     try:
         transport = PcscTransport(name, exclusive=True, connect=False)
     except TransportError as exc:
@@ -42,9 +45,10 @@ def open_tap_reader(name: str) -> tuple[Transport, PresenceWatch, list[str]]:
 def watch_reader(name: str) -> PresenceWatch:
     """A watch on the card presence of reader *name* (exact name or unique substring)."""
     try:
+        require_pyscard("tap")
         from harness.hil.pcsc import ReaderPresence
-    except ImportError as exc:
-        raise UsageError(f"PC/SC support is not available ({exc})") from None
+    except ImportError as exc:  # PyscardMissingError: the one line
+        raise UsageError(str(exc)) from None
     try:
         return ReaderPresence(name)
     except TransportError as exc:

@@ -11,7 +11,17 @@ from typing import Any
 
 from harness.cards import pooled_card, shared_pki
 from harness.cli.errors import UsageError
-from harness.cli.output import Progress, format_result, summary_line, to_json, write_json
+from harness.cli.junit import to_junit
+from harness.cli.output import (
+    STDOUT,
+    Progress,
+    check_target,
+    emit,
+    format_result,
+    json_text,
+    summary_line,
+    to_json,
+)
 from harness.cli.reader import open_reader
 from harness.hil.guard import (
     DEFAULT_MIN_TRIES,
@@ -21,6 +31,7 @@ from harness.hil.guard import (
     normalise_card_id,
 )
 from harness.hil.identity import NotAMyNumberCardError
+from harness.optional import PyscardMissingError, require_pyscard
 from harness.scenarios.base import STANDARD
 from harness.scenarios.runner import (
     Opener,
@@ -88,13 +99,16 @@ def add_parser(sub: Any) -> None:
     where = run.add_mutually_exclusive_group()
     where.add_argument("--reader", metavar="NAME", help="a PC/SC reader instead of the emulator")
     where.add_argument(
-        "--vpcd-slot",
+        "--slot",
         metavar="N",
         type=int,
+        dest="slot",
         help="serve the built-in emulator in vpcd slot N (reader 'Virtual PCD "
         "00 00' is slot 0) and run through pcscd like an app would; needs "
-        "pcscd with the vpcd driver (ci/pcscd-start.sh)",
+        "pcscd with the vpcd driver ('myna-hil ci pcscd start')",
     )
+    # The spelling before every command said --slot; kept, hidden.
+    where.add_argument("--vpcd-slot", type=int, dest="slot", help=argparse.SUPPRESS)
     add_interlock_options(run)
     run.add_argument("--trace", metavar="DIR", type=Path, help="write a trace per scenario")
     run.add_argument(
@@ -102,7 +116,12 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="keep PIN data in traces (never for a physical card)",
     )
-    run.add_argument("--json", metavar="FILE", type=Path, help="write results as JSON")
+    run.add_argument("--json", metavar="FILE", help="write results as JSON ('-': stdout)")
+    run.add_argument(
+        "--junit",
+        metavar="FILE",
+        help="write results as JUnit XML, one testcase per scenario unit ('-': stdout)",
+    )
     run.add_argument(
         "-q", "--quiet", action="store_true", help="only failing steps and the summary"
     )
@@ -159,8 +178,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.trace is not None and args.trace.exists() and not args.trace.is_dir():
         raise UsageError(f"--trace {args.trace}: not a directory")
-    if args.json is not None and args.json.is_dir():  # before the run, not after it
-        raise UsageError(f"--json {args.json}: is a directory, not a file")
+    check_target(args.json)  # before the run, not after it
+    check_target(args.junit, "--junit")
+    if args.json == STDOUT and args.junit == STDOUT:
+        raise UsageError("--json - and --junit -: only one of them can have standard output")
     kwargs: dict[str, Any] = {
         "trace_dir": args.trace,
         "redact": not args.unredacted_secrets,
@@ -168,15 +189,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     opener = reader_opener(lambda: open_reader(args.reader)) if args.reader else None
     with contextlib.ExitStack() as stack:
-        if args.vpcd_slot is not None:
-            opener = serve_in_slot(stack, args.vpcd_slot, kwargs)
+        if args.slot is not None:
+            opener = serve_in_slot(stack, args.slot, kwargs)
         return _run_units(args, units, opener, kwargs)
 
 
 def serve_in_slot(stack: contextlib.ExitStack, slot: int, kwargs: dict[str, Any]) -> Opener:
     """Serve the emulator in vpcd *slot* for this run; opt the card in by its own identity."""
     if slot < 0:
-        raise UsageError(f"--vpcd-slot must be >= 0, not {slot}")
+        raise UsageError(f"--slot must be >= 0, not {slot}")
+    try:
+        require_pyscard("--slot")  # before the keys are made: fail fast
+    except PyscardMissingError as exc:
+        raise UsageError(str(exc)) from None
     shared_pki()
     try:
         opener, served = stack.enter_context(served_emulator(slot))
@@ -226,16 +251,12 @@ def _run_units(
     progress(len(units), len(units), "")
     seconds = time.perf_counter() - start
     print(summary_line(results, seconds))
-    if args.json:
-        where = args.reader or (
-            "in-process" if args.vpcd_slot is None else f"vpcd slot {args.vpcd_slot}"
-        )
-        try:
-            write_json(args.json, to_json(results, seconds, where))
-        except OSError as exc:
-            raise UsageError(
-                f"--json {args.json}: cannot write: {exc.strerror or type(exc).__name__}"
-            ) from None
+    where = args.reader or ("in-process" if args.slot is None else f"vpcd slot {args.slot}")
+    stdout = getattr(args, "stdout", None)
+    if args.json is not None:
+        emit(args.json, json_text(to_json(results, seconds, where)), stdout)
+    if args.junit is not None:
+        emit(args.junit, to_junit(results, seconds, where), stdout, "--junit")
     if args.trace:
         print(
             f"traces: {args.trace}/<scenario>.jsonl"

@@ -1,60 +1,140 @@
-"""``myna-hil trace show | explain | replay | golden``."""
+"""``myna-hil trace show | explain | replay | golden | import``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.cli.errors import UsageError
-from harness.cli.output import format_result, marks
+from harness.cli.output import check_target, emit, format_result, json_text, marks
+from harness.cli.trace_import import add_parser as add_import_parser
+from harness.cli.trace_import import cmd_import
 from harness.controls import CardControls, ReplayControls
+from harness.revocation.log import ServiceEvent, ServiceLogError, parse_service_log
 from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
 from harness.trace import golden
-from harness.trace.explain import explain, format_explanation
+from harness.trace.explain import Explanation, explain, format_explanation
 from harness.trace.recorder import TraceFormatError, read_trace
 from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.replay import ReplayDivergence, ReplayTransport
+from harness.trace.service import ServiceFinding, explain_service, format_service
 from harness.transport import Transport
 
-__all__ = ["add_parser", "cmd_golden", "cmd_replay", "dispatch", "format_trace", "printable"]
+__all__ = [
+    "add_parser",
+    "cmd_golden",
+    "cmd_replay",
+    "dispatch",
+    "explanation_json",
+    "format_trace",
+    "printable",
+]
 
 
 def add_parser(sub: Any) -> None:
     """Register ``trace`` and its actions on the ``myna-hil`` sub-parsers."""
-    tr = sub.add_parser("trace", help="show, explain, replay or check traces")
+    tr = sub.add_parser("trace", help="show, explain, replay, check or import traces")
     tsub = tr.add_subparsers(dest="trace_command", metavar="ACTION")
     show = tsub.add_parser("show", help="print a trace as a table")
     show.add_argument("file", type=Path)
     ex = tsub.add_parser("explain", help="every retry-counter decrement, with cause and remedy")
     ex.add_argument("file", type=Path)
+    ex.add_argument("--json", metavar="FILE", help="write the findings as JSON ('-': stdout)")
+    ex.add_argument(
+        "--service-log",
+        type=Path,
+        metavar="LOG",
+        help="the revocation service's log of the same run (myna-hil run --trace writes "
+        "<unit>.service.jsonl): adds why a healthy card was refused (revoked, expired, "
+        "service errors)",
+    )
     rp = tsub.add_parser("replay", help="replay a trace as the card under its scenario")
     rp.add_argument("file", type=Path)
     rp.add_argument("--scenario", help="scenario unit to run (default: the trace's own)")
-    gd = tsub.add_parser("golden", help="compare every scenario with traces/golden/")
+    gd = tsub.add_parser(
+        "golden",
+        help="compare every scenario with its golden trace",
+        description="Run every scenario unit on the built-in emulator and compare its "
+        f"normalised trace with DIR/<unit>.jsonl (default DIR: the traces shipped in the "
+        f"package, {golden.GOLDEN_DIR}).",
+    )
     gd.add_argument("--update", action="store_true", help="rewrite the golden traces")
-    gd.add_argument("--dir", type=Path, help="golden directory (default: traces/golden)")
+    gd.add_argument(
+        "--dir",
+        type=Path,
+        help="golden directory (default: the package's own, harness/trace/golden_traces)",
+    )
+    add_import_parser(tsub)
 
 
 def dispatch(args: argparse.Namespace) -> int:
     action = args.trace_command
     if action == "golden":
         return cmd_golden(args.update, args.dir or golden.GOLDEN_DIR)
+    if action == "import":
+        return cmd_import(args)
     records = _load(args.file)
     if action == "show":
         print(printable(format_trace(records)))
         return 0
     if action == "explain":
-        print(printable(format_explanation(explain(records))))
+        check_target(args.json)
+        expl = explain(records)
+        print(printable(format_explanation(expl)))
+        service: list[ServiceFinding] | None = None
+        if args.service_log is not None:
+            events = _load_service_log(args.service_log)
+            service = explain_service(records, events)
+            print(printable(format_service(service, sum(expl.decrements.values()))))
+        if args.json is not None:
+            data = explanation_json(expl)
+            if service is not None:
+                data["service"] = [dataclasses.asdict(f) for f in service]
+            emit(args.json, json_text(data), getattr(args, "stdout", None))
         return 0
     return cmd_replay(records, args.scenario)
+
+
+def explanation_json(expl: Explanation) -> dict[str, Any]:
+    """The findings of ``trace explain`` as data: every decrement, its cause and remedy."""
+    return {
+        "format": "myna-hil-explanation",
+        "version": 1,
+        "apdus": expl.apdus,
+        "decrements": dict(expl.decrements),
+        "warnings": list(expl.warnings),
+        "findings": [
+            {
+                "index": f.index,
+                "app": f.app,
+                "pin": f.pin,
+                "sw": f.sw,
+                "tries_left": f.tries_left,
+                "cause": f.cause.name.lower(),
+                "cause_text": str(f.cause),
+                "decrement": f.decrement,
+                "detail": f.detail,
+                "remedy": f.remedy,
+            }
+            for f in expl.findings
+        ],
+    }
 
 
 def _load(path: Path) -> list[TraceRecord]:
     try:
         return read_trace(path)
     except TraceFormatError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _load_service_log(path: Path) -> list[ServiceEvent]:
+    try:
+        return parse_service_log(path)
+    except ServiceLogError as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -81,8 +161,10 @@ def format_trace(records: Sequence[TraceRecord]) -> str:
     """One line per exchange: index, command, target, hex, answer, latency; notes indented."""
     meta = _meta(records)
     atr = "?" if meta.atr is None else meta.atr.hex().upper()
+    source = meta.extra.get("source")
+    what = meta.scenario or (f"imported {source}" if isinstance(source, str) else None)
     lines = [
-        f"trace of {_or(meta.scenario)} on {_or(meta.transport)}, "
+        f"trace of {_or(what)} on {_or(meta.transport)}, "
         f"ATR {atr}, {'redacted' if meta.redacted else 'UNREDACTED'}"
     ]
     answers = {r.i: r for r in records if isinstance(r, Rsp | Lost)}
@@ -132,6 +214,9 @@ def cmd_replay(records: Sequence[TraceRecord], scenario: str | None) -> int:
         return replay, ReplayControls()
 
     result, _ = run_unit(unit, opener)
+    if result.skipped:
+        print(f"replay of {unit.name}: cannot replay: {result.skipped}")
+        return 1
     if result.error:
         print(f"replay of {unit.name} against the trace stopped: {result.error}")
         return 1

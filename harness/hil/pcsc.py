@@ -14,10 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from smartcard import scard
-
 from emulator.redact import redact_command
+from harness.optional import PYSCARD_MISSING, PyscardMissingError
 from harness.transport import TRAFFIC, CardRemovedError, Transport, TransportError
+
+try:
+    from smartcard import scard
+except ImportError:  # the [pcsc] extra is not installed: say so in one line
+    raise PyscardMissingError(f"PC/SC access {PYSCARD_MISSING}") from None
 
 logger = logging.getLogger(__name__)
 

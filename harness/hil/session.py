@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,19 @@ class Secret:
     __str__ = __repr__
 
 
+def has_terminal() -> bool:
+    """Whether a PIN prompt can reach a person: ``/dev/tty`` on POSIX (getpass reads it even
+    when standard input is redirected), an interactive console on Windows (no ``/dev/tty``;
+    getpass reads the console through msvcrt)."""
+    if os.name == "nt":
+        return sys.stdin is not None and sys.stdin.isatty()
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR))
+    except OSError:
+        return False
+    return True
+
+
 def owner_pin(
     env: Mapping[str, str], *, prompt: bool, ask: Callable[[str], str] = getpass.getpass
 ) -> Secret | None:
@@ -79,10 +93,8 @@ def owner_pin(
         return Secret(value)
     if not prompt:
         return None
-    try:
-        os.close(os.open("/dev/tty", os.O_RDWR))
-    except OSError:
-        raise HilSetupError("--prompt-pin needs a terminal; set MYNA_AUTH_PIN instead") from None
+    if not has_terminal():
+        raise HilSetupError("--prompt-pin needs a terminal; set MYNA_AUTH_PIN instead")
     typed = ask("JPKI auth PIN (verified once, never stored): ")
     return Secret(typed) if typed else None
 

@@ -15,9 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from smartcard import scard
-
 from emulator.vpcd import reader_name as reader_for_slot
+from harness.optional import PYSCARD_MISSING, PyscardMissingError
+
+try:
+    from smartcard import scard
+except ImportError:  # the [pcsc] extra is not installed: say so in one line
+    raise PyscardMissingError(f"the vpcd slots {PYSCARD_MISSING}") from None
 
 __all__ = [
     "EmulatorProcess",

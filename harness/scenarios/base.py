@@ -17,6 +17,7 @@ from emulator.pins import SPECS
 from emulator.protocol import CHECK_NUMBERS, PIN_ORDER
 from harness.clock import FakeClock
 from harness.errors import NoSuchFileError
+from harness.revocation.log import ServiceLog
 from harness.sessions import session_for
 from harness.sessions.base import PinStatus
 from harness.trace.recorder import RecordingTransport
@@ -93,6 +94,7 @@ class Ctx:
     clock: FakeClock = field(default_factory=FakeClock)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     steps: list[StepResult] = field(default_factory=list)
+    service_log: ServiceLog | None = None  # the TEST revocation service's, if one ran
 
     @property
     def admin(self) -> CardControls:

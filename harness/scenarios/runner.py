@@ -21,7 +21,7 @@ from harness.cards import default_pins, pooled_card
 from harness.clock import FakeClock
 from harness.controls import CardControls, InProcessCard
 from harness.hil.guard import Interlocks, authorise, guarded, refusal
-from harness.scenarios import catalogue, phantom  # noqa: F401 - registers the scenarios
+from harness.scenarios import catalogue, phantom, service  # noqa: F401 - registers the scenarios
 from harness.scenarios.base import (
     FACE_AUTH,
     REGISTRY,
@@ -170,6 +170,8 @@ def run_unit(
     rec.close()
     if trace_dir is not None:
         rec.save(trace_dir / f"{unit.name}.jsonl")
+        if ctx.service_log is not None:
+            ctx.service_log.save(trace_dir / f"{unit.name}.service.jsonl")
     result = ScenarioResult(
         unit.name,
         unit.profile,

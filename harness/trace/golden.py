@@ -24,7 +24,9 @@ from harness.trace.decode import CommandKind
 from harness.trace.recorder import dumps
 from harness.trace.records import Cmd, Lost, Rsp, TraceRecord
 
-GOLDEN_DIR = Path(__file__).resolve().parents[2] / "traces" / "golden"
+#: The golden traces, shipped inside the package (also in an installed wheel); ``myna-hil trace
+#: golden --dir DIR`` compares with (or ``--update`` writes) another directory.
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden_traces"
 _KEY_DEPENDENT_EFS = {
     ("jpki", JPKI.EF_SIGN_CERT),
     ("jpki", JPKI.EF_SIGN_CA_CERT),

@@ -28,6 +28,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +46,14 @@ logger = logging.getLogger(__name__)
 _R = TypeVar("_R", bound=TraceRecord)
 
 
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """When a record happened, as a log made elsewhere tells it (either may be unknown)."""
+
+    time: str | None  # wall clock, UTC, ISO 8601
+    t: float | None  # seconds since the log's first record
+
+
 class TraceLog:
     """The records of one card's traffic, built from raw exchanges (redacted as it goes).
 
@@ -57,7 +66,7 @@ class TraceLog:
     def __init__(
         self,
         transport: str,
-        atr: bytes,
+        atr: bytes | None,
         *,
         redact: bool = True,
         clock: Clock | None = None,
@@ -66,6 +75,9 @@ class TraceLog:
         self.redact = redact
         self.clock = clock
         self.records: list[TraceRecord] = []
+        #: When the next records happened, for a log made elsewhere (``trace import``):
+        #: ``None`` stamps them now.
+        self.when: Stamp | None = None
         self.apdus = 0
         self._seq = 0  # not len(records): a long-running log may drop old records
         self._fingerprints = Fingerprinter()
@@ -112,8 +124,9 @@ class TraceLog:
             )
         )
 
-    def answer(self, i: int, apdu: bytes, rsp: bytes, seconds: float) -> Rsp:
-        """Record the answer *rsp* to command *i* (*apdu*), *seconds* after it was sent."""
+    def answer(self, i: int, apdu: bytes, rsp: bytes, seconds: float | None) -> Rsp:
+        """Record the answer *rsp* to command *i* (*apdu*), *seconds* after it was sent
+        (``None``: not known)."""
         sw = rsp[-2] << 8 | rsp[-1] if len(rsp) >= 2 else 0
         self._tracker.update(apdu, sw)
         return self._append(
@@ -127,7 +140,7 @@ class TraceLog:
             )
         )
 
-    def lost(self, i: int, apdu: bytes, error: str, seconds: float) -> Lost:
+    def lost(self, i: int, apdu: bytes, error: str, seconds: float | None) -> Lost:
         """Record that command *i* (*apdu*) got no answer: the card lost power / went away."""
         self._tracker.update(apdu, None)
         return self._append(Lost(i=i, error=error, latency_ms=_ms(seconds), **self._stamp()))
@@ -162,6 +175,8 @@ class TraceLog:
 
     def _stamp(self) -> dict[str, Any]:
         """``seq``, ``time``, ``t`` and ``clock`` of the record about to be appended."""
+        if self.when is not None:
+            return {"seq": self._seq, "time": self.when.time, "t": self.when.t, "clock": None}
         return {
             "seq": self._seq,
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
@@ -234,8 +249,8 @@ class RecordingTransport(Transport):
         return write_trace(path, self.records)
 
 
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
 
 
 def note(transport: Transport, actor: str, event: str, **fields: Any) -> None:
@@ -268,6 +283,7 @@ __all__ = [
     "TRACE_FORMAT",
     "TRACE_VERSION",
     "RecordingTransport",
+    "Stamp",
     "TraceFormatError",
     "TraceLog",
     "TraceRecord",

@@ -168,7 +168,7 @@ LAZY_IMPORTS = {
     ("harness.hil.session", "harness.hil.pcsc"),
     # The plugin loads in every pytest run of the environment; --myna-reader is rare.
     ("harness.pytest_plugin", "harness.hil.pcsc"),
-    # --vpcd-slot only.
+    # run --slot only.
     ("harness.scenarios.served", "harness.hil.pcsc"),
 }
 
@@ -213,8 +213,16 @@ def test_lazy_imports_are_for_the_optional_dependency_only(target: str) -> None:
 #: guarded), its session and report on top of them.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("emulator",),
-    ("harness", "harness.transport", "harness.clock", "harness.errors"),
-    ("harness.sessions", "harness.trace", "harness.inprocess"),
+    # harness.cikit: the CI kit (pcscd with vpcd readers), standard library only.
+    (
+        "harness",
+        "harness.transport",
+        "harness.clock",
+        "harness.errors",
+        "harness.cikit",
+        "harness.optional",
+    ),
+    ("harness.sessions", "harness.trace", "harness.inprocess", "harness.revocation"),
     ("harness.actors",),
     (
         "harness.cards",
@@ -223,12 +231,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "harness.hil.pcsc",
         "harness.hil.identity",
         "harness.hil.guard",
+        "harness.virtual_pcsc",
+        "harness.pyscard_reader",
         "harness.hil.floor",
         "harness.hil.tap",
     ),
     ("harness.scenarios",),
     ("harness.hil.session", "harness.hil.report", "harness.reliability"),
-    ("harness.cli", "harness.pytest_plugin", "harness.panel"),
+    ("harness.cli", "harness.pytest_plugin", "harness.panel", "harness.__main__"),
 )
 
 

@@ -18,6 +18,7 @@ COLUMNS = (
     "ratio_to_direct",
     "ratio_to_fsync_write",
     "ratio_to_atomic_write",
+    "ratio_to_inprocess",
     "apdu_per_s",
     "verify_per_s",
     "p50_us",

@@ -219,7 +219,7 @@ def test_check_number_verify_is_redacted(p2: int, cla: int) -> None:
 
 
 def test_the_scenario_golden_trace_holds_no_check_number() -> None:
-    golden = Path(__file__).resolve().parents[2] / "traces" / "golden"
+    golden = Path(__file__).resolve().parents[2] / "harness" / "trace" / "golden_traces"
     a, b = check_number_a(HOLDER), check_number_b(HOLDER)
     for name in ("lockout-check-b.jsonl", "lockout-check-b@face-auth.jsonl"):
         text = (golden / name).read_text()

@@ -140,7 +140,9 @@ def test_soak_without_pc_sc_support_is_one_line(
 ) -> None:
     monkeypatch.setitem(sys.modules, "smartcard", None)  # import fails
     assert main(["soak", "--slots", "98", "--seconds", "1"]) == 2
-    assert "PC/SC support is not available" in one_error_line(capsys.readouterr().err)
+    assert one_error_line(capsys.readouterr().err) == (
+        "myna-hil soak: error: soak needs pyscard: pip install 'myna-hil[pcsc]'"
+    )
 
 
 # --- bounded reads ------------------------------------------------------------------------------

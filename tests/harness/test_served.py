@@ -72,16 +72,19 @@ def test_whole_catalogue_through_vpcd(tmp_path: Path, capsys: pytest.CaptureFixt
     # Only the simulated in-card power loss stays in-process.
     assert skipped == {"phantom-tearing"}
     assert all(r["ok"] for n, r in results.items() if n not in skipped)
-    assert len(results) == 24
+    assert len(results) == 27
     # The traces went through PC/SC: the recorder names the reader's transport.
     meta = json.loads((traces / "lockout-auth.jsonl").read_text().splitlines()[0])
     assert reader_name(SLOT) in meta["transport"]
+    # The relying-party units ran their revocation service beside the served card.
+    log = (traces / "phantom-revoked-after-move.service.jsonl").read_text().splitlines()
+    assert '"type": "revoked"' in log[4] and '"status": "revoked"' in log[-1]
 
 
 def test_slot_without_vpcd_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["run", "lockout-auth", "--vpcd-slot", "-1"])
     assert code == 2
-    assert "--vpcd-slot must be >= 0" in capsys.readouterr().err
+    assert "--slot must be >= 0" in capsys.readouterr().err
 
 
 def test_vpcd_slot_and_reader_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
