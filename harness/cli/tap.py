@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from emulator.vpcd import DEFAULT_HOST, reader_name, slot_port
 from harness.cli.errors import UsageError
+from harness.cli.output import STDOUT, check_target
 from harness.cli.reader import open_tap_reader, watch_reader
 from harness.cli.trace import printable
 from harness.hil.floor import DEFAULT_FLOOR, MAX_FLOOR, REFUSAL_SW, TriesFloor
@@ -88,7 +89,12 @@ def add_parser(sub: Any) -> None:
         help=f"tries a wrong PIN must leave for a command to be forwarded (default "
         f"{DEFAULT_FLOOR}; 0 forwards everything and sends nothing of its own)",
     )
-    p.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write every event and the summary as JSON lines to FILE ('-': stdout; "
+        "the text view then goes to stderr)",
+    )
     p.add_argument("--host", default=DEFAULT_HOST, help=argparse.SUPPRESS)  # vpcd elsewhere
 
 
@@ -295,6 +301,7 @@ def cmd_tap(args: argparse.Namespace, stop: threading.Event | None = None) -> in
                 f"slot {args.slot} ({virtual!r}) already holds a card (another myna-emu "
                 "serve or tap?); stop it or pick another --slot"
             )
+        check_target(args.json)
         trace_file = None
         if args.trace is not None:
             try:
@@ -304,10 +311,26 @@ def cmd_tap(args: argparse.Namespace, stop: threading.Event | None = None) -> in
                     f"cannot write the trace {args.trace}: {exc.strerror or exc}"
                 ) from None
             closers.append(trace_file.close)
-        return _run(args, physical, presence, physical_name, virtual, trace_file, stop)
+        machine = _json_stream(args)
+        if machine is not None and machine is not getattr(args, "stdout", None):
+            closers.append(machine.close)
+        return _run(args, physical, presence, physical_name, virtual, trace_file, machine, stop)
     finally:
         for close in reversed(closers):
             close()
+
+
+def _json_stream(args: argparse.Namespace) -> TextIO | None:
+    """Where ``--json`` goes: the real stdout for ``-``, a file opened now, or nowhere."""
+    if args.json is None:
+        return None
+    if args.json == STDOUT:
+        stream: TextIO = getattr(args, "stdout", None) or sys.stdout
+        return stream
+    try:
+        return Path(args.json).open("w", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--json {args.json}: cannot write: {exc.strerror or exc}") from None
 
 
 def _run(
@@ -317,6 +340,7 @@ def _run(
     physical_name: str,
     virtual: str,
     trace_file: TraceFile | None,
+    machine: TextIO | None,
     stop: threading.Event | None,
 ) -> int:
     floor = TriesFloor(args.floor)
@@ -326,35 +350,35 @@ def _run(
         meta={"reader": physical_name, "virtual_reader": virtual, "floor": args.floor},
     )
 
+    def machine_line(doc: dict[str, Any]) -> None:
+        if machine is not None:
+            machine.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            machine.flush()
+
     def listener(event: TapEvent) -> None:
         if event.kind == "refused":
             _say(refusal_line(event, args.floor), err=True)
-        if args.json:
-            _say(json.dumps(event_json(event), ensure_ascii=False))
-            return
+        machine_line(event_json(event))
         line = format_event(event)
         if line is not None:
             _say(line)
 
     relay = TapRelay(physical, log, floor=floor, listener=listener, trace_file=trace_file)
     tap = Tap(relay, presence, port=slot_port(args.slot), host=args.host, reader=physical_name)
-    if not args.json:
-        kept = f"trace {args.trace}" if args.trace else "no trace file (--trace FILE)"
-        _say(
-            f"myna-hil tap: {physical_name!r} -> {virtual!r} (slot {args.slot}); floor "
-            f"{args.floor}{' (everything forwarded)' if args.floor == 0 else ''}; {kept}. "
-            "Ctrl-C stops."
-        )
+    kept = f"trace {args.trace}" if args.trace else "no trace file (--trace FILE)"
+    _say(
+        f"myna-hil tap: {physical_name!r} -> {virtual!r} (slot {args.slot}); floor "
+        f"{args.floor}{' (everything forwarded)' if args.floor == 0 else ''}; {kept}. "
+        "Ctrl-C stops."
+    )
     stop = stop if stop is not None else threading.Event()
     with _stop_on_signals(stop):
         why = tap.run(stop)
     if trace_file is not None:
         trace_file.write(log)
     expl = explain(log.records)
-    if args.json:
-        _say(json.dumps(summary_json(relay.stats, expl, args.trace), ensure_ascii=False))
-    else:
-        _say(summary_text(relay.stats, expl, args.trace))
+    machine_line(summary_json(relay.stats, expl, args.trace))
+    _say(summary_text(relay.stats, expl, args.trace))
     if why is not None:
         _say(f"myna-hil tap: stopped: {why}", err=True)
         return 1

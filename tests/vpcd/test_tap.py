@@ -185,7 +185,7 @@ def test_sigint_and_sigterm_stop_the_tap_cleanly(tapbench: Bench) -> None:
 
 
 def test_json_lines_for_machines(tapbench: Bench) -> None:
-    tapbench.start_tap("--json")
+    tapbench.start_tap("--json", "-")  # JSON lines on stdout, the text view on stderr
     app = App(TAP_READER)
     try:
         app.send(select_app(JPKI))
@@ -206,6 +206,8 @@ def test_json_lines_for_machines(tapbench: Bench) -> None:
     summary = lines[-1]
     assert summary["event"] == "summary" and summary["refused"] == 1
     assert [f["cause"] for f in summary["findings"]] == ["user_wrong", "auto_retry"]
+    err = tapbench.tap.err() if tapbench.tap else ""
+    assert "tap summary: 3 command(s) from the app" in err and "REFUSED #" in err
 
 
 def test_floor_zero_forwards_a_blocking_loop(tapbench: Bench) -> None:
