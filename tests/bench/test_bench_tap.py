@@ -63,6 +63,7 @@ def card() -> Iterator[None]:
     """The emulator in slot 4 (both slots locked for the module)."""
     ensure_pcscd()
     with both_slots():
+        wait_until(lambda: not card_present(CARD_READER), f"{CARD_READER!r} to be free")
         proc = subprocess.Popen(
             [sys.executable, "-m", "emulator.cli_serve", "--memory", "--slot", str(CARD_SLOT)],
             stderr=subprocess.DEVNULL,
@@ -76,6 +77,7 @@ def card() -> Iterator[None]:
 
 @pytest.fixture
 def tap(card: None, tmp_path: Path) -> Iterator[None]:
+    wait_until(lambda: not card_present(TAP_READER), f"{TAP_READER!r} to be free")
     proc = subprocess.Popen(
         [
             str(BIN / "myna-hil"),

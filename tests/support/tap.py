@@ -160,7 +160,12 @@ class Bench:
         self.trace = self.directory / "app.jsonl"
 
     def serve(self) -> None:
-        """Put the card into its reader (``myna-emu serve``) and wait for pcscd to see it."""
+        """Put the card into its reader (``myna-emu serve``) and wait for pcscd to see it.
+
+        The reader must be empty first: a card there is another suite's (one that does not
+        take the slot locks), and would be taken for this one.
+        """
+        wait_until(lambda: not card_present(CARD_READER), f"{CARD_READER!r} to be free")
         argv = [str(BIN / "myna-emu"), "serve", "--state", str(self.state)]
         self.card = Proc([*argv, "--slot", str(CARD_SLOT)], self.directory, "serve")
         self.card.start()
@@ -189,11 +194,18 @@ class Bench:
             str(self.trace),
             *extra,
         ]
+        wait_until(lambda: not card_present(TAP_READER), f"{TAP_READER!r} to be free")
         self.tap = Proc(argv, self.directory, "tap")
         self.tap.start()
         if wait:
+            # Up (its first line printed, to stdout or, with --json -, stderr) and its card in.
             wait_until(
-                lambda: self.tap is not None and self.tap.running() and card_present(TAP_READER),
+                lambda: (
+                    self.tap is not None
+                    and self.tap.running()
+                    and "myna-hil tap: " in self.tap.out() + self.tap.err()
+                    and card_present(TAP_READER)
+                ),
                 f"the tap's card in {TAP_READER!r}",
             )
         return self.tap
