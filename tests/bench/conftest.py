@@ -19,6 +19,7 @@ COLUMNS = (
     "ratio_to_minimal",
     "ratio_to_openssl",
     "kib_per_card",
+    "ratio_to_direct",
     "ratio_to_fsync_write",
     "ratio_to_atomic_write",
     "ratio_to_inprocess",
@@ -26,6 +27,8 @@ COLUMNS = (
     "verify_per_s",
     "p50_us",
     "p99_us",
+    "added_p50_us",
+    "added_p99_us",
     "durable_writes_per_apdu",
     "apdus",
 )
