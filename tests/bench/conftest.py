@@ -31,6 +31,12 @@ COLUMNS = (
     "added_p99_us",
     "durable_writes_per_apdu",
     "apdus",
+    "slots",
+    "serve_processes",
+    "cpu_pcscd",
+    "cpu_clients",
+    "cpu_cards",
+    "card_cpu_us_per_apdu",
 )
 
 
