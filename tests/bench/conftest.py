@@ -20,10 +20,12 @@ COLUMNS = (
     "ratio_to_openssl",
     "kib_per_card",
     "ratio_to_direct",
+    "one_process_ratio_to_echo",
     "ratio_to_fsync_write",
     "ratio_to_atomic_write",
     "ratio_to_inprocess",
     "apdu_per_s",
+    "echo_apdu_per_s",
     "verify_per_s",
     "p50_us",
     "p99_us",
@@ -37,6 +39,7 @@ COLUMNS = (
     "cpu_clients",
     "cpu_cards",
     "card_cpu_us_per_apdu",
+    "echo_cpu_us_per_apdu",
 )
 
 
