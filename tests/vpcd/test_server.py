@@ -23,7 +23,7 @@ from emulator.vpcd import (
     slot_port,
 )
 from harness.transport import TRAFFIC
-from tests.vpcd.conftest import STANDIN_ATR, FakeVpcd, Running, StandInCard, wait_until
+from tests.vpcd.conftest import STANDIN_ATR, TIMEOUT, FakeVpcd, Running, StandInCard, wait_until
 
 SELECT = bytes.fromhex("00A4040C0AD392F000260100000001")
 Serve = Callable[..., Running]
@@ -361,3 +361,20 @@ def test_reader_truncated_stream(cut: int) -> None:
     reader, _ = _reader([encode_frame(SELECT)[:cut]])
     with pytest.raises(TruncatedFrameError):
         reader.read_frame()
+
+
+def test_eject_pulls_the_card_until_insert(serve: Serve, vpcd: FakeVpcd) -> None:
+    running = serve()
+    assert vpcd.exchange(SELECT)[-2:] == b"\x90\x00"
+    running.server.eject()
+    vpcd.assert_closed_by_card()
+    wait_until(lambda: not running.server.connected.is_set(), what="the card out")
+    vpcd.listener.settimeout(0.3)
+    with pytest.raises(TimeoutError):
+        vpcd.accept()  # stays out: no new connection while ejected
+    assert not running.server.present
+    vpcd.listener.settimeout(TIMEOUT)
+    running.server.insert()
+    vpcd.accept()
+    assert vpcd.exchange(SELECT)[-2:] == b"\x90\x00"
+    assert running.server.connections == 2
