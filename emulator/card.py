@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from emulator import commands, pins
 from emulator.apps import build_applications, mf
-from emulator.errors import CardPoweredOff, SwError
+from emulator.errors import CardPoweredOff, SwError, status
 from emulator.files import Application, Ef, Handler
 from emulator.grammar import SW, ApduFormatError, CommandApdu
 from emulator.personalise import apply_profile, new_state
@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 _SW_WRONG_LENGTH = SW.WRONG_LENGTH.to_bytes(2, "big")
 _SW_UNKNOWN = SW.NO_PRECISE_DIAGNOSIS.to_bytes(2, "big")
 _SW_MEMORY_FAILURE = SW.MEMORY_FAILURE.to_bytes(2, "big")
+_SW_INS_NOT_SUPPORTED = SW.INS_NOT_SUPPORTED.to_bytes(2, "big")
+
+_parse = CommandApdu.from_bytes
 
 #: Interindustry (CLA 0x) commands, by INS.
 _ISO_COMMANDS: dict[int, Handler] = {
@@ -172,12 +175,16 @@ class Card:
         if not self.powered:
             raise CardPoweredOff("card is not powered; power it on first")
         try:
-            apdu = CommandApdu.from_bytes(raw)
+            apdu = _parse(raw)
         except ApduFormatError:
             return _SW_WRONG_LENGTH
         self.store_error = None
         try:
-            response = self._dispatch(apdu)
+            if apdu.cla == 0x00:  # the plain interindustry class: nearly every command
+                handler = _ISO_COMMANDS.get(apdu.ins)
+                response = handler(self, apdu) if handler is not None else _SW_INS_NOT_SUPPORTED
+            else:
+                response = self._dispatch_class(apdu)
             if len(response) - 2 > (apdu.le or 0):
                 # A response never carries more than Ne bytes (ISO 7816-4): a handler bug.
                 logger.error(
@@ -203,34 +210,33 @@ class Card:
             logger.exception("internal error on %s", redact_command(raw))
             return _SW_UNKNOWN
 
-    def _dispatch(self, apdu: CommandApdu) -> bytes:
+    def _dispatch_class(self, apdu: CommandApdu) -> bytes:
+        """Commands of any class but ``00``: refusals by class, JPKI's proprietary ``80``."""
         cla = apdu.cla
         if cla & 0xC0 == 0x40:
             # Further interindustry class (ISO 7816-4 §5.4.1): logical channels 4..19, never 0.
-            raise SwError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
+            return status(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
         if cla == 0xFF or cla & 0x60:
-            raise SwError(SW.CLA_NOT_SUPPORTED)
+            return status(SW.CLA_NOT_SUPPORTED)
         if cla & 0x03:
-            raise SwError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
+            return status(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
         if cla & 0x0C:
             # No secure-messaging session is modelled: READ BINARY and VERIFY answer 69FC,
             # other commands (SELECT) 6882 [card].
             if apdu.ins in _SM_SESSION_INS:
-                raise SwError(SW.SECURE_MESSAGING_NO_SESSION)
-            raise SwError(SW.SECURE_MESSAGING_NOT_SUPPORTED)
+                return status(SW.SECURE_MESSAGING_NO_SESSION)
+            return status(SW.SECURE_MESSAGING_NOT_SUPPORTED)
         if cla & 0x10:
-            raise SwError(SW.CHAINING_NOT_SUPPORTED)
+            return status(SW.CHAINING_NOT_SUPPORTED)
         if cla & 0x80:
             app = self.session.app
             handler = app.commands.get((0x80, apdu.ins)) if app else None
             if handler is None:
                 known = any((0x80, apdu.ins) in a.commands for a in self.applications.values())
-                raise SwError(SW.CONDITIONS_NOT_SATISFIED if known else SW.INS_NOT_SUPPORTED)
+                return status(SW.CONDITIONS_NOT_SATISFIED if known else SW.INS_NOT_SUPPORTED)
             return handler(self, apdu)
-        iso = _ISO_COMMANDS.get(apdu.ins)
-        if iso is None:
-            raise SwError(SW.INS_NOT_SUPPORTED)
-        return iso(self, apdu)
+        # Unreachable: a class with none of the bits above is 00, dispatched in transmit.
+        return status(SW.CLA_NOT_SUPPORTED)
 
     # --- durable changes ----------------------------------------------------------------------
 

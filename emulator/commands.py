@@ -1,8 +1,10 @@
 """The interindustry commands (ISO 7816-4) as the My Number Card implements them.
 
-Each handler takes the card and a parsed command and returns the whole response, or raises
-``SwError``. Facts tagged [card]/[client] follow ``docs/card.md``; [model] marks
-behaviour that is not public and is this project's choice.
+Each handler takes the card and a parsed command and returns the whole response: data + SW,
+or a status word alone (:func:`status`) for a refusal, which is an ordinary answer and costs
+no exception. The addressing helpers below raise ``SwError`` (the dispatcher answers it).
+Facts tagged [card]/[client] follow ``docs/card.md``; [model] marks behaviour that is not
+public and is this project's choice.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from typing import TYPE_CHECKING
 
 from emulator import pins
-from emulator.errors import PowerLost, SwError
+from emulator.errors import PowerLost, SwError, status
 from emulator.files import AuthKeyEf, BinaryEf, Ef, KeyEf, PinEf, RecordEf
 from emulator.grammar import SW, CommandApdu, verify_failed
 from emulator.profiles import contact_atr
@@ -67,14 +69,15 @@ def _reference(card: Card, p2: int) -> Ef:
     if p2 & 0xE0 != 0x80:
         raise SwError(SW.INCORRECT_P1P2)
     sfi = p2 & 0x1F
+    session = card.session
     if sfi == 0:
-        ef = card.session.ef
+        ef = session.ef
         if ef is None:
             raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
         return ef
-    _current_app(card)
-    assert card.session.app is not None
-    ef = card.session.app.by_sfi(sfi)
+    if session.app is None:
+        raise SwError(SW.FILE_NOT_FOUND)  # nothing is selected after power-on [card]
+    ef = session.app.files.get(sfi)  # by_sfi: a short identifier is the FID's low bits
     if ef is None:
         raise SwError(SW.REFERENCE_DATA_NOT_FOUND)  # [model]
     return ef
@@ -99,11 +102,11 @@ def _check_usable(card: Card, ef: PinEf) -> None:
 def select(card: Card, apdu: CommandApdu) -> bytes:
     """SELECT by DF name (P1 04) or by FID (P1 00 / 02). No FCI is returned [model]."""
     if apdu.p2 not in (0x00, 0x0C):
-        raise SwError(SW.INCORRECT_P1P2)
+        return status(SW.INCORRECT_P1P2)
     if apdu.p1 == 0x04:
         app = card.applications.get(apdu.data)
         if app is None:
-            raise SwError(SW.FILE_NOT_FOUND)
+            return status(SW.FILE_NOT_FOUND)
         # Selecting an application clears its security state [client]. Whether re-selecting
         # the *same* application does is not public: a quirk keeps the verified PINs [model].
         session = card.session
@@ -120,44 +123,54 @@ def select(card: Card, apdu: CommandApdu) -> bytes:
             # 00 A4 00 00 (select the MF): 6A86 right after reset, 9000 without any change
             # inside an application [card].
             if card.session.app is None:
-                raise SwError(SW.INCORRECT_P1P2)
+                return status(SW.INCORRECT_P1P2)
             return OK
         if len(apdu.data) != 2:
-            raise SwError(SW.WRONG_LENGTH)
+            return status(SW.WRONG_LENGTH)
         app = card.session.app
         fid = apdu.data[0] << 8 | apdu.data[1]
         ef = app.files.get(fid) if app is not None else None
         if ef is None:
-            raise SwError(SW.FILE_NOT_FOUND)  # includes 3F00 [card]
+            return status(SW.FILE_NOT_FOUND)  # includes 3F00 [card]
         card.session.ef = ef
         return OK
-    raise SwError(SW.INCORRECT_P1P2)
+    return status(SW.INCORRECT_P1P2)
 
 
 # --- VERIFY and the retry counter -----------------------------------------------------------
 
 
+#: The ``63Cx`` answers by tries left, made once (a status query is the command clients send
+#: most; ``verify_failed`` checks its range on every call).
+_VERIFY_FAILED = tuple(status(verify_failed(tries)) for tries in range(16))
+
+
 def verify(card: Card, apdu: CommandApdu) -> bytes:
-    """VERIFY: empty data queries the counter; with data the counter is spent first."""
+    """VERIFY: empty data queries the counter; with data the counter is spent first.
+
+    Its ordinary answers (``63Cx``, ``6984``, ``6700``) are returned, not raised: a status
+    query is the command clients send most."""
     if apdu.p1 != 0x00:
-        raise SwError(SW.INCORRECT_P1P2)
-    ef = _pin_ef(card, apdu.p2)
-    if ef.pin is None and not ef.disabled:
-        # Text AP 0012, blocked on every card examined [card].
-        raise SwError(SW.VERIFY_FAILED if not apdu.data else SW.REFERENCE_DATA_NOT_USABLE)
+        return status(SW.INCORRECT_P1P2)
+    ef = _reference(card, apdu.p2)
+    if not isinstance(ef, PinEf):
+        return status(SW.COMMAND_NOT_ALLOWED_NO_EF)  # as _pin_ef
     name = ef.pin
-    assert name is not None
-    _check_usable(card, ef)
-    if not apdu.data:
+    if name is None and not ef.disabled:
+        # Text AP 0012, blocked on every card examined [card].
+        return status(SW.VERIFY_FAILED if not apdu.data else SW.REFERENCE_DATA_NOT_USABLE)
+    if ef.disabled or name is None or name not in card.state.pins:
+        return status(SW.REFERENCE_DATA_NOT_USABLE)  # as _check_usable
+    data = apdu.data
+    if not data:
         if card.state.quirks.status_9000_after_verify and name in card.session.verified:
             return OK  # the quirk some cards show [card]; off by default
-        raise SwError(verify_failed(card.read_pin(name).tries_left))
-    spec = pins.SPECS[name]
-    if not spec.length_ok(apdu.data):
+        return _VERIFY_FAILED[card.read_pin(name).tries_left]
+    if not pins.SPECS[name].length_ok(data):
         # [model] no try spent for an impossible length; a blocked PIN still says so first
         if card.read_pin(name).blocked:
-            raise SwError(SW.REFERENCE_DATA_NOT_USABLE)
-        raise SwError(SW.WRONG_LENGTH)
+            return status(SW.REFERENCE_DATA_NOT_USABLE)
+        return status(SW.WRONG_LENGTH)
     # Decrement before compare, durable before the comparison (anti-tearing) [card]. The
     # record compared is the one the decrement read, inside the same transaction.
     record = card.update_pin(name, pins.spend_try(SwError(SW.REFERENCE_DATA_NOT_USABLE)))
@@ -165,26 +178,26 @@ def verify(card: Card, apdu: CommandApdu) -> bytes:
         card.faults.tear_after_decrement -= 1
         card.power_off()
         raise PowerLost("power lost after the counter decrement")
-    if pins.matches(record, apdu.data):
+    if pins.matches(record, data):
         # [model] re-set by another process between decrement and compare: not this value
         changed = SwError(verify_failed(record.tries_left))
         card.update_pin(name, pins.restore_tries(record.digest, changed))
         card.session.verified.add(name)
         return OK
     card.session.verified.discard(name)
-    raise SwError(verify_failed(record.tries_left))
+    return _VERIFY_FAILED[record.tries_left]
 
 
 def _change(card: Card, apdu: CommandApdu, family: str) -> bytes:
     ef = _pin_ef(card, apdu.p2)
     if ef.change != family:
-        raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] the other INS family
+        return status(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] the other INS family
     _check_usable(card, ef)
     assert ef.pin is not None
     if ef.pin not in card.session.verified:
-        raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
+        return status(SW.SECURITY_STATUS_NOT_SATISFIED)
     if pins.SPECS[ef.pin].violation(apdu.data):
-        raise SwError(SW.INCORRECT_DATA)  # [model]
+        return status(SW.INCORRECT_DATA)  # [model]
     card.update_pin(ef.pin, pins.new_value(apdu.data))
     return OK
 
@@ -192,14 +205,14 @@ def _change(card: Card, apdu: CommandApdu, family: str) -> bytes:
 def change_reference_data(card: Card, apdu: CommandApdu) -> bytes:
     """CHANGE REFERENCE DATA ``00 24 01 P2 Lc new``, after VERIFY of the old value [client]."""
     if apdu.p1 != 0x01:
-        raise SwError(SW.INCORRECT_P1P2)  # [model] P1 00 (old + new) is not used by clients
+        return status(SW.INCORRECT_P1P2)  # [model] P1 00 (old + new) is not used by clients
     return _change(card, apdu, "iso")
 
 
 def jicsap_change_key(card: Card, apdu: CommandApdu) -> bytes:
     """JICSAP CHANGE KEY ``80 32 00 P2 Lc new`` for the Juki PIN [card]."""
     if apdu.p1 != 0x00:
-        raise SwError(SW.INCORRECT_P1P2)
+        return status(SW.INCORRECT_P1P2)
     return _change(card, apdu, "jicsap")
 
 
@@ -210,28 +223,28 @@ def read_binary(card: Card, apdu: CommandApdu) -> bytes:
     """READ BINARY by current EF (15-bit offset) or by SFI (P1 = 80|SFI, P2 = offset)."""
     if apdu.p1 & 0x80:
         if apdu.p1 & 0x60:
-            raise SwError(SW.INCORRECT_P1P2)
+            return status(SW.INCORRECT_P1P2)
         _current_app(card)
         assert card.session.app is not None
         ef = card.session.app.by_sfi(apdu.p1 & 0x1F)
         if ef is None:
-            raise SwError(SW.FILE_NOT_FOUND)
+            return status(SW.FILE_NOT_FOUND)
         card.session.ef = ef  # an SFI reference makes the EF current (ISO 7816-4)
         offset = apdu.p2
     else:
         ef = card.session.ef
         if ef is None:
-            raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
+            return status(SW.COMMAND_NOT_ALLOWED_NO_EF)
         offset = apdu.p1 << 8 | apdu.p2
     if not isinstance(ef, BinaryEf):
-        raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] PIN and key EFs are not readable
+        return status(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] PIN and key EFs are not readable
     if apdu.le is None or apdu.data:
-        raise SwError(SW.WRONG_LENGTH)
+        return status(SW.WRONG_LENGTH)
     if ef.read_pins and ef.read_pins.isdisjoint(card.session.verified):
-        raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
+        return status(SW.SECURITY_STATUS_NOT_SATISFIED)
     content = ef.content
     if offset >= len(content):
-        raise SwError(SW.WRONG_P1P2)  # offset at or beyond the end [card] (JICSAP 6.4.1(4))
+        return status(SW.WRONG_P1P2)  # offset at or beyond the end [card] (JICSAP 6.4.1(4))
     # At most Ne bytes (Le 00 = 256, extended 0000 = 65536); a read that asks past the end
     # gets the bytes that are left, with 9000 [card].
     return content[offset : offset + apdu.le] + OK
@@ -245,15 +258,15 @@ def get_data(card: Card, apdu: CommandApdu) -> bytes:
     """GET DATA ``5F51``: the contact ATR without its leading 3B [card], any time; the MF-level
     objects only while no application is selected [card] (docs/card.md#get-data)."""
     if apdu.data:
-        raise SwError(SW.WRONG_LENGTH)
+        return status(SW.WRONG_LENGTH)
     tag = apdu.p1 << 8 | apdu.p2
     if tag == 0x5F51:
         return fixed_answer(apdu, contact_atr(card.state.atr_form)[1:])
     data = card.mf_objects.get(tag) if card.session.app is None else None
     if data is None:
-        raise SwError(SW.REFERENCE_DATA_NOT_FOUND)
+        return status(SW.REFERENCE_DATA_NOT_FOUND)
     if len(data) > SHORT_NE and (apdu.le or 0) < len(data):
-        raise SwError(SW.WRONG_LENGTH)  # [model] 6Cxx cannot say more than 256
+        return status(SW.WRONG_LENGTH)  # [model] 6Cxx cannot say more than 256
     return fixed_answer(apdu, data)
 
 
@@ -269,29 +282,29 @@ def read_record(card: Card, apdu: CommandApdu) -> bytes:
     """READ RECORD ``00 B2 rec P2 Le``: P2 ``04`` the current EF, ``(SFI << 3) | 04`` by SFI
     [card]; the records are simple-TLV objects."""
     if apdu.data:
-        raise SwError(SW.WRONG_LENGTH)
+        return status(SW.WRONG_LENGTH)
     mode, sfi = apdu.p2 & 0x07, apdu.p2 >> 3
     if mode == RECORDS_FROM_P1:
-        raise SwError(SW.FUNCTION_NOT_SUPPORTED)  # [model] as some real cards answer [card]
+        return status(SW.FUNCTION_NOT_SUPPORTED)  # [model] as some real cards answer [card]
     if mode != RECORD_P1 or sfi == 0x1F or apdu.p1 == 0:
-        raise SwError(SW.INCORRECT_P1P2)  # [model] record 0 (the current record) is never set
+        return status(SW.INCORRECT_P1P2)  # [model] record 0 (the current record) is never set
     if sfi:
         _current_app(card)
         assert card.session.app is not None
         ef = card.session.app.by_sfi(sfi)
         if ef is None:
-            raise SwError(SW.FILE_NOT_FOUND)
+            return status(SW.FILE_NOT_FOUND)
         card.session.ef = ef
     else:
         ef = card.session.ef
         if ef is None:
-            raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
+            return status(SW.COMMAND_NOT_ALLOWED_NO_EF)
     if isinstance(ef, BinaryEf):
-        raise SwError(SW.COMMAND_INCOMPATIBLE_WITH_FILE)
+        return status(SW.COMMAND_INCOMPATIBLE_WITH_FILE)
     if not isinstance(ef, RecordEf):
-        raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
+        return status(SW.COMMAND_NOT_ALLOWED_NO_EF)
     if apdu.p1 > len(ef.records):
-        raise SwError(SW.RECORD_NOT_FOUND)
+        return status(SW.RECORD_NOT_FOUND)
     return fixed_answer(apdu, ef.records[apdu.p1 - 1])  # 6Cxx when Ne is short [model]
 
 
@@ -299,18 +312,18 @@ def internal_authenticate(card: Card, apdu: CommandApdu) -> bytes:
     """INTERNAL AUTHENTICATE ``00 88 00 (80|SFI) Lc challenge Le``: a signature by the key the
     EF holds; only the common AP's ``0019`` answers, with no credential [card]."""
     if apdu.p1 != 0x00:
-        raise SwError(SW.INCORRECT_P1P2)
+        return status(SW.INCORRECT_P1P2)
     if not 1 <= len(apdu.data) <= MAX_CHALLENGE_DATA:
-        raise SwError(SW.WRONG_LENGTH)
+        return status(SW.WRONG_LENGTH)
     ef = _reference(card, apdu.p2)
     if isinstance(ef, KeyEf):
         # JPKI keys sign with COMPUTE DIGITAL SIGNATURE: 6982 behind a PIN [card]; [model]
         # 6985 once it is verified.
         if ef.pin is None or ef.pin not in card.session.verified:
-            raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
-        raise SwError(SW.CONDITIONS_NOT_SATISFIED)
+            return status(SW.SECURITY_STATUS_NOT_SATISFIED)
+        return status(SW.CONDITIONS_NOT_SATISFIED)
     if not isinstance(ef, AuthKeyEf):
-        raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)
+        return status(SW.COMMAND_NOT_ALLOWED_NO_EF)
     return fixed_answer(apdu, ef.sign(apdu.data))
 
 
@@ -320,9 +333,9 @@ def internal_authenticate(card: Card, apdu: CommandApdu) -> bytes:
 def get_challenge(card: Card, apdu: CommandApdu) -> bytes:
     """Ne random bytes, Le 1..256 [card]; kept for EXTERNAL AUTHENTICATE [model]."""
     if apdu.p1 or apdu.p2:
-        raise SwError(SW.INCORRECT_P1P2)
+        return status(SW.INCORRECT_P1P2)
     if apdu.le is None or apdu.le > MAX_CHALLENGE_LENGTH or apdu.data:
-        raise SwError(SW.WRONG_LENGTH)  # no Le, or extended Le past 256 [model]
+        return status(SW.WRONG_LENGTH)  # no Le, or extended Le past 256 [model]
     card.session.challenge = os.urandom(apdu.le)
     return card.session.challenge + OK
 
@@ -330,15 +343,15 @@ def get_challenge(card: Card, apdu: CommandApdu) -> bytes:
 def external_authenticate(card: Card, apdu: CommandApdu) -> bytes:
     """[model] Issuer authentication: the cryptogram over the last challenge, used once."""
     if apdu.p1 or apdu.p2:
-        raise SwError(SW.INCORRECT_P1P2)
+        return status(SW.INCORRECT_P1P2)
     if len(apdu.data) != CRYPTOGRAM_LENGTH:
-        raise SwError(SW.WRONG_LENGTH)
+        return status(SW.WRONG_LENGTH)
     challenge, card.session.challenge = card.session.challenge, None
     if challenge is None:
-        raise SwError(SW.CONDITIONS_NOT_SATISFIED)
+        return status(SW.CONDITIONS_NOT_SATISFIED)
     if not hmac.compare_digest(issuer_cryptogram(challenge), apdu.data):
         card.session.issuer_authenticated = False
-        raise SwError(SW.AUTHENTICATION_FAILED)
+        return status(SW.AUTHENTICATION_FAILED)
     card.session.issuer_authenticated = True
     return OK
 
@@ -346,21 +359,21 @@ def external_authenticate(card: Card, apdu: CommandApdu) -> bytes:
 def reset_retry_counter(card: Card, apdu: CommandApdu) -> bytes:
     """[model] RESET RETRY COUNTER: P1 02 sets a new value, P1 03 unblocks keeping it."""
     if apdu.p1 not in (0x02, 0x03):
-        raise SwError(SW.INCORRECT_P1P2)
+        return status(SW.INCORRECT_P1P2)
     ef = _pin_ef(card, apdu.p2)
     _check_usable(card, ef)
     assert ef.pin is not None
     if not card.session.issuer_authenticated:
-        raise SwError(SW.SECURITY_STATUS_NOT_SATISFIED)
+        return status(SW.SECURITY_STATUS_NOT_SATISFIED)
     if apdu.p1 == 0x02:
         if ef.change == "none":
-            raise SwError(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] a check number is printed
+            return status(SW.COMMAND_NOT_ALLOWED_NO_EF)  # [model] a check number is printed
         if pins.SPECS[ef.pin].violation(apdu.data):
-            raise SwError(SW.INCORRECT_DATA)
+            return status(SW.INCORRECT_DATA)
         card.update_pin(ef.pin, pins.new_value(apdu.data))
     else:
         if apdu.data:
-            raise SwError(SW.WRONG_LENGTH)
+            return status(SW.WRONG_LENGTH)
         max_tries = pins.SPECS[ef.pin].max_tries
         card.update_pin(ef.pin, pins.set_tries(max_tries))
     return OK

@@ -3,12 +3,14 @@
 Nothing here is real: names come from a short list of sample names, addresses put made-up
 town names in real cities, the My Number is random with a valid check digit, and every
 certificate chains to a CA whose name says TEST.
-Key generation (RSA-2048, four keys) happens once per card state, never per APDU.
+The RSA keys are the published TEST keys of :mod:`emulator.published_keys` unless fresh ones
+are asked for (RSA-2048 generation, four keys, ~0.3 s); never per APDU.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 
 from cryptography import x509
@@ -16,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from emulator.published_keys import AUTH, AUTH_CA, SIGN, SIGN_CA, published_key
 from emulator.state import Holder, Pki
 
 #: Family names, some with the variant kanji real cards carry (髙 U+9AD9, 﨑 U+FA11: the
@@ -154,8 +157,21 @@ def check_number_b(holder: Holder) -> str:
     return era_date(holder.birth_date) + holder.expiry[:4] + holder.security_code
 
 
-def _rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+#: Set (to anything but ``0`` or empty) to give every new card fresh RSA keys instead of the
+#: published TEST keys: the environment form of ``--fresh-keys``.
+FRESH_KEYS_ENV = "MYNA_HIL_FRESH_KEYS"
+
+
+def fresh_keys_wanted() -> bool:
+    """Whether :data:`FRESH_KEYS_ENV` asks for freshly generated keys."""
+    return os.environ.get(FRESH_KEYS_ENV, "") not in ("", "0")
+
+
+def _rsa_key(role: str, fresh: bool) -> rsa.RSAPrivateKey:
+    """The published TEST key of *role*, or with *fresh* a newly generated one (~0.1 s)."""
+    if fresh:
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return published_key(role)
 
 
 def _der_key(key: rsa.RSAPrivateKey) -> bytes:
@@ -274,16 +290,21 @@ def generate_pki(
     with_signing: bool = True,
     issued: dt.datetime | None = None,
     birth_date: str | None = None,
+    fresh_keys: bool | None = None,
 ) -> Pki:
     """Two TEST CAs and the card's key pairs with their certificates, issued at *issued*
     (default: now) and valid until the fifth birthday after it for a holder born on
     *birth_date* (``YYYYMMDD``; default: five years).
 
-    The signing certificate carries no personal data in this emulator ([model]: the real one
-    holds name, address, birth date and sex).
+    The keys are the published TEST keys (:mod:`emulator.published_keys`), or newly
+    generated ones with *fresh_keys* (default: :func:`fresh_keys_wanted`); the certificates
+    are issued anew either way, so every card has its own serial numbers. The signing
+    certificate carries no personal data in this emulator ([model]: the real one holds name,
+    address, birth date and sex).
     """
-    auth_ca = _rsa_key()
-    sign_ca = _rsa_key()
+    fresh = fresh_keys_wanted() if fresh_keys is None else fresh_keys
+    auth_ca = _rsa_key(AUTH_CA, fresh)
+    sign_ca = _rsa_key(SIGN_CA, fresh)
     auth_ca_name = _name("myna-hil TEST JPKI User Authentication CA")
     sign_ca_name = _name("myna-hil TEST JPKI Digital Signature CA")
     auth_ca_cert = _certificate(
@@ -302,7 +323,7 @@ def generate_pki(
         ca=True,
         key_usage=_usage(sign=True, ca=True),
     )
-    auth = _rsa_key()
+    auth = _rsa_key(AUTH, fresh)
     auth_cert = _certificate(
         _name("myna-hil TEST card user authentication"),
         auth.public_key(),
@@ -323,18 +344,34 @@ def generate_pki(
         auth_cert=auth_cert,
     )
     if with_signing:
-        issue_signing(pki, issued=issued, birth_date=birth_date)
+        _issue_signing(pki, sign_ca, fresh, issued, birth_date)
     return pki
 
 
 def issue_signing(
-    pki: Pki, *, issued: dt.datetime | None = None, birth_date: str | None = None
+    pki: Pki,
+    *,
+    issued: dt.datetime | None = None,
+    birth_date: str | None = None,
+    fresh_keys: bool | None = None,
 ) -> None:
-    """Generate the signing key and certificate (a counter re-issuing them, or at init)."""
+    """Issue the signing key and certificate (a counter re-issuing them, or at init): the
+    published TEST signing key, or with *fresh_keys* a new one; a new certificate always."""
     sign_ca = serialization.load_der_private_key(pki.sign_ca_key, None)
     assert isinstance(sign_ca, rsa.RSAPrivateKey)
+    fresh = fresh_keys_wanted() if fresh_keys is None else fresh_keys
+    _issue_signing(pki, sign_ca, fresh, issued, birth_date)
+
+
+def _issue_signing(
+    pki: Pki,
+    sign_ca: rsa.RSAPrivateKey,
+    fresh: bool,
+    issued: dt.datetime | None,
+    birth_date: str | None,
+) -> None:
     sign_ca_cert = x509.load_der_x509_certificate(pki.sign_ca_cert)
-    key = _rsa_key()
+    key = _rsa_key(SIGN, fresh)
     pki.sign_key = _der_key(key)
     pki.sign_cert = _certificate(
         _name("myna-hil TEST card digital signature"),

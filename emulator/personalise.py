@@ -64,8 +64,11 @@ def new_state(
     holder: Holder | None = None,
     holder_seed: int | None = None,
     pki: Pki | None = None,
+    fresh_keys: bool | None = None,
 ) -> CardState:
-    """A freshly issued card. Pass *pki* to reuse keys (tests); else four RSA keys are made.
+    """A freshly issued card. Pass *pki* to reuse keys and certificates (tests); else the card
+    gets its own certificates over the published TEST keys, or over newly generated keys with
+    *fresh_keys* (default: ``MYNA_HIL_FRESH_KEYS``; docs/card.md#test-keys).
 
     The holder is *holder*, else generated: reproducibly from *holder_seed*, else at random.
     """
@@ -76,13 +79,15 @@ def new_state(
     values = pin_values(pin_overrides, profile)
     holder = holder or generate_holder(seed=holder_seed)
     if pki is None:
-        pki = generate_pki(with_signing=profile == STANDARD, birth_date=holder.birth_date)
+        pki = generate_pki(
+            with_signing=profile == STANDARD, birth_date=holder.birth_date, fresh_keys=fresh_keys
+        )
     else:
         pki = copy.deepcopy(pki)
         if profile == FACE_AUTH:
             revoke_signing(pki)
         elif pki.sign_key is None:
-            issue_signing(pki, birth_date=holder.birth_date)
+            issue_signing(pki, birth_date=holder.birth_date, fresh_keys=fresh_keys)
     # [model] the common AP's PIN starts with the Juki PIN's value: user interfaces present
     # them as one "個人番号カード用 PIN" although they are two references [card].
     values[str(Pin.COMMON)] = values["juki"]

@@ -3,8 +3,9 @@
 Below the scenarios: the test controls (:mod:`harness.controls`), the pytest plugin, the
 scenario runner and the CLI all make their cards here.
 
-Key generation (five RSA-2048 keys) is the slow part of making a card; every scenario card
-of a run reuses one PKI, so ``myna-hil run --all`` pays for it once.
+The cards use the published TEST keys (docs/card.md#test-keys): no key is generated unless
+fresh keys are asked for; then every scenario card of a run reuses one PKI, so
+``myna-hil run --all`` pays for key generation once.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
+import os
 from typing import TYPE_CHECKING, Any
 
 from emulator.card import Card
 from emulator.identity import (
+    FRESH_KEYS_ENV,
     check_number_a,
     check_number_b,
     generate_pki,
@@ -53,8 +56,18 @@ CERTIFICATES_ISSUED = EPOCH - dt.timedelta(days=30)
 
 @functools.cache
 def shared_pki() -> Pki:
-    """The run's TEST PKI (with a signing key, kept as the spare for re-issuing)."""
+    """The run's TEST PKI (with a signing key, kept as the spare for re-issuing): the
+    published TEST keys with certificates of its own, or fresh keys (:func:`use_fresh_keys`)."""
     return generate_pki(with_signing=True, issued=CERTIFICATES_ISSUED, birth_date=HOLDER.birth_date)
+
+
+def use_fresh_keys() -> None:
+    """Give the cards of this process, and of processes it starts, newly generated RSA keys
+    instead of the published TEST keys (``myna-hil run --fresh-keys``, pytest
+    ``--myna-fresh-keys``): sets ``MYNA_HIL_FRESH_KEYS`` and forgets the keys made so far."""
+    os.environ[FRESH_KEYS_ENV] = "1"
+    shared_pki.cache_clear()
+    _POOL.clear()
 
 
 def new_state_for(
@@ -94,6 +107,10 @@ class CardPool:
 
     def __init__(self) -> None:
         self._cards: dict[tuple[str, str, bool], Card] = {}
+
+    def clear(self) -> None:
+        """Forget every card (new keys: the next :meth:`get` builds afresh)."""
+        self._cards.clear()
 
     def get(
         self,

@@ -11,8 +11,10 @@ Registered through the ``pytest11`` entry point ``myna_hil``; nothing to import.
     ``@pytest.mark.myna_card("face-auth", pins=..., tries=..., quirks=..., atr=...,
     check_numbers=...)`` (:mod:`harness.plugin.marker`). A name the card does not know (a
     PIN, a quirk, a marker key) is an error listing the known ones: at collection for a
-    marker, in the test for a control. The TEST keys are made once per process; each test's
-    card is a freshly issued state on a reused card object (:class:`harness.cards.CardPool`).
+    marker, in the test for a control. Each test's card is a freshly issued state on a
+    reused card object (:class:`harness.cards.CardPool`), over the published TEST keys (no
+    key generation; ``--myna-fresh-keys`` or ``MYNA_HIL_FRESH_KEYS=1`` generates new keys
+    once per process instead).
 ``myna_transport``
     What the code under test should talk to: the ``myna_card`` transport, or with
     ``--myna-reader NAME`` (or ``MYNA_READER``) a PC/SC reader. There, tests that use
@@ -60,9 +62,9 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 from emulator.card import Card
-from emulator.identity import certificate_serial
+from emulator.identity import FRESH_KEYS_ENV, certificate_serial
 from emulator.vpcd import VpcdServer, slot_port
-from harness.cards import CardPool, new_card
+from harness.cards import CardPool, new_card, use_fresh_keys
 from harness.controls import InProcessCard
 from harness.hil.guard import Interlocks, authorise, guarded
 from harness.inprocess import InProcessTransport
@@ -118,9 +120,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="keep every test's card trace (redacted) as DIR/<node id>-<hash>.jsonl",
     )
+    group.addoption(
+        "--myna-fresh-keys",
+        action="store_true",
+        default=False,
+        help="give the in-process cards newly generated RSA keys (once per process, xdist "
+        f"workers included) instead of the published TEST keys; also {FRESH_KEYS_ENV}=1",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("myna_fresh_keys", default=False):
+        use_fresh_keys()
     if reader_name(config):
         try:
             require_pyscard("--myna-reader")

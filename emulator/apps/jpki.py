@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.apps.rsa_sign import SigningKey
+from emulator.apps.rsa_sign import signing_key
 from emulator.commands import fixed_answer, key_ef
-from emulator.errors import SwError
+from emulator.errors import status
 from emulator.files import NOBODY, Application, BinaryEf, Ef, KeyEf, PinEf
 from emulator.grammar import SW, TokenInfo
 from emulator.grammar.ids import JPKI
@@ -55,7 +55,7 @@ def extra_efs() -> list[Ef]:
 def build(state: CardState) -> Application:
     pki = state.pki
     face_auth = state.profile == FACE_AUTH
-    keys = {"auth": SigningKey(pki.auth_key)}
+    keys = {"auth": signing_key(pki.auth_key)}
     files: list[Ef] = [
         BinaryEf(JPKI.EF_SIGN_CA_CERT, pki.sign_ca_cert),
         BinaryEf(JPKI.EF_AUTH_CERT, pki.auth_cert),
@@ -73,7 +73,7 @@ def build(state: CardState) -> Application:
         ]
     else:
         assert pki.sign_key is not None and pki.sign_cert is not None
-        keys["sign"] = SigningKey(pki.sign_key)
+        keys["sign"] = signing_key(pki.sign_key)
         files += [
             BinaryEf.opened_by(JPKI.EF_SIGN_CERT, pki.sign_cert, Pin.SIGN),
             BinaryEf(JPKI.EF_CERT_AVAILABILITY, bytes.fromhex("8F8F00")),
@@ -85,9 +85,9 @@ def build(state: CardState) -> Application:
     def compute_digital_signature(card: Card, apdu: CommandApdu) -> bytes:
         """``80 2A P1 P2 Lc data Le``; P2 ``80`` current key EF, ``97``/``9A`` by SFI [client]."""
         if not apdu.data:
-            raise SwError(SW.WRONG_LENGTH)
+            return status(SW.WRONG_LENGTH)
         if apdu.p1 > 0x05:
-            raise SwError(SW.INCORRECT_P1P2)
+            return status(SW.INCORRECT_P1P2)
         ef = key_ef(card, apdu.p2)
         # 256 bytes within Ne, else 6C00 [model] (docs/card.md#ne-and-le)
         return fixed_answer(apdu, keys[ef.key].sign(apdu.p1, apdu.data))

@@ -8,8 +8,11 @@ opens only ``0001`` on a real card) is not modelled: [model] either check number
 
 from __future__ import annotations
 
+import functools
+
 import emulator.apps.cvc as cvc
 import emulator.apps.images as images
+from emulator.apps.by_holder import cached_by_holder
 from emulator.files import NOBODY, Application, BinaryEf, Ef, PinEf
 from emulator.grammar import Tlv
 from emulator.grammar.ids import SURFACE
@@ -78,6 +81,7 @@ def entries_ef(holder: Holder) -> bytes:
     return _signed(SURFACE.TAG_ENTRIES, items, unsigned=unsigned, offsets=0xDF21, sig_tag=0xDF28)
 
 
+@functools.cache
 def ap_info_ef() -> bytes:
     """EF 0003, AP basic data (free) [card]: identifier, key id, version, municipality code,
     an opaque block; the values are [model]."""
@@ -106,19 +110,25 @@ def my_number_ef(holder: Holder) -> bytes:
     )
 
 
+@cached_by_holder
+def holder_efs(holder: Holder) -> tuple[bytes, bytes, bytes]:
+    """EFs ``0001``, ``0002`` and ``0005`` of *holder* (built once per holder)."""
+    return birth_ef(holder), entries_ef(holder), my_number_ef(holder)
+
+
 def build(state: CardState) -> Application:
-    h = state.holder
+    birth, entries, my_number = holder_efs(state.holder)
     if Pin.SURFACE_A in state.pins:
         a: tuple[str, ...] = (Pin.SURFACE_A,)
         either: tuple[str, ...] = (Pin.SURFACE_A, Pin.SURFACE_B)
     else:  # a card issued before check numbers were modelled: nothing opens them
         a = either = (NOBODY,)
     files: list[Ef] = [
-        BinaryEf.opened_by(SURFACE.EF_BIRTH, birth_ef(h), *either),
-        BinaryEf.opened_by(SURFACE.EF_ENTRIES, entries_ef(h), *either),
+        BinaryEf.opened_by(SURFACE.EF_BIRTH, birth, *either),
+        BinaryEf.opened_by(SURFACE.EF_ENTRIES, entries, *either),
         BinaryEf(SURFACE.EF_AP_INFO, ap_info_ef()),
         BinaryEf(SURFACE.EF_CERT, cvc.certificate(cvc.TEST_SURFACE_AP_KEY_PEM)),
-        BinaryEf.opened_by(SURFACE.EF_MY_NUMBER, my_number_ef(h), *a),
+        BinaryEf.opened_by(SURFACE.EF_MY_NUMBER, my_number, *a),
         BinaryEf.opened_by(SURFACE.EF_FILLER, FILLER, *either),
         *(PinEf.of(ref) for ref in references_in(App.SURFACE) if ref.pin in state.pins),
     ]

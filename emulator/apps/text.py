@@ -5,9 +5,11 @@ Reference: docs/card.md#text-ap-files and #check-numbers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import emulator.apps.cvc as cvc
+from emulator.apps.by_holder import cached_by_holder
 from emulator.files import Application, BinaryEf, Ef, PinEf
 from emulator.grammar import Tlv, build_tlvs
 from emulator.grammar.ids import TEXT
@@ -71,6 +73,14 @@ def signature_ef(my_number: bytes, basic_four: bytes) -> bytes:
     ).to_bytes()
 
 
+@cached_by_holder
+def holder_efs(holder: Holder) -> tuple[bytes, bytes, bytes]:
+    """EFs ``0001``, ``0002`` and ``0003`` of *holder* (built once per holder)."""
+    number, four = my_number_ef(holder.my_number), basic_four_ef(holder)
+    return number, four, signature_ef(number, four)
+
+
+@functools.cache
 def ap_info_ef() -> bytes:
     """EF 0005 AP basic info: identifier and key id [card]; tags and filler [model]."""
     key = cvc.load_key(cvc.TEST_TEXT_AP_KEY_PEM).public_key()
@@ -82,8 +92,7 @@ def ap_info_ef() -> bytes:
 
 
 def build(state: CardState) -> Application:
-    h = state.holder
-    number, four = my_number_ef(h.my_number), basic_four_ef(h)
+    number, four, signature = holder_efs(state.holder)
     # Either check number opens the integrity record; A the My Number, B the attributes
     # [card] (they are only in the file model when the card holds them).
     has_checks = Pin.TEXT_A in state.pins
@@ -92,7 +101,7 @@ def build(state: CardState) -> Application:
     files: list[Ef] = [
         BinaryEf.opened_by(TEXT.EF_MY_NUMBER, number, Pin.HELPER, *a),
         BinaryEf.opened_by(TEXT.EF_BASIC_FOUR, four, Pin.HELPER, *b),
-        BinaryEf.opened_by(TEXT.EF_SIGNATURE, signature_ef(number, four), Pin.HELPER, *a, *b),
+        BinaryEf.opened_by(TEXT.EF_SIGNATURE, signature, Pin.HELPER, *a, *b),
         BinaryEf(TEXT.EF_CERT, cvc.certificate(cvc.TEST_TEXT_AP_KEY_PEM)),
         BinaryEf(TEXT.EF_AP_INFO, ap_info_ef()),
         BinaryEf(TEXT.EF_FILLER, FILLER),

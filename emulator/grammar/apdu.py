@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from construct import Bytes as CBytes
 from construct import (
@@ -137,9 +137,15 @@ class _DataBeforeTrailer(Construct):  # type: ignore[misc]
 RESPONSE_APDU = Struct("data" / _DataBeforeTrailer(2), "sw" / Int16ub, Terminated)
 
 
-@dataclass(frozen=True, slots=True)
-class CommandApdu:
-    """A command APDU. ``le`` is ``None`` when absent; 256 / 65536 mean "all available"."""
+_new = tuple.__new__
+
+
+class CommandApdu(NamedTuple):
+    """A command APDU. ``le`` is ``None`` when absent; 256 / 65536 mean "all available".
+
+    Immutable. A named tuple rather than a frozen dataclass: the card builds one per APDU, and
+    a tuple is built in a third of the time (no ``object.__setattr__`` per field).
+    """
 
     cla: int
     ins: int
@@ -163,32 +169,35 @@ class CommandApdu:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> CommandApdu:
-        """Fast-path parse; agrees with :data:`COMMAND_APDU` (property-tested)."""
+        """Fast-path parse; agrees with :data:`COMMAND_APDU` (property-tested). Builds the
+        tuple directly: the named tuple's generated ``__new__`` costs three times as much."""
         n = len(raw)
         if n < 4:
             raise ApduFormatError(f"command APDU of {n} bytes is shorter than its header")
         cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
         if n == 4:
-            return cls(cla, ins, p1, p2)
+            return _new(cls, (cla, ins, p1, p2, b"", None, False))
         b1 = raw[4]
         if n == 5:
-            return cls(cla, ins, p1, p2, b"", b1 or 0x100)
+            return _new(cls, (cla, ins, p1, p2, b"", b1 or 0x100, False))
         if b1:
             if n == 5 + b1:
-                return cls(cla, ins, p1, p2, raw[5:])
+                return _new(cls, (cla, ins, p1, p2, raw[5:], None, False))
             if n == 6 + b1:
-                return cls(cla, ins, p1, p2, raw[5:-1], raw[-1] or 0x100)
+                return _new(cls, (cla, ins, p1, p2, raw[5:-1], raw[-1] or 0x100, False))
             raise ApduFormatError(f"short Lc={b1} does not match a {n}-byte APDU")
         if n < 7:  # B1 = 00 opens the 3-byte extended length; a 6-byte APDU has no room
             raise ApduFormatError(f"extended length fields do not fit a {n}-byte APDU")
         if n == 7:
-            return cls(cla, ins, p1, p2, b"", (raw[5] << 8 | raw[6]) or 0x10000, True)
+            return _new(cls, (cla, ins, p1, p2, b"", (raw[5] << 8 | raw[6]) or 0x10000, True))
         lc = raw[5] << 8 | raw[6]
         if lc:
             if n == 7 + lc:
-                return cls(cla, ins, p1, p2, raw[7:], None, True)
+                return _new(cls, (cla, ins, p1, p2, raw[7:], None, True))
             if n == 9 + lc:
-                return cls(cla, ins, p1, p2, raw[7:-2], (raw[-2] << 8 | raw[-1]) or 0x10000, True)
+                return _new(
+                    cls, (cla, ins, p1, p2, raw[7:-2], (raw[-2] << 8 | raw[-1]) or 0x10000, True)
+                )
         raise ApduFormatError(f"extended length fields do not match a {n}-byte APDU")
 
     def to_bytes(self) -> bytes:

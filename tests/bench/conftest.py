@@ -1,6 +1,7 @@
 """Benchmark report: after a ``--benchmark-only`` run, a table of every benchmark's median
-and the ratios the benchmarks put in ``extra_info`` (``ratio_to_echo``,
-``ratio_to_fsync_write``, ``ratio_to_atomic_write``, ``ratio_to_empty_tests``, APDU/s, p50/p99 ...).
+and the ratios the benchmarks put in ``extra_info`` (``ratio_to_echo``, ``ratio_to_minimal``,
+``ratio_to_openssl``, ``ratio_to_fsync_write``, ``ratio_to_atomic_write``,
+``ratio_to_empty_tests``, APDU/s, p50/p99, memory per card ...).
 
 The same figures are in the JSON that ``tox -e bench`` saves (bench-results/benchmark.json);
 ``ci/bench-report.py`` prints this table again from that file.
@@ -15,17 +16,32 @@ import pytest
 #: extra_info keys shown, in this order, when a benchmark has them.
 COLUMNS = (
     "ratio_to_echo",
+    "ratio_to_minimal",
+    "ratio_to_openssl",
+    "kib_per_card",
+    "ratio_to_direct",
+    "one_process_ratio_to_echo",
     "ratio_to_fsync_write",
     "ratio_to_atomic_write",
     "ratio_to_empty_tests",
     "overhead_per_test_ms",
     "ratio_to_inprocess",
     "apdu_per_s",
+    "echo_apdu_per_s",
     "verify_per_s",
     "p50_us",
     "p99_us",
+    "added_p50_us",
+    "added_p99_us",
     "durable_writes_per_apdu",
     "apdus",
+    "slots",
+    "serve_processes",
+    "cpu_pcscd",
+    "cpu_clients",
+    "cpu_cards",
+    "card_cpu_us_per_apdu",
+    "echo_cpu_us_per_apdu",
 )
 
 
