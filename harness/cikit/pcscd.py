@@ -22,8 +22,6 @@ wrappers in ``ci/`` run this with the system Python before any virtualenv exists
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import shutil
 import signal
@@ -207,6 +205,8 @@ _SCARD_E_NO_READERS_AVAILABLE = 0x8010002E
 
 def _list_with_libpcsclite(name: str) -> list[str] | None:
     """The readers by libpcsclite (no pyscard needed); None when pcscd cannot be reached."""
+    import ctypes  # only here: every myna-hil command loads this module, few list readers
+
     lib = ctypes.CDLL(name)
     lib.SCardEstablishContext.restype = ctypes.c_long
     lib.SCardListReaders.restype = ctypes.c_long
@@ -238,6 +238,8 @@ def list_readers() -> list[str] | None:
 
     Through libpcsclite with ctypes, else ``pcsc_scan -r``; :class:`CiError` when neither is
     there."""
+    import ctypes.util  # only here (see _list_with_libpcsclite)
+
     name = ctypes.util.find_library("pcsclite") or "libpcsclite.so.1"
     with contextlib.suppress(OSError):
         return _list_with_libpcsclite(name)
