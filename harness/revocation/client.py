@@ -73,10 +73,13 @@ class Fetcher:
     def fetch(self, url: str, body: bytes | None = None) -> bytes:
         """The body of a 200 answer to GET *url* (POST *body* as an OCSP request if given);
         raises :class:`_ServiceError` for anything else."""
-        parts = urllib.parse.urlsplit(url)
+        try:
+            parts = urllib.parse.urlsplit(url)
+            key = (parts.scheme, parts.hostname or "", parts.port)
+        except ValueError:  # a port that is not a number
+            raise _ServiceError(f"unreachable (not an HTTP URL: {url!r})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise _ServiceError(f"unreachable (not an HTTP URL: {url!r})")
-        key = (parts.scheme, parts.hostname, parts.port)
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query

@@ -218,6 +218,13 @@ def test_an_unreachable_service_is_a_service_error(svc: Service) -> None:
     assert verdict.outcome is Outcome.SERVICE_ERROR and "unreachable" in verdict.detail
 
 
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/ocsp", "http://127.0.0.1:port/ocsp", "ocsp"])
+def test_a_url_that_is_not_http_is_a_service_error(svc: Service, url: str) -> None:
+    verdict = check_certificate(svc.cert("sign"), svc.ca("sign"), at=svc.clock.now(), ocsp_url=url)
+    assert verdict.outcome is Outcome.SERVICE_ERROR
+    assert verdict.detail == f"OCSP: unreachable (not an HTTP URL: {url!r})"
+
+
 def test_a_fetcher_keeps_one_connection_and_reopens_after_a_refusal(
     svc: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
