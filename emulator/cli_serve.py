@@ -1,8 +1,12 @@
 """``myna-emu serve``: put virtual cards into vpcd reader slots until told to stop.
 
-One thread per slot, each with its own card. SIGINT / SIGTERM let every slot finish the
-exchange in hand, then each card is closed (a durable card saves its state) and the process
-exits 0. Also runnable alone: ``python -m emulator.cli_serve --echo --slot 1``.
+One slot: served by this process. Several slots: one process per slot
+(:mod:`emulator.serve_workers`: the card's Python work holds the GIL, so threads of one
+process would take turns), this process owning their lifecycle and logging; ``--one-process``
+and ``--panel`` keep every slot in threads of this process instead (the panel works on the
+live servers). Either way, SIGINT / SIGTERM let every slot finish the exchange in hand, then
+each card is closed (a durable card saves its state) and the exit status is 0. Also runnable
+alone: ``python -m emulator.cli_serve --echo --slot 1``.
 
 Add-ons (``--panel``: the browser control panel) live in the harness, which the emulator never
 imports: they are found by name in the entry-point group :data:`ADDON_GROUP` and given the
@@ -23,9 +27,14 @@ from types import FrameType
 from typing import Any, Protocol
 
 from emulator import TRAFFIC
-from emulator.card import Card
-from emulator.echo import EchoCard
-from emulator.state import StateError
+from emulator.serve_workers import (
+    CardKind,
+    CardOpenError,
+    SlotSpec,
+    close_card,
+    open_card,
+    run_workers,
+)
 from emulator.vpcd import DEFAULT_HOST, VirtualCard, VpcdServer, slot_port
 
 logger = logging.getLogger(__name__)
@@ -56,9 +65,12 @@ Attach virtual My Number Cards to vsmartcard's vpcd driver in pcscd. Slot N is T
 More readers: add reader.conf entries with other CHANNELIDs (each gives two slots; see
 ci/pcscd-start.sh, MYNA_VPCD_EXTRA) and restart pcscd.
 
-Several cards in one process: repeat --slot, and give one --state per slot, in the same
-order (--state a.json --slot 0 --state b.json --slot 1 puts a.json in slot 0). With --memory
-or --echo every slot gets its own fresh card and no --state is needed.
+Several cards: repeat --slot, and give one --state per slot, in the same order
+(--state a.db --slot 0 --state b.db --slot 1 puts a.db in slot 0). With --memory or --echo
+every slot gets its own fresh card and no --state is needed. Each slot is then served by a
+process of its own (this one starts them, prints their log, and stops them all; a slot whose
+process dies ends the whole serve with exit status 1). --one-process (and --panel) serve
+every slot from threads of this process instead.
 
 Stops on SIGINT / SIGTERM after the exchange in hand; state files are saved on the way out.
 """
@@ -119,6 +131,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"vpcd host (default: {DEFAULT_HOST})")
     parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="serve several slots from threads of one process (default: a process per slot;"
+        " --panel implies this)",
+    )
+    parser.add_argument(
         "--panel",
         metavar="PORT",
         nargs="?",
@@ -161,25 +179,31 @@ def _configure_logging(verbosity: int) -> None:
     )
 
 
-def _open_cards(args: argparse.Namespace, count: int) -> list[VirtualCard]:
-    """One card per slot; raises ``_UsageError`` with a one-line message."""
-    if args.echo:
-        return [EchoCard() for _ in range(count)]
+def _specs(args: argparse.Namespace, ports: list[int]) -> list[SlotSpec]:
+    """What each slot serves; raises ``_UsageError`` for a state file that is not there."""
+    if args.echo or args.memory:
+        kind: CardKind = "echo" if args.echo else "memory"
+        return [SlotSpec(kind, args.host, port, args.profile) for port in ports]
     states: list[Path] = args.state
     for path in states:
         if not path.is_file():
             raise _UsageError(f"state file not found: {path}")
-    if args.memory:
-        return [Card.memory(args.profile) for _ in range(count)]
+    return [
+        SlotSpec("state", args.host, port, args.profile, path)
+        for path, port in zip(states, ports, strict=True)
+    ]
 
+
+def _open_cards(specs: list[SlotSpec]) -> list[VirtualCard]:
+    """One card per slot, in this process; raises ``_UsageError`` with a one-line message."""
     cards: list[VirtualCard] = []
-    for path in states:
+    for spec in specs:
         try:
-            cards.append(Card.open(path))
-        except (StateError, OSError) as exc:
+            cards.append(open_card(spec))
+        except CardOpenError as exc:
             for card in cards:
-                _close(card)
-            raise _UsageError(f"cannot open card state {path}: {exc}") from None
+                close_card(card)
+            raise _UsageError(str(exc)) from None
     return cards
 
 
@@ -231,23 +255,18 @@ def _start_addons(args: argparse.Namespace, servers: list[VpcdServer]) -> list[S
         raise _UsageError(f"--panel: {exc}") from None
 
 
-def _close(card: VirtualCard) -> None:
-    close = getattr(card, "close", None)
-    if close is None:
-        return
-    try:
-        close()
-    except Exception:
-        logger.exception("closing the card failed; its state may not be saved")
-
-
 def run_serve(args: argparse.Namespace) -> int:
     """Serve the cards until SIGINT / SIGTERM; the exit status."""
     _configure_logging(args.verbose)
     try:
         ports = _ports(args)
         _check(args, ports)
-        cards = _open_cards(args, len(ports))
+        specs = _specs(args, ports)
+        if len(specs) > 1 and not args.one_process and args.panel is None:
+            if args.panel_host is not None:
+                raise _UsageError("--panel-host needs --panel")
+            return run_workers(specs, logging.getLogger().getEffectiveLevel())
+        cards = _open_cards(specs)
     except _UsageError as exc:
         print(f"myna-emu serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -258,7 +277,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except _UsageError as exc:
         print(f"myna-emu serve: {exc}", file=sys.stderr)
         for card in cards:
-            _close(card)
+            close_card(card)
         return EXIT_USAGE
     threads = [
         threading.Thread(target=server.serve, name=f"vpcd-{server.port}", daemon=True)
@@ -294,7 +313,7 @@ def run_serve(args: argparse.Namespace) -> int:
             except Exception:
                 logger.exception("closing an add-on failed")
         for server in servers:
-            _close(server.card)  # an add-on may have put another card in the slot
+            close_card(server.card)  # an add-on may have put another card in the slot
     return status
 
 

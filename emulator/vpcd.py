@@ -137,19 +137,26 @@ class _PowerLost(Exception):
 
 
 class _FrameReader:
-    """Exact reads of length-prefixed frames from a stream socket."""
+    """Exact reads of length-prefixed frames from a stream socket.
+
+    The common case -- a frame start read whole by one ``recv`` -- returns a slice of it
+    with no buffering. Once a frame has started, only the bytes still missing are asked for.
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._buf = bytearray()
 
+    def _recv(self, size: int) -> bytes:
+        if _TCP_QUICKACK is not None:
+            # The kernel falls back to delayed ACKs after a while: re-arm every time.
+            self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+        return self._sock.recv(size)
+
     def _fill(self, n: int) -> bool:
         """Buffer at least ``n`` bytes; False when the stream ends first."""
         while len(self._buf) < n:
-            if _TCP_QUICKACK is not None:
-                # The kernel falls back to delayed ACKs after a while: re-arm every time.
-                self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
-            chunk = self._sock.recv(_RECV_SIZE)
+            chunk = self._recv(n - len(self._buf) if self._buf else _RECV_SIZE)
             if not chunk:
                 return False
             self._buf += chunk
@@ -157,11 +164,24 @@ class _FrameReader:
 
     def read_frame(self) -> bytes | None:
         """The next payload; None on a clean end of stream; TruncatedFrameError mid-frame."""
+        if not self._buf:
+            # The usual cases, without buffering: vpcd's 2-byte length segment followed by
+            # the body (it holds the body back until the length is ACKed), or one whole frame.
+            chunk = self._recv(_RECV_SIZE)
+            if len(chunk) == 2:
+                length = (chunk[0] << 8) | chunk[1]
+                body = self._recv(length) if length else b""
+                if len(body) == length:
+                    return body
+                chunk += body
+            elif len(chunk) > 2 and len(chunk) == 2 + ((chunk[0] << 8) | chunk[1]):
+                return chunk[2:]
+            self._buf += chunk
         if not self._fill(2):
             if self._buf:
                 raise TruncatedFrameError(f"stream ended after {len(self._buf)} of 2 length bytes")
             return None
-        length = int.from_bytes(self._buf[:2], "big")
+        length = (self._buf[0] << 8) | self._buf[1]
         if not self._fill(2 + length):
             raise TruncatedFrameError(
                 f"stream ended after {len(self._buf) - 2} of {length} payload bytes"
@@ -207,6 +227,9 @@ class VpcdServer:
         #: un-sticks the slot.
         self.silence_timeout = silence_timeout
         self._stop = threading.Event()
+        #: stop() or eject() asked for: no further frame is started (a plain flag, read
+        #: once per APDU; the events above are what waits use).
+        self._halt = False
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._powered = False
@@ -234,6 +257,7 @@ class VpcdServer:
         still sent, then the next read sees the end of the stream.
         """
         self._stop.set()
+        self._halt = True
         with self._lock:
             if self._sock is not None:
                 with contextlib.suppress(OSError):  # already disconnected
@@ -256,6 +280,7 @@ class VpcdServer:
         """Pull the card from the reader after the exchange in hand; it stays out until
         :meth:`insert`. Safe from any thread."""
         self._present.clear()
+        self._halt = True
         with self._lock:
             if self._sock is not None:
                 with contextlib.suppress(OSError):
@@ -264,6 +289,7 @@ class VpcdServer:
     def insert(self) -> None:
         """Put an ejected card back: the server connects to vpcd again."""
         self._present.set()
+        self._halt = self._stop.is_set()
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[VirtualCard]:
@@ -348,17 +374,17 @@ class VpcdServer:
 
     def _run_connection(self, sock: socket.socket) -> bool:
         """Serve one connection; True when the card lost power and must stay out a while."""
-        reader = _FrameReader(sock)
+        # The per-APDU path: one frame read, one card call under the card lock, one sendall
+        # (the lookups are hoisted; handle() is the same protocol for everything else).
+        read_frame = _FrameReader(sock).read_frame
+        sendall = sock.sendall
+        card_lock = self._card_lock
+        transmit = self._transmit
+        inserted = False
         sock.settimeout(self.silence_timeout)
         while True:
             try:
-                payload = reader.read_frame()
-                if not self.connected.is_set():
-                    sock.settimeout(None)  # vpcd talks to us: the card is in
-                    self.connections += 1
-                    self.connected.set()
-                    logger.info("card inserted into vpcd at %s", self.address)
-                    self._notify(VpcdEvent("inserted"))
+                payload = read_frame()
             except TruncatedFrameError as exc:
                 logger.info("vpcd at %s: %s; frame dropped", self.address, exc)
                 return False
@@ -370,21 +396,34 @@ class VpcdServer:
             except OSError as exc:
                 logger.info("vpcd at %s: connection lost: %s", self.address, exc)
                 return False
+            if not inserted:
+                inserted = True
+                sock.settimeout(None)  # vpcd talks to us: the card is in
+                self.connections += 1
+                self.connected.set()
+                logger.info("card inserted into vpcd at %s", self.address)
+                self._notify(VpcdEvent("inserted"))
             if payload is None:
-                if not self._stop.is_set() and self._present.is_set():
+                if not self._halt:
                     logger.info("vpcd at %s closed the connection", self.address)
                 return False
-            if self._stop.is_set() or not self._present.is_set():
+            if self._halt:
                 return False  # a frame read after stop() or eject() is not started
             try:
-                answer = self.handle(payload)
+                if len(payload) > 1:
+                    with card_lock:
+                        response = transmit(payload)  # at most MAX_PAYLOAD bytes
+                    answer = len(response).to_bytes(2, "big") + response
+                else:
+                    control = self.handle(payload)
+                    if control is None:
+                        continue
+                    answer = control
             except _PowerLost:
                 logger.info("vpcd at %s: card lost power mid-command; pulling it", self.address)
                 return True
-            if answer is None:
-                continue
             try:
-                sock.sendall(answer)
+                sendall(answer)
             except OSError as exc:
                 logger.info("vpcd at %s: answer not delivered: %s", self.address, exc)
                 return False

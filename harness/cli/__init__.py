@@ -1,4 +1,4 @@
-"""``myna-hil``: run the lock/reset scenarios, query a card, read and explain traces.
+"""``myna-hil``: run the lock/reset scenarios, query a card, read and explain traces, tap an app.
 
 Machine-readable output: every ``--json FILE`` (and ``run --junit FILE``) takes ``-`` for
 standard output; the human output then goes to stderr. ``-v`` works before or after the
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from emulator import TRAFFIC
 from harness import __version__
-from harness.cli import ci, listing, run, soak, status, trace
+from harness.cli import ci, listing, run, soak, status, tap, trace
 from harness.cli.errors import UsageError, error
 from harness.cli.output import STDOUT, tolerate_encoding
 
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_parser(sub)
     soak.add_parser(sub)
     ci.add_parser(sub)
+    tap.add_parser(sub)
     _verbose_after_commands(p)
     return p
 
@@ -126,6 +127,8 @@ def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return status.cmd_status(args)
     if args.command == "soak":
         return soak.cmd_soak(args)
+    if args.command == "tap":
+        return tap.cmd_tap(args)
     if args.command == "trace":
         if args.trace_command is None:
             raise UsageError("trace needs an action: show, explain, replay, golden or import")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.cli.errors import UsageError
+from harness.hil.tap import PresenceWatch
 from harness.optional import require_pyscard
 from harness.transport import Transport, TransportError
 
@@ -18,5 +19,37 @@ def open_reader(name: str) -> Transport:
         raise UsageError(str(exc)) from None
     try:
         return PcscTransport(name)
+    except TransportError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def open_tap_reader(name: str) -> tuple[Transport, PresenceWatch, list[str]]:
+    """For ``myna-hil tap``: reader *name* held exclusively and not connected yet (it may be
+    empty), a watch on its card presence, and every reader pcscd lists."""
+    try:
+        require_pyscard("tap")
+        from harness.hil.pcsc import PcscTransport, ReaderPresence, list_readers
+    except ImportError as exc:  # PyscardMissingError: the one line
+        raise UsageError(str(exc)) from None
+    try:
+        transport = PcscTransport(name, exclusive=True, connect=False)
+    except TransportError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return transport, ReaderPresence(transport.reader), list_readers()
+    except TransportError as exc:
+        transport.close()
+        raise UsageError(str(exc)) from None
+
+
+def watch_reader(name: str) -> PresenceWatch:
+    """A watch on the card presence of reader *name* (exact name or unique substring)."""
+    try:
+        require_pyscard("tap")
+        from harness.hil.pcsc import ReaderPresence
+    except ImportError as exc:  # PyscardMissingError: the one line
+        raise UsageError(str(exc)) from None
+    try:
+        return ReaderPresence(name)
     except TransportError as exc:
         raise UsageError(str(exc)) from None

@@ -58,10 +58,14 @@ __all__ = [
     "Permit",
     "RefusedCommandError",
     "RunStoppedError",
+    "Selection",
     "WrongCardError",
     "authorise",
     "blocks",
+    "checkable",
+    "counter_query",
     "guarded",
+    "is_counter_query",
     "normalise_card_id",
     "refusal",
 ]
@@ -248,15 +252,64 @@ def _parse(apdu: bytes) -> CommandApdu | None:
         return None
 
 
-def _is_counter_query(apdu: bytes) -> bool:
+def is_counter_query(apdu: bytes) -> bool:
     """An empty ``00 20 00 P2``: reports the counter and spends no try."""
     cmd = _parse(apdu)
     return cmd is not None and (cmd.cla, cmd.ins, cmd.p1) == (_ISO, INS_VERIFY, 0) and not cmd.data
 
 
-def _checkable(apdu: bytes) -> bool:
+def checkable(apdu: bytes) -> bool:
     """Whether an empty VERIFY of the same P2 reports the counter *apdu* could spend."""
-    return apdu[2] in _CHECKABLE.get((apdu[0], apdu[1]), frozenset()) and _parse(apdu) is not None
+    return (
+        len(apdu) >= 4
+        and apdu[2] in _CHECKABLE.get((apdu[0], apdu[1]), frozenset())
+        and _parse(apdu) is not None
+    )
+
+
+def counter_query(apdu: bytes) -> bytes:
+    """The empty VERIFY ``00 20 00 P2`` that reports the counter of *apdu*'s reference (same
+    P2; sent under the same selection). Meaningful only when :func:`checkable`."""
+    return bytes([_ISO, INS_VERIFY, 0x00, apdu[3]])
+
+
+class Selection:
+    """What the commands sent to a card selected: the application (its AID) and the current
+    EF, each ``None`` when unknown. Follows conservatively: anything it cannot follow (a
+    failed or unusual SELECT, a command that may make another EF current, a lost answer)
+    makes the selection unknown."""
+
+    def __init__(self) -> None:
+        self.app: bytes | None = None
+        self.ef: int | None = None
+
+    def forget(self) -> None:
+        """Nothing is known (after a reset, a power cycle or a lost answer)."""
+        self.app = self.ef = None
+
+    def follow(self, apdu: bytes, rsp: bytes | None) -> None:
+        """Account for *apdu* answered *rsp* (``None``: no answer)."""
+        if rsp is None or len(apdu) < 4:
+            self.forget()
+            return
+        key = (apdu[0], apdu[1])
+        if apdu[1] == INS_SELECT:
+            cmd = _parse(apdu)
+            ok = rsp[-2:] == b"\x90\x00"
+            if cmd is None or key != (_ISO, INS_SELECT) or not ok:
+                self.forget()
+            elif cmd.p1 == 0x04 and cmd.p2 in (0x00, 0x0C):
+                self.app, self.ef = cmd.data, None
+            elif cmd.p1 in (0x00, 0x02) and len(cmd.data) == 2:
+                self.ef = int.from_bytes(cmd.data, "big")
+                if self.ef == _MF:
+                    self.forget()
+            else:
+                self.forget()
+        elif key == (_ISO, INS_READ_BINARY) and not apdu[2] & 0x80:
+            pass  # by current EF; an SFI in P1 makes another EF current
+        elif key not in _KEEP_EF:
+            self.ef = None
 
 
 def _header(apdu: bytes) -> str:
@@ -290,9 +343,8 @@ class GuardedTransport(Transport):
         self._identify = identify
         self._verifies_left = permit.verifies
         self.stopped: str | None = None
-        #: The selected application (its AID) and current EF, ``None`` when unknown.
-        self.selected_app: bytes | None = None
-        self.current_ef: int | None = None
+        #: What the commands sent so far selected (see :class:`Selection`).
+        self.selection = Selection()
 
     @property
     def atr(self) -> bytes:
@@ -312,29 +364,8 @@ class GuardedTransport(Transport):
         except TransportError as exc:
             self.stopped = f"the card went away ({exc})"
             raise
-        self._follow(apdu, rsp)
+        self.selection.follow(apdu, rsp)
         return rsp
-
-    def _follow(self, apdu: bytes, rsp: bytes) -> None:
-        """Track what *apdu* selected; unknown (``None``) whenever in doubt."""
-        key = (apdu[0], apdu[1])
-        if apdu[1] == INS_SELECT:
-            cmd = _parse(apdu)
-            ok = rsp[-2:] == b"\x90\x00"
-            if cmd is None or key != (_ISO, INS_SELECT) or not ok:
-                self.selected_app = self.current_ef = None
-            elif cmd.p1 == 0x04 and cmd.p2 in (0x00, 0x0C):
-                self.selected_app, self.current_ef = cmd.data, None
-            elif cmd.p1 in (0x00, 0x02) and len(cmd.data) == 2:
-                self.current_ef = int.from_bytes(cmd.data, "big")
-                if self.current_ef == _MF:
-                    self.selected_app = self.current_ef = None
-            else:
-                self.selected_app = self.current_ef = None
-        elif key == (_ISO, INS_READ_BINARY) and not apdu[2] & 0x80:
-            pass  # by current EF; an SFI in P1 makes another EF current
-        elif key not in _KEEP_EF:
-            self.current_ef = None
 
     def _why_not(self, apdu: bytes) -> str | None:
         if len(apdu) < 4:
@@ -342,7 +373,7 @@ class GuardedTransport(Transport):
         key = (apdu[0], apdu[1])
         if key in _FREE:
             return None
-        if _is_counter_query(apdu):
+        if is_counter_query(apdu):
             return None if self.permit.identified else "the card is not identified yet"
         if not self.permit.identified:
             return (
@@ -366,7 +397,7 @@ class GuardedTransport(Transport):
             return self._owner_verify_refusal(apdu)
         if self.permit.blocking:
             return None
-        if not _checkable(apdu):
+        if not checkable(apdu):
             return (
                 f"{_header(apdu)} can compare or replace a secret in a form whose counter "
                 "an empty VERIFY does not report (class, INS or P1); only with "
@@ -399,15 +430,15 @@ class GuardedTransport(Transport):
         return self._tries_refusal(apdu)
 
     def _names_auth_pin(self, p2: int) -> bool:
-        if self.selected_app != JPKI.AID:
+        if self.selection.app != JPKI.AID:
             return False
         if p2 == _P2_AUTH_PIN:
             return True
-        return p2 == _P2_CURRENT_EF and self.current_ef == HOME[Pin.AUTH].ef
+        return p2 == _P2_CURRENT_EF and self.selection.ef == HOME[Pin.AUTH].ef
 
     def _tries_refusal(self, apdu: bytes) -> str | None:
         """Query the counter of *apdu*'s reference (an empty VERIFY spends no try)."""
-        rsp = self._send(bytes([_ISO, INS_VERIFY, 0x00, apdu[3]]))
+        rsp = self._send(counter_query(apdu))
         sw = rsp[-2] << 8 | rsp[-1]
         n = tries_left(sw)
         if n is None:
@@ -444,7 +475,7 @@ class GuardedTransport(Transport):
         except TransportError as exc:
             self.stopped = f"the card went away ({exc})"
             raise
-        self.selected_app = self.current_ef = None
+        self.selection.forget()
         if self.permit.card_id is not None:
             self._identify_again()
         return atr
@@ -460,7 +491,7 @@ class GuardedTransport(Transport):
             self.stopped = f"after a reset the card could not be identified ({exc})"
             raise WrongCardError(f"{self.stopped}; the run stops, nothing more is sent") from None
         finally:
-            self.selected_app, self.current_ef = probe.selected_app, probe.current_ef
+            self.selection = probe.selection
         if card_id != self.permit.card_id:
             self.stopped = (
                 f"after a reset the reader holds another card (ID {card_id}, not "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from emulator.redact import redact_command
@@ -32,6 +33,8 @@ __all__ = [
     "PcscError",
     "PcscTransport",
     "PcscdNotRunningError",
+    "Presence",
+    "ReaderPresence",
     "list_readers",
     "select_reader",
 ]
@@ -148,12 +151,16 @@ class PcscTransport(Transport):
 
     ``wait`` is how long connecting (at open, and after a removal) waits for a card to be
     inserted: a virtual card appears only at pcscd's next presence poll (~0.4 s). After the
-    card is removed, the next :meth:`transmit` or :meth:`reset` connects again.
+    card is removed, the next :meth:`transmit` or :meth:`reset` connects again. With
+    ``connect=False`` the reader is only named at open (it may be empty); the first
+    :meth:`reset` or :meth:`transmit` connects.
     """
 
     physical = True
 
-    def __init__(self, reader: str, *, wait: float = 0.0, exclusive: bool = False) -> None:
+    def __init__(
+        self, reader: str, *, wait: float = 0.0, exclusive: bool = False, connect: bool = True
+    ) -> None:
         self._context: Any = _establish()
         try:
             self.reader = select_reader(reader, _list(self._context))
@@ -169,7 +176,12 @@ class PcscTransport(Transport):
         self._closed = False
         #: The card went away: the next connection waits for pcscd to notice the removal.
         self._lost = False
-        self._connect()
+        if connect:
+            try:
+                self._connect()
+            except PcscError:
+                scard.SCardReleaseContext(self._context)
+                raise
 
     # -- connection -----------------------------------------------------------------------
 
@@ -313,3 +325,59 @@ class PcscTransport(Transport):
         self._closed = True
         self._drop_card()
         scard.SCardReleaseContext(self._context)
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Whether a reader holds a responsive card, and pcsc-lite's count of the card events
+    (insertions and removals) in that reader: a count that moved while a card stayed present
+    means it was swapped between two looks."""
+
+    present: bool
+    events: int
+
+
+class ReaderPresence:
+    """Watches one reader's card presence, on a PC/SC context of its own (a context is used
+    by one thread: the watcher runs beside a transport that transmits)."""
+
+    def __init__(self, reader: str) -> None:
+        self._context: Any = _establish()
+        try:
+            self.reader = select_reader(reader, _list(self._context))
+        except PcscError:
+            scard.SCardReleaseContext(self._context)
+            raise
+        self._state = scard.SCARD_STATE_UNAWARE
+        self._last = Presence(False, 0)
+
+    def wait(self, timeout: float) -> Presence:
+        """The presence after the next change, or as it is when *timeout* seconds pass.
+
+        Raises :class:`PcscdNotRunningError` when pcscd goes away and
+        :class:`NoSuchReaderError` when the reader does (unplugged).
+        """
+        code, states = scard.SCardGetStatusChange(
+            self._context, max(int(timeout * 1000), 0), [(self.reader, self._state)]
+        )
+        u = _u32(code)
+        if u == _u32(scard.SCARD_E_TIMEOUT):
+            return self._last  # no change
+        if u in _NO_SERVICE:
+            raise PcscdNotRunningError(f"pcscd went away: {_message(code)}", code)
+        if u in _NO_READER:
+            raise NoSuchReaderError(self.reader, _list(self._context))
+        if code != scard.SCARD_S_SUCCESS or not states:
+            raise PcscError(f"cannot watch {self.reader!r}: {_message(code)}", code)
+        state = states[0][1]
+        if state & (scard.SCARD_STATE_UNKNOWN | scard.SCARD_STATE_UNAVAILABLE):
+            raise NoSuchReaderError(self.reader, _list(self._context))
+        self._state = state & ~scard.SCARD_STATE_CHANGED
+        present = bool(state & scard.SCARD_STATE_PRESENT and not state & scard.SCARD_STATE_MUTE)
+        self._last = Presence(present, (state >> 16) & 0xFFFF)
+        return self._last
+
+    def close(self) -> None:
+        if self._context is not None:
+            scard.SCardReleaseContext(self._context)
+            self._context = None

@@ -15,6 +15,11 @@ another application); otherwise the user typed a wrong value. Notes in which an 
 what it showed reveal status misreadings, which spend no try but look like a lockout.
 A control record (the control panel's click) counts as an interaction; a ``set-pin`` /
 ``new-card`` control makes the values accepted before it old, as a successful CHANGE does.
+
+Traces recorded by ``myna-hil tap`` also hold the commands the tap refused to forward (its
+tries floor): a ``refused`` note of actor ``tap`` names the command (``i``) and the tries the
+card had (``tries``). A refused command spent nothing; when it re-sends the value that just
+failed, it is reported as the automatic retry it is, without a decrement.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ REMEDIES: dict[Cause, str] = {
 INTERACTIONS = frozenset({"shown", "entered"})
 #: Control records (the control panel's) that give a PIN a new value.
 NEW_VALUE_CONTROLS = frozenset({"set-pin", "new-card"})
+#: The note ``myna-hil tap`` writes for a command it did not forward (fields ``i``, ``tries``).
+TAP_ACTOR, REFUSED_EVENT = "tap", "refused"
 
 _TRANSFORM_DETAIL = {
     "case": "the correct value with the case of its letters changed",
@@ -105,6 +112,7 @@ class Explanation:
     apdus: int
     decrements: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    refused: int = 0  # commands a tap did not forward
 
     def causes(self) -> list[Cause]:
         return [f.cause for f in self.findings]
@@ -121,15 +129,28 @@ class _Attempt:
     epoch: int
     interaction: int  # user-visible events so far (an app showing a result, a user entry)
     confirmed: tuple[int, int | None] | None = None  # status query after a power loss
+    refused: int | None = None  # not forwarded by a tap; the tries the card had (-1: unknown)
 
 
 def _answers(records: Sequence[TraceRecord]) -> dict[int, Rsp | Lost]:
     return {r.i: r for r in records if isinstance(r, Rsp | Lost)}
 
 
+def _refusals(records: Sequence[TraceRecord]) -> dict[int, int]:
+    """APDU index -> tries the card had (-1: not reported), for the commands a tap refused."""
+    out: dict[int, int] = {}
+    for r in records:
+        if isinstance(r, Note) and (r.actor, r.event) == (TAP_ACTOR, REFUSED_EVENT):
+            i, tries = r.fields.get("i"), r.fields.get("tries")
+            if isinstance(i, int) and not isinstance(i, bool):
+                out[i] = tries if isinstance(tries, int) and not isinstance(tries, bool) else -1
+    return out
+
+
 def explain(records: Sequence[TraceRecord]) -> Explanation:
     """Attribute every retry-counter decrement in *records* (a loaded trace) to a cause."""
     answers = _answers(records)
+    refused = _refusals(records)
     epoch: dict[str, int] = defaultdict(int)
     accepted: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)  # fp -> APDU index
     attempts: list[_Attempt] = []
@@ -181,6 +202,7 @@ def explain(records: Sequence[TraceRecord]) -> Explanation:
         fp = rec.fp
         if what is CommandKind.VERIFY:
             a = _Attempt(i, app, pin, fp, rec.fpv or {}, sw, epoch[pin], interaction)
+            a.refused = refused.get(i)
             attempts.append(a)
             if sw == 0x9000 and fp:
                 accepted[(pin, epoch[pin])].setdefault(fp, i)
@@ -194,7 +216,7 @@ def explain(records: Sequence[TraceRecord]) -> Explanation:
     for f in findings:
         if f.decrement:
             counts[f.pin] += 1
-    return Explanation(tuple(findings), apdus, dict(counts), tuple(warnings))
+    return Explanation(tuple(findings), apdus, dict(counts), tuple(warnings), len(refused))
 
 
 def max_tries(pin: str) -> int | None:
@@ -231,9 +253,16 @@ def _classify(
 ) -> list[Finding]:
     out: list[Finding] = []
     previous: dict[str, _Attempt] = {}
+    failed: dict[int, int] = {}  # attempt index -> the failed attempt it repeats
     for a in attempts:
         prev = previous.get(a.pin)
         previous[a.pin] = a
+        if prev is not None and _repeats(a, prev):
+            failed[a.index] = failed.get(prev.index, prev.index)
+        if a.refused is not None:
+            if a.index in failed:
+                out.append(_refused_retry(a, failed[a.index]))
+            continue
         n = tries_left(a.sw) if a.sw is not None else (a.confirmed[1] if a.confirmed else None)
         if a.sw is not None and n is None:
             continue  # 9000 (restored), 6984 (blocked), 6700 (length): no decrement
@@ -242,6 +271,35 @@ def _classify(
         cause, detail = _cause(a, prev, correct, attempts, accepted)
         out.append(Finding(a.index, a.app, a.pin, sw, n, cause, detail))
     return out
+
+
+def _repeats(a: _Attempt, prev: _Attempt) -> bool:
+    """*a* re-sends the value of *prev*, which failed (or was refused by a tap), with nothing
+    shown to the user in between."""
+    failed = prev.refused is not None or (prev.sw is not None and tries_left(prev.sw) is not None)
+    return (
+        failed
+        and prev.fp is not None
+        and prev.fp == a.fp
+        and prev.epoch == a.epoch
+        and prev.interaction == a.interaction
+    )
+
+
+def _refused_retry(a: _Attempt, origin: int) -> Finding:
+    """A re-send of a failed value that a tap did not forward: the retry loop, no try spent."""
+    tries = a.refused if a.refused is not None and a.refused >= 0 else None
+    return Finding(
+        a.index,
+        a.app,
+        a.pin,
+        "refused" if a.sw is None else f"{a.sw:04X}",
+        tries,
+        Cause.AUTO_RETRY,
+        f"identical value re-sent after #{origin} failed; the tap refused it (its tries "
+        "floor): nothing reached the card",
+        decrement=False,
+    )
 
 
 def _cause(
@@ -312,5 +370,6 @@ def format_explanation(expl: Explanation) -> str:
     lines.append(
         f"{sum(expl.decrements.values())} decrement(s) in {expl.apdus} APDUs"
         + (f": {total}" if total else "")
+        + (f"; {expl.refused} command(s) refused by the tap, not sent" if expl.refused else "")
     )
     return "\n".join(lines)

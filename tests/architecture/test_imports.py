@@ -233,6 +233,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "harness.hil.guard",
         "harness.virtual_pcsc",
         "harness.pyscard_reader",
+        "harness.hil.floor",
+        "harness.hil.tap",
     ),
     ("harness.scenarios",),
     ("harness.hil.session", "harness.hil.report", "harness.reliability"),

@@ -98,8 +98,9 @@ def test_run_all_and_myna_emu_never_import_pyscard(
         (["run", "--all", "--vpcd-slot", "6"], f"myna-hil: error: --slot {NEEDS}"),
         (["soak", "--seconds", "1", "--slot", "4,5"], f"myna-hil soak: error: soak {NEEDS}"),
         (["soak", "--tearing", "1", "--slot", "3"], f"myna-hil soak: error: soak {NEEDS}"),
+        (["tap", "--reader", "ACS", "--slot", "5"], f"myna-hil: error: tap {NEEDS}"),
     ],
-    ids=["status-reader", "run-reader", "run-slot", "run-vpcd-slot", "soak", "soak-tearing"],
+    ids=["status-reader", "run-reader", "run-slot", "run-vpcd-slot", "soak", "soak-tearing", "tap"],
 )
 def test_pcsc_commands_say_so_in_one_line(
     no_pyscard: dict[str, str], argv: list[str], line: str

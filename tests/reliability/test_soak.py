@@ -8,6 +8,7 @@ import pytest
 from harness.cli import main
 from harness.reliability.soak import Histogram, SlotStats, SoakResult
 from tests.reliability.conftest import SOAK_SLOTS, TEARING_SLOT, budget
+from tests.support.slots import slot_lock
 
 SOAK_SECONDS = budget("MYNA_SOAK_SECONDS", 5)
 
@@ -17,7 +18,8 @@ SOAK_SECONDS = budget("MYNA_SOAK_SECONDS", 5)
 @pytest.mark.usefixtures("pcscd")
 def test_soak_drives_both_slots_without_errors(capsys: pytest.CaptureFixture[str]) -> None:
     slots = ",".join(map(str, SOAK_SLOTS))
-    status = main(["soak", "--seconds", str(SOAK_SECONDS), "--slots", slots])
+    with slot_lock(SOAK_SLOTS[0]), slot_lock(SOAK_SLOTS[1]):  # the tap's tests use them too
+        status = main(["soak", "--seconds", str(SOAK_SECONDS), "--slots", slots])
     out = capsys.readouterr().out
     assert status == 0, out
     assert ", 0 errors" in out and "(emulator)" in out and "(echo)" in out, out

@@ -23,7 +23,7 @@ from emulator.vpcd import (
     slot_port,
 )
 from harness.transport import TRAFFIC
-from tests.vpcd.conftest import STANDIN_ATR, FakeVpcd, Running, StandInCard, wait_until
+from tests.vpcd.conftest import STANDIN_ATR, TIMEOUT, FakeVpcd, Running, StandInCard, wait_until
 
 SELECT = bytes.fromhex("00A4040C0AD392F000260100000001")
 Serve = Callable[..., Running]
@@ -330,6 +330,24 @@ def test_reader_reassembles_frames_cut_anywhere(cut: int) -> None:
     assert reader.read_frame() is None
 
 
+@pytest.mark.parametrize("cut", range(3, len(SELECT) + 2))
+def test_reader_length_segment_then_a_body_in_pieces(cut: int) -> None:
+    """vpcd's usual pattern (the length alone, then the body), with the body cut anywhere."""
+    stream = encode_frame(SELECT) + encode_frame(b"\x04")
+    reader, _ = _reader([stream[:2], stream[2:cut], stream[cut:]])
+    assert reader.read_frame() == SELECT
+    assert reader.read_frame() == b"\x04"
+    assert reader.read_frame() is None
+
+
+def test_reader_reads_length_and_body_with_one_recv_each() -> None:
+    frames = [SELECT, b"\x04", b"\x00\xb0"]
+    chunks = [piece for f in frames for piece in (encode_frame(f)[:2], encode_frame(f)[2:])]
+    reader, sock = _reader(chunks)
+    assert [reader.read_frame() for _ in frames] == frames
+    assert sock.recvs == len(chunks)
+
+
 def test_reader_one_byte_per_recv_rearms_quickack_every_time() -> None:
     stream = encode_frame(SELECT)
     reader, sock = _reader([bytes([b]) for b in stream])
@@ -343,3 +361,20 @@ def test_reader_truncated_stream(cut: int) -> None:
     reader, _ = _reader([encode_frame(SELECT)[:cut]])
     with pytest.raises(TruncatedFrameError):
         reader.read_frame()
+
+
+def test_eject_pulls_the_card_until_insert(serve: Serve, vpcd: FakeVpcd) -> None:
+    running = serve()
+    assert vpcd.exchange(SELECT)[-2:] == b"\x90\x00"
+    running.server.eject()
+    vpcd.assert_closed_by_card()
+    wait_until(lambda: not running.server.connected.is_set(), what="the card out")
+    vpcd.listener.settimeout(0.3)
+    with pytest.raises(TimeoutError):
+        vpcd.accept()  # stays out: no new connection while ejected
+    assert not running.server.present
+    vpcd.listener.settimeout(TIMEOUT)
+    running.server.insert()
+    vpcd.accept()
+    assert vpcd.exchange(SELECT)[-2:] == b"\x90\x00"
+    assert running.server.connections == 2
