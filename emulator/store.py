@@ -24,7 +24,6 @@ import copy
 import json
 import os
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import fields
@@ -215,6 +214,8 @@ class SqliteStore(Store):
                 store.close()
                 raise
             return store
+        import tempfile  # only to create a database: opening one (every card) needs none
+
         target = Path(os.path.realpath(path))
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent)
         os.close(fd)  # mkstemp creates it 0600; SQLite gives its -wal and -shm the same mode

@@ -20,8 +20,8 @@ from emulator.protocol import HOME, Pin
 from harness.actors.apps import SHOWN_LOCKED, Outcome, ReaderApp
 from harness.clock import Clock
 from harness.errors import ApduError
+from harness.revocation.client import Fetcher, Verdict, check_certificate
 from harness.revocation.client import Outcome as Check
-from harness.revocation.client import Verdict, check_certificate
 from harness.sessions import JpkiSession
 from harness.sessions.jpki import verify_signature
 from harness.trace.recorder import note
@@ -82,8 +82,12 @@ class SigningService(ReaderApp):
         crl_url: str | None = None,
         service_habits: ServiceHabits | None = None,
         rng: random.Random | None = None,
+        fetcher: Fetcher | None = None,
     ) -> None:
         super().__init__(transport, rng=rng)
+        #: Its HTTP client (connections kept open by whoever owns it); ``None``: a new
+        #: connection per check.
+        self.fetcher = fetcher
         self.trust = trust
         self.clock = clock
         self.ocsp_url = ocsp_url
@@ -109,6 +113,7 @@ class SigningService(ReaderApp):
             at=self.clock.now(),
             ocsp_url=self.ocsp_url,
             crl_url=self.crl_url if habits.crl_fallback else None,
+            fetcher=self.fetcher,
         )
         self.last_verdict = verdict
         note(self.transport, self.NAME, "certificate-check", outcome=verdict.outcome.value)

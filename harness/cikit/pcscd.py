@@ -17,17 +17,16 @@ entry's ports.
 Linux only (pcscd and the reader.conf format); on macOS and Windows the vpcd driver is set up
 with the system's own smart-card service (see docs/ci.md). Standard library only: the shell
 wrappers in ``ci/`` run this with the system Python before any virtualenv exists.
+
+``ctypes``, ``shutil`` and ``subprocess`` are imported by the functions that use them: every
+``myna-hil`` command loads this module (for the ``ci`` command's options), few start pcscd.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -121,6 +120,8 @@ def _install_hint(what: str) -> str:
 
 def pcscd_binary(cfg: PcscdConfig) -> str | None:
     """pcscd's path, also in /usr/sbin when that is not on PATH (a non-root shell)."""
+    import shutil
+
     path = os.pathsep.join([os.environ.get("PATH", ""), *cfg.extra_path])
     return shutil.which(cfg.pcscd, path=path)
 
@@ -159,6 +160,8 @@ def reader_entries(cfg: PcscdConfig) -> dict[Path, tuple[Path, str]]:
 
 def write_reader_entries(cfg: PcscdConfig, say: Say = print) -> bool:
     """Write the missing or different entries and driver copies; whether anything changed."""
+    import shutil
+
     changed = False
     driver = cfg.driver.read_bytes() if cfg.extra_entries else b""
     try:
@@ -194,6 +197,9 @@ def running_pcscd(proc: Path = Path("/proc")) -> list[int]:
 
 def _socket_activated() -> bool:
     """systemd starts pcscd on the first client (Debian/Ubuntu hosts, GitHub's runners)."""
+    import shutil
+    import subprocess
+
     systemctl = shutil.which("systemctl")
     if not Path("/run/systemd/system").is_dir() or systemctl is None:
         return False
@@ -207,6 +213,8 @@ _SCARD_E_NO_READERS_AVAILABLE = 0x8010002E
 
 def _list_with_libpcsclite(name: str) -> list[str] | None:
     """The readers by libpcsclite (no pyscard needed); None when pcscd cannot be reached."""
+    import ctypes
+
     lib = ctypes.CDLL(name)
     lib.SCardEstablishContext.restype = ctypes.c_long
     lib.SCardListReaders.restype = ctypes.c_long
@@ -238,6 +246,10 @@ def list_readers() -> list[str] | None:
 
     Through libpcsclite with ctypes, else ``pcsc_scan -r``; :class:`CiError` when neither is
     there."""
+    import ctypes.util
+    import shutil
+    import subprocess
+
     name = ctypes.util.find_library("pcsclite") or "libpcsclite.so.1"
     with contextlib.suppress(OSError):
         return _list_with_libpcsclite(name)
@@ -296,6 +308,8 @@ def start(cfg: PcscdConfig, say: Say = print) -> Started:
 
 
 def _spawn(binary: str, cfg: PcscdConfig) -> int:
+    import subprocess
+
     # A pid file left by a pcscd that died can keep a new one from starting; removed only
     # because no pcscd runs. Not --auto-exit: an idle pcscd would exit and close vpcd's ports.
     for stale in (Path("/run/pcscd/pcscd.pid"), Path("/run/pcscd/pcscd.pub")):

@@ -6,7 +6,6 @@ stopped the unit; the body lists every step, so a CI page shows the table the te
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from harness.scenarios.base import ScenarioResult
@@ -37,6 +36,8 @@ def _steps(result: ScenarioResult) -> str:
 
 def to_junit(results: Sequence[ScenarioResult], seconds: float, transport: str) -> str:
     """The JUnit XML document (a ``testsuites`` root with one ``testsuite``)."""
+    import xml.etree.ElementTree as ET  # only with --junit: every `run` loads this module
+
     failures = sum(failure_message(r) is not None for r in results)
     skipped = sum(r.skipped is not None for r in results)
     root = ET.Element("testsuites")

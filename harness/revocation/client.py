@@ -9,11 +9,12 @@ or the service does: an unreachable, erroring or lying service is the verdict
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import os
-import urllib.error
-import urllib.request
+import urllib.parse
 from dataclasses import dataclass
 from enum import StrEnum
+from types import TracebackType
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -56,6 +57,87 @@ class _ServiceError(Exception):
     pass
 
 
+class Fetcher:
+    """HTTP for a relying party: one keep-alive connection per service (scheme, host, port),
+    reused request after request as a real service's HTTP client pools them.
+
+    Close it (or use it as a context manager) when done; :func:`check_certificate` without
+    one makes its own and closes it. A connection the service dropped while idle is opened
+    again once. Redirects are not followed: an OCSP responder or CRL point answers itself.
+    """
+
+    def __init__(self, timeout: float = TIMEOUT) -> None:
+        self.timeout = timeout
+        self._connections: dict[tuple[str, str, int | None], http.client.HTTPConnection] = {}
+
+    def fetch(self, url: str, body: bytes | None = None) -> bytes:
+        """The body of a 200 answer to GET *url* (POST *body* as an OCSP request if given);
+        raises :class:`_ServiceError` for anything else."""
+        try:
+            parts = urllib.parse.urlsplit(url)
+            key = (parts.scheme, parts.hostname or "", parts.port)
+        except ValueError:  # a port that is not a number
+            raise _ServiceError(f"unreachable (not an HTTP URL: {url!r})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _ServiceError(f"unreachable (not an HTTP URL: {url!r})")
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        headers = {"Content-Type": OCSP_REQUEST} if body is not None else {}
+        method = "GET" if body is None else "POST"
+        for attempt in (1, 2):
+            conn = self._connection(key)
+            reused = conn.sock is not None
+            try:
+                conn.request(method, target, body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read(MAX_ANSWER + 1)
+                if not answer.isclosed():  # more than MAX_ANSWER: the rest is not read
+                    self._drop(key)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                self._drop(key)
+                if reused and attempt == 1:
+                    continue  # the service closed the idle connection: once more, afresh
+                raise _ServiceError(f"unreachable ({exc})") from None
+            except (http.client.HTTPException, OSError) as exc:
+                self._drop(key)
+                raise _ServiceError(f"unreachable ({exc})") from None
+            break
+        if answer.status != 200:
+            raise _ServiceError(f"HTTP {answer.status}")
+        if len(data) > MAX_ANSWER:
+            raise _ServiceError("answer too large")
+        return data
+
+    def _connection(self, key: tuple[str, str, int | None]) -> http.client.HTTPConnection:
+        conn = self._connections.get(key)
+        if conn is None:
+            scheme, host, port = key
+            cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+            conn = self._connections[key] = cls(host, port, timeout=self.timeout)
+        return conn
+
+    def _drop(self, key: tuple[str, str, int | None]) -> None:
+        conn = self._connections.pop(key, None)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        for key in list(self._connections):
+            self._drop(key)
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 def check_certificate(
     cert: x509.Certificate,
     issuer: x509.Certificate,
@@ -64,8 +146,17 @@ def check_certificate(
     ocsp_url: str | None,
     crl_url: str | None = None,
     timeout: float = TIMEOUT,
+    fetcher: Fetcher | None = None,
 ) -> Verdict:
-    """Validate *cert* (issued by *issuer*, the relying party's trust anchor) at time *at*."""
+    """Validate *cert* (issued by *issuer*, the relying party's trust anchor) at time *at*.
+
+    *fetcher* carries the HTTP requests (its connections stay open for the next check);
+    without one, a fetcher with *timeout* is made for this check and closed after it."""
+    if fetcher is None:
+        with Fetcher(timeout) as own:
+            return check_certificate(
+                cert, issuer, at=at, ocsp_url=ocsp_url, crl_url=crl_url, fetcher=own
+            )
     if at > cert.not_valid_after_utc:
         return Verdict(Outcome.EXPIRED, f"expired at {cert.not_valid_after_utc.isoformat()}")
     if at < cert.not_valid_before_utc:
@@ -77,31 +168,15 @@ def check_certificate(
     problems = []
     if ocsp_url:
         try:
-            return _by_ocsp(cert, issuer, ocsp_url, timeout)
+            return _by_ocsp(cert, issuer, ocsp_url, fetcher)
         except _ServiceError as exc:
             problems.append(f"OCSP: {exc}")
     if crl_url:
         try:
-            return _by_crl(cert, issuer, crl_url, at, timeout)
+            return _by_crl(cert, issuer, crl_url, at, fetcher)
         except _ServiceError as exc:
             problems.append(f"CRL: {exc}")
     return Verdict(Outcome.SERVICE_ERROR, "; ".join(problems) or "no revocation service configured")
-
-
-def _fetch(url: str, timeout: float, body: bytes | None = None) -> bytes:
-    headers = {"Content-Type": OCSP_REQUEST} if body is not None else {}
-    request = urllib.request.Request(url, data=body, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            data: bytes = answer.read(MAX_ANSWER + 1)
-    except urllib.error.HTTPError as exc:
-        raise _ServiceError(f"HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise _ServiceError(f"unreachable ({reason})") from None
-    if len(data) > MAX_ANSWER:
-        raise _ServiceError("answer too large")
-    return data
 
 
 def _signed_by(
@@ -117,7 +192,9 @@ def _signed_by(
     return True
 
 
-def _by_ocsp(cert: x509.Certificate, issuer: x509.Certificate, url: str, timeout: float) -> Verdict:
+def _by_ocsp(
+    cert: x509.Certificate, issuer: x509.Certificate, url: str, fetcher: Fetcher
+) -> Verdict:
     nonce = os.urandom(16)
     request = (
         ocsp.OCSPRequestBuilder()
@@ -127,7 +204,7 @@ def _by_ocsp(cert: x509.Certificate, issuer: x509.Certificate, url: str, timeout
     )
     der = request.public_bytes(Encoding.DER)
     try:
-        response = ocsp.load_der_ocsp_response(_fetch(url, timeout, der))
+        response = ocsp.load_der_ocsp_response(fetcher.fetch(url, der))
     except ValueError:
         raise _ServiceError("not an OCSP response") from None
     if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
@@ -168,10 +245,10 @@ def _revoked(via: str, when: dt.datetime | None, reason: x509.ReasonFlags | None
 
 
 def _by_crl(
-    cert: x509.Certificate, issuer: x509.Certificate, url: str, at: dt.datetime, timeout: float
+    cert: x509.Certificate, issuer: x509.Certificate, url: str, at: dt.datetime, fetcher: Fetcher
 ) -> Verdict:
     try:
-        crl = x509.load_der_x509_crl(_fetch(url, timeout))
+        crl = x509.load_der_x509_crl(fetcher.fetch(url))
     except ValueError:
         raise _ServiceError("not a CRL") from None
     if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]

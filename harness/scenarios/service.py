@@ -25,7 +25,7 @@ from harness.actors.relying_party import (
     SigningService,
 )
 from harness.controls import InProcessCard
-from harness.revocation.client import check_certificate
+from harness.revocation.client import Fetcher, check_certificate
 from harness.revocation.registry import Registry
 from harness.revocation.server import RevocationService
 from harness.scenarios.base import Ctx, ScenarioSkipped, scenario
@@ -37,10 +37,12 @@ from harness.trace.service import explain_service
 @dataclass
 class World:
     """The service side of a scenario: the register, the running service, two relying
-    parties (one reports any failure as a PIN error, one tells the truth)."""
+    parties (one reports any failure as a PIN error, one tells the truth) and the HTTP
+    client they share (its connection kept open between checks)."""
 
     registry: Registry
     service: RevocationService
+    fetcher: Fetcher
     careless: SigningService
     careful: SigningService
     pki: Pki
@@ -62,7 +64,7 @@ def world(ctx: Ctx) -> Iterator[World]:
     registry = Registry(pki, ctx.clock)
     registry.register_card(pki)
     ctx.service_log = registry.log
-    with RevocationService(registry) as service:
+    with RevocationService(registry) as service, Fetcher() as fetcher:
         trust = registry.authorities["sign"].cert
 
         def party(habits: ServiceHabits) -> SigningService:
@@ -74,11 +76,13 @@ def world(ctx: Ctx) -> Iterator[World]:
                 crl_url=service.crl_url("sign"),
                 service_habits=habits,
                 rng=ctx.rng,
+                fetcher=fetcher,
             )
 
         yield World(
             registry,
             service,
+            fetcher,
             party(ServiceHabits(failure_as_pin_error=True, crl_fallback=False)),
             party(ServiceHabits()),
             pki,
@@ -123,7 +127,7 @@ def phantom_revoked_after_move(ctx: Ctx) -> None:
             "authentication certificate after the move (OCSP)",
             "good",
             check_certificate(
-                auth, auth_ca, at=ctx.clock.now(), ocsp_url=w.service.ocsp_url
+                auth, auth_ca, at=ctx.clock.now(), ocsp_url=w.service.ocsp_url, fetcher=w.fetcher
             ).outcome.value,
         )
         ctx.clock.advance(days=7)

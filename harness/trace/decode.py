@@ -7,6 +7,7 @@ which PIN, each VERIFY / CHANGE / RESET RETRY COUNTER addresses.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -83,6 +84,17 @@ def kind_of(hex_text: str) -> CommandKind:
     return _kind(header[0], header[1], header[2], has_data)
 
 
+@functools.lru_cache(maxsize=4096)
+def decoded(hex_text: str) -> tuple[CommandKind, int | None, int | None, int | None, int | None]:
+    """``(kind, CLA, INS, P1, P2)`` of a recorded command's hex, as :func:`kind_of` and
+    :func:`header_of` give them. Memoised: a run records the same few hundred commands over
+    and over, and every :class:`~harness.trace.records.Cmd` asks."""
+    head = header_of(hex_text)
+    if head is None:
+        return CommandKind.MALFORMED, None, None, None, None
+    return (kind_of(hex_text), *head)
+
+
 def _kind(cla: int, ins: int, p1: int, has_data: bool) -> CommandKind:
     proprietary = bool(cla & 0x80)
     if ins in (0x20, 0x21):
@@ -106,11 +118,16 @@ def parse(apdu: bytes) -> CommandApdu | None:
 
 def command_name(apdu: bytes) -> str:
     """A short human name: ``"SELECT jpki"``, ``"VERIFY (status)"``, ``"READ BINARY"``..."""
+    return name_of(apdu, parse(apdu))
+
+
+def name_of(apdu: bytes, cmd: CommandApdu | None) -> str:
+    """:func:`command_name` of *apdu* when the caller has parsed it already (*cmd* is
+    ``parse(apdu)``): a recorder parses each command once."""
     if len(apdu) < 4:
         return "malformed"
     cla, ins, p1 = apdu[0], apdu[1], apdu[2]
     name = (_PROPRIETARY_NAMES if cla & 0x80 else _ISO_NAMES).get(ins, f"INS {ins:02X}")
-    cmd = parse(apdu)
     data = cmd.data if cmd is not None else b""
     if ins == 0xA4 and not cla & 0x80:
         if p1 == 0x04:

@@ -24,6 +24,7 @@ their JSON objects unchanged.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import time
@@ -35,7 +36,7 @@ from typing import Any, TypeVar
 from emulator.grammar import sw_name
 from emulator.redact import is_secret, redact_command
 from harness.clock import Clock
-from harness.trace.decode import Tracker, command_name, parse
+from harness.trace.decode import Tracker, name_of, parse
 from harness.trace.fingerprint import DESCRIPTION, Fingerprinter
 from harness.trace.records import Cmd, Control, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.validate import TRACE_FORMAT, TRACE_VERSION, TraceFormatError, parse_trace
@@ -83,6 +84,12 @@ class TraceLog:
         self._fingerprints = Fingerprinter()
         self._tracker = Tracker()
         self._t0 = time.perf_counter()
+        # The text of the last stamps made: the scenario clock stands still between its
+        # steps, and the wall clock's date and time of day change once a second.
+        self._clock_at: dt.datetime | None = None
+        self._clock_text: str | None = None
+        self._second = -1
+        self._second_text = ""
         fields = dict(meta or {})
         self._append(
             Meta(
@@ -113,7 +120,7 @@ class TraceLog:
         return self._append(
             Cmd(
                 i=i,
-                name=command_name(apdu),
+                name=name_of(apdu, cmd),
                 hex=redact_command(apdu) if self.redact else apdu.hex().upper(),
                 app=target.app or None,
                 ef=target.ef,
@@ -134,7 +141,7 @@ class TraceLog:
                 i=i,
                 hex=rsp.hex().upper(),
                 sw=sw,
-                sw_name=sw_name(sw).partition(" ")[2],
+                sw_name=_sw_text(sw),
                 latency_ms=_ms(seconds),
                 **self._stamp(),
             )
@@ -177,12 +184,27 @@ class TraceLog:
         """``seq``, ``time``, ``t`` and ``clock`` of the record about to be appended."""
         if self.when is not None:
             return {"seq": self._seq, "time": self.when.time, "t": self.when.t, "clock": None}
+        clock = None
+        if self.clock is not None:
+            now = self.clock.now()
+            if now is not self._clock_at:
+                self._clock_at, self._clock_text = now, now.isoformat()
+            clock = self._clock_text
         return {
             "seq": self._seq,
-            "time": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+            "time": self._wall_time(),
             "t": round(time.perf_counter() - self._t0, 6),
-            "clock": None if self.clock is None else self.clock.now().isoformat(),
+            "clock": clock,
         }
+
+    def _wall_time(self) -> str:
+        """Now, UTC, ISO 8601 to the microsecond: what ``datetime.now(UTC).isoformat()``
+        says, without building a datetime for every record."""
+        second, ns = divmod(time.time_ns(), 1_000_000_000)
+        if second != self._second:
+            moment = dt.datetime.fromtimestamp(second, dt.UTC)
+            self._second, self._second_text = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{ns // 1000:06d}+00:00"
 
 
 class RecordingTransport(Transport):
@@ -220,7 +242,9 @@ class RecordingTransport(Transport):
 
     def transmit(self, apdu: bytes) -> bytes:
         i = self.log.command(apdu).i
-        logger.log(TRAFFIC, "> %s", redact_command(apdu))  # logs are redacted, always
+        traffic = logger.isEnabledFor(TRAFFIC)
+        if traffic:
+            logger.log(TRAFFIC, "> %s", redact_command(apdu))  # logs are redacted, always
         start = time.perf_counter()
         try:
             rsp = self.inner.transmit(apdu)
@@ -228,7 +252,8 @@ class RecordingTransport(Transport):
             self.log.lost(i, apdu, str(exc), time.perf_counter() - start)
             raise
         self.log.answer(i, apdu, rsp, time.perf_counter() - start)
-        logger.log(TRAFFIC, "< %s", rsp.hex().upper())
+        if traffic:
+            logger.log(TRAFFIC, "< %s", rsp.hex().upper())
         return rsp
 
     def reset(self) -> bytes:
@@ -247,6 +272,12 @@ class RecordingTransport(Transport):
 
     def save(self, path: str | Path) -> Path:
         return write_trace(path, self.records)
+
+
+@functools.lru_cache(maxsize=256)
+def _sw_text(sw: int) -> str:
+    """A response's ``sw_name``: the status word's name without its hex."""
+    return sw_name(sw).partition(" ")[2]
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.trace.decode import CommandKind, header_of, kind_of
+from harness.trace.decode import CommandKind, decoded
 
 __all__ = [
     "RECORD_TYPES",
@@ -157,9 +157,8 @@ class Cmd(_Stamped):
     p2: int | None = field(init=False)
 
     def __post_init__(self) -> None:
-        head = header_of(self.hex)
-        cla, ins, p1, p2 = head if head is not None else (None, None, None, None)
-        object.__setattr__(self, "kind", kind_of(self.hex))
+        kind, cla, ins, p1, p2 = decoded(self.hex)
+        object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "cla", cla)
         object.__setattr__(self, "ins", ins)
         object.__setattr__(self, "p1", p1)

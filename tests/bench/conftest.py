@@ -1,7 +1,8 @@
 """Benchmark report: after a ``--benchmark-only`` run, a table of every benchmark's median
 and the ratios the benchmarks put in ``extra_info`` (``ratio_to_echo``, ``ratio_to_minimal``,
 ``ratio_to_openssl``, ``ratio_to_fsync_write``, ``ratio_to_atomic_write``,
-``ratio_to_empty_tests``, APDU/s, p50/p99, memory per card ...).
+``ratio_to_empty_tests``, APDU/s, p50/p99, memory per card, the catalogue's and
+``run --all``'s ``ratio_to_target`` ...).
 
 The same figures are in the JSON that ``tox -e bench`` saves (bench-results/benchmark.json);
 ``ci/bench-report.py`` prints this table again from that file.
@@ -42,6 +43,10 @@ COLUMNS = (
     "cpu_cards",
     "card_cpu_us_per_apdu",
     "echo_cpu_us_per_apdu",
+    "cpu_ms",
+    "startup_ms",
+    "ratio_to_startup",
+    "ratio_to_target",
 )
 
 

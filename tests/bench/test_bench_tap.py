@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from harness.hil.pcsc import PcscTransport
-from tests.bench.test_bench_vpcd import READ_MIX
+from tests.bench.pcsc_load import READ_MIX
 from tests.support.pcscd import ensure_pcscd
 from tests.support.tap import (
     BIN,

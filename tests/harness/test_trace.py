@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.cards import new_card
+from harness.clock import EPOCH, FakeClock
 from harness.controls import ReplayControls
 from harness.inprocess import InProcessTransport
 from harness.scenarios.runner import run_unit
@@ -70,6 +73,28 @@ def test_record_fields() -> None:
     assert isinstance(rsp, Rsp) and rsp.sw == 0x9000 and rsp.to_json()["sw"] == "9000"
     assert rsp.latency_ms is not None and rsp.latency_ms >= 0
     assert {"time", "t", "seq"} <= rsp.to_json().keys()
+
+
+def test_stamps_follow_the_wall_clock_and_the_scenario_clock() -> None:
+    """The recorder reuses stamp text while a clock stands still: it must never go stale."""
+    clock = FakeClock()
+    before = dt.datetime.now(dt.UTC)
+    rec = RecordingTransport(InProcessTransport(new_card()), clock=clock)
+    rec.transmit(bytes.fromhex("00A4040C0AD392F000260100000001"))
+    clock.advance(minutes=5)
+    rec.transmit(bytes.fromhex("00A4020C020018"))
+    time.sleep(0.002)
+    rec.note("tester", "looked")
+    after = dt.datetime.now(dt.UTC)
+    walls = [dt.datetime.fromisoformat(r.time or "") for r in rec.records]
+    assert all(w.utcoffset() == dt.timedelta(0) for w in walls)
+    assert walls == sorted(walls) and before <= walls[0] and walls[-1] <= after
+    assert walls[-1] - walls[-2] >= dt.timedelta(milliseconds=2)
+    assert all(len(r.time or "") == len("2026-04-01T09:00:00.000000+00:00") for r in rec.records)
+    clocks = [r.clock for r in rec.records]
+    start = EPOCH.isoformat()
+    later = (EPOCH + dt.timedelta(minutes=5)).isoformat()
+    assert clocks == [start, start, start, later, later, later]
 
 
 def test_fingerprints_keep_equality_not_values() -> None:

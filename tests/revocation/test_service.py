@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http.client
 import os
 import shutil
 import socket
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 
-from harness.revocation.client import Outcome, check_certificate
+from harness.revocation.client import Fetcher, Outcome, check_certificate
 from harness.revocation.server import OCSP_REQUEST
 from tests.revocation.conftest import Service
 
@@ -215,6 +216,48 @@ def test_an_unreachable_service_is_a_service_error(svc: Service) -> None:
             timeout=2,
         )
     assert verdict.outcome is Outcome.SERVICE_ERROR and "unreachable" in verdict.detail
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/ocsp", "http://127.0.0.1:port/ocsp", "ocsp"])
+def test_a_url_that_is_not_http_is_a_service_error(svc: Service, url: str) -> None:
+    verdict = check_certificate(svc.cert("sign"), svc.ca("sign"), at=svc.clock.now(), ocsp_url=url)
+    assert verdict.outcome is Outcome.SERVICE_ERROR
+    assert verdict.detail == f"OCSP: unreachable (not an HTTP URL: {url!r})"
+
+
+def test_a_fetcher_keeps_one_connection_and_reopens_after_a_refusal(
+    svc: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connects: list[tuple[str, int | None]] = []
+    connect = http.client.HTTPConnection.connect
+
+    def counting(self: http.client.HTTPConnection) -> None:
+        connects.append((self.host, self.port))
+        connect(self)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", counting)
+
+    def verdict(fetcher: Fetcher) -> Outcome:
+        return check_certificate(
+            svc.cert("sign"),
+            svc.ca("sign"),
+            at=svc.clock.now(),
+            ocsp_url=svc.service.ocsp_url,
+            crl_url=svc.service.crl_url("sign"),
+            fetcher=fetcher,
+        ).outcome
+
+    with Fetcher() as fetcher:
+        assert [verdict(fetcher) for _ in range(3)] == [Outcome.GOOD] * 3
+        assert len(connects) == 1  # three OCSP round trips, one connection
+        svc.service.inject("http-503")  # refused before the POST body is read: closed
+        assert verdict(fetcher) is Outcome.SERVICE_ERROR
+        svc.service.inject(None)
+        assert verdict(fetcher) is Outcome.GOOD  # a fresh connection, no stale body
+        assert len(connects) == 3  # OCSP 503, CRL 503 (each closed), then the good one
+    # without a fetcher of its own, every check opens and closes its own connection
+    assert check(svc) is Outcome.GOOD
+    assert len(connects) == 4
 
 
 # --- the openssl command-line tools -----------------------------------------------------------
