@@ -31,6 +31,7 @@ import pytest
 from emulator.echo import ECHO_ATR
 from emulator.vpcd import reader_name
 from harness.hil.pcsc import list_readers
+from harness.pytest_plugin import wait_for_card
 from tests.support.pcscd import REPO, ensure_pcscd, in_ci
 from tests.support.slots import slot_lock
 
@@ -157,6 +158,10 @@ def _measure(card: list[str], slots: int, mix: str = "read") -> Point:
                 client.wait()
         serve.terminate()
         serve.wait(timeout=30)
+        # pcscd polls vpcd on its own schedule: until it has seen these cards go, the next
+        # layout's clients could connect to a card that is already gone ("Transaction failed").
+        for n in range(slots):
+            assert wait_for_card(reader_name(n), 10, present=False), f"slot {n} kept a card"
 
 
 def _window(
