@@ -106,6 +106,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="trivial card answering 90 00 to everything (throughput baseline)",
     )
+    source.add_argument(
+        "--echo-sized",
+        action="store_true",
+        help="like --echo, but answers as many bytes as Le asks for (zeros, then 90 00): "
+        "the baseline for a mix whose answers carry data",
+    )
     parser.add_argument(
         "--profile",
         choices=("standard", "face-auth"),
@@ -181,8 +187,8 @@ def _configure_logging(verbosity: int) -> None:
 
 def _specs(args: argparse.Namespace, ports: list[int]) -> list[SlotSpec]:
     """What each slot serves; raises ``_UsageError`` for a state file that is not there."""
-    if args.echo or args.memory:
-        kind: CardKind = "echo" if args.echo else "memory"
+    if args.echo or args.echo_sized or args.memory:
+        kind: CardKind = "echo" if args.echo else "echo-sized" if args.echo_sized else "memory"
         return [SlotSpec(kind, args.host, port, args.profile) for port in ports]
     states: list[Path] = args.state
     for path in states:
@@ -217,7 +223,7 @@ def _check(args: argparse.Namespace, ports: list[int]) -> None:
     if len(set(ports)) != len(ports):
         raise _UsageError("a port is given twice")
     count = len(ports)
-    if args.echo or args.memory:
+    if args.echo or args.echo_sized or args.memory:
         if args.state:
             raise _UsageError("--state cannot be combined with --memory or --echo")
         return

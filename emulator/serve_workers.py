@@ -58,7 +58,7 @@ EXIT_USAGE = 2
 _POLL = 0.2
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
-CardKind = Literal["echo", "memory", "state"]
+CardKind = Literal["echo", "echo-sized", "memory", "state"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +79,8 @@ class CardOpenError(Exception):
 
 def open_card(spec: SlotSpec) -> VirtualCard:
     """The card *spec* describes (``CardOpenError`` with a one-line message)."""
-    if spec.kind == "echo":
-        return EchoCard()
+    if spec.kind in ("echo", "echo-sized"):
+        return EchoCard(sized=spec.kind == "echo-sized")
     if spec.kind == "memory":
         return Card.memory(spec.profile)
     assert spec.state is not None

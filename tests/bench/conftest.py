@@ -17,6 +17,7 @@ import pytest
 #: extra_info keys shown, in this order, when a benchmark has them.
 COLUMNS = (
     "ratio_to_echo",
+    "ratio_to_plain_echo",
     "ratio_to_minimal",
     "ratio_to_openssl",
     "kib_per_card",

@@ -1,7 +1,13 @@
 """APDU throughput through pyscard -> pcscd -> vpcd: the echo card (the ceiling of the path)
 and the real emulator, on a read-only mix and on status queries alone, each card served by a
-process of its own (slot 0: the emulator, slot 1: the echo card; the benchmark holds both
-slots' locks).
+process of its own (slot 0: the emulator, slot 1: the sized echo card, slot 2: the plain echo
+card; the benchmark holds the three slots' locks).
+
+The baseline is the *sized* echo card (``serve --echo-sized``): it does no work either, but
+answers as many bytes as the command's Le asks for, as the emulator does, so the two differ
+only in the card's work. The plain echo card answers a READ BINARY of 256 bytes with a bare
+90 00, which spares pcscd and vpcd the data; the emulator's ratio to it on the read mix is
+reported too (``ratio_to_plain_echo``). On status queries the two echo cards are the same.
 
 Run with ``pytest tests/bench --benchmark-only``. extra_info carries APDU/s, p50 and p99
 latency (µs) and, for the emulator, ``ratio_to_echo`` (goal: >= 0.95) against the echo card
@@ -24,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from emulator.vpcd import reader_name
 from harness.hil.pcsc import PcscTransport
 from tests.bench.pcsc_load import MIXES, SELECT_JPKI
 from tests.support.pcscd import READER_SLOT0, READER_SLOT1, REPO, ensure_pcscd
@@ -36,18 +43,23 @@ ROUNDS = 5000
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[None]:
-    """The emulator in slot 0 and the echo card in slot 1, each ``serve`` its own process."""
+    """The emulator in slot 0, the sized echo card in slot 1 and the plain one in slot 2, each
+    ``serve`` its own process."""
     ensure_pcscd()
     with ExitStack() as stack:
-        stack.enter_context(slot_lock(0))
-        stack.enter_context(slot_lock(1))
+        for slot in (0, 1, 2):
+            stack.enter_context(slot_lock(slot))
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "emulator.cli_serve", *args],
                 cwd=REPO,
                 stderr=subprocess.DEVNULL,
             )
-            for args in (["--memory", "--slot", "0"], ["--echo", "--slot", "1"])
+            for args in (
+                ["--memory", "--slot", "0"],
+                ["--echo-sized", "--slot", "1"],
+                ["--echo", "--slot", "2"],
+            )
         ]
         try:
             yield
@@ -86,11 +98,15 @@ def _run(benchmark: Any, mix_name: str, *, card: bool) -> None:
         echo = (_echo_rates[mix_name] + _echo_rate(mix)) / 2
         benchmark.extra_info["echo_apdu_per_s"] = round(echo)
         benchmark.extra_info["ratio_to_echo"] = round(rate / echo, 3)
+        if mix_name == "read":
+            plain = _echo_rate(mix, reader_name(2))
+            benchmark.extra_info["plain_echo_apdu_per_s"] = round(plain)
+            benchmark.extra_info["ratio_to_plain_echo"] = round(rate / plain, 3)
 
 
-def _echo_rate(mix: list[bytes]) -> float:
-    """The echo card's APDU/s on *mix* over ROUNDS exchanges, timed as pedantic times them."""
-    with PcscTransport(READER_SLOT1, wait=30) as transport:
+def _echo_rate(mix: list[bytes], reader: str = READER_SLOT1) -> float:
+    """An echo card's APDU/s on *mix* over ROUNDS exchanges, timed as pedantic times them."""
+    with PcscTransport(reader, wait=30) as transport:
         transmit = transport.transmit
         apdus = itertools.cycle(mix)
         for _ in range(100):

@@ -288,3 +288,27 @@ def test_slot_records_reach_the_parents_handlers(caplog: pytest.LogCaptureFixtur
     assert len({r.process for r in inserted}) == 2
     assert os.getpid() not in {r.process for r in inserted}
     assert all(r.name == "emulator.vpcd" for r in inserted)
+
+
+def test_echo_sized_answers_the_bytes_le_asks_for(vpcd: FakeVpcd) -> None:
+    proc = subprocess.Popen(
+        [*SERVE, "--echo-sized", "--port", str(vpcd.port)], cwd=REPO, stderr=subprocess.DEVNULL
+    )
+    try:
+        vpcd.accept()
+        vpcd.send(b"\x00\x01\x01\x00\x01\x04")
+        assert vpcd.recv_frame() == ECHO_ATR
+        assert vpcd.exchange(bytes.fromhex("00B0000000")) == bytes(256) + b"\x90\x00"
+        assert vpcd.exchange(bytes.fromhex("00200098")) == b"\x90\x00"
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_echo_sized_and_state_files_do_not_mix() -> None:
+    result = _run("--echo-sized", "--state", "x.db")
+    assert result.returncode == 2
+    assert "--state cannot be combined" in result.stderr
