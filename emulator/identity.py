@@ -233,6 +233,16 @@ def certificate_expiry(issued: dt.datetime, birth_date: str | None) -> dt.dateti
     return dt.datetime.combine(day, dt.time(23, 59, 59), _JST).astimezone(dt.UTC)
 
 
+def _random_serial() -> int:
+    """A random positive serial of exactly 159 bits, so always 20 bytes in DER [model].
+
+    ``x509.random_serial_number()`` alone is 159 random bits: one certificate in 128 got a
+    19-byte serial, a certificate one byte shorter, and a trace (and a golden file) that
+    differs in its READ BINARY lengths from one run to the next.
+    """
+    return x509.random_serial_number() | (1 << 158)
+
+
 def _certificate(
     subject: x509.Name,
     public_key: rsa.RSAPublicKey,
@@ -253,7 +263,7 @@ def _certificate(
         .subject_name(subject)
         .issuer_name(issuer)
         .public_key(public_key)
-        .serial_number(serial or x509.random_serial_number())
+        .serial_number(serial or _random_serial())
         .not_valid_before(now - dt.timedelta(days=1) if ca else now)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)

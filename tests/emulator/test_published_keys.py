@@ -118,3 +118,14 @@ def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     with pytest.raises(SystemExit):
         cli.main(argv)
     return capsys.readouterr().out
+
+
+def test_certificate_lengths_do_not_vary_with_the_random_serial() -> None:
+    """Every serial is 20 bytes in DER, so a card's certificates (and the READ BINARY lengths
+    in its traces and golden files) are the same size from one run to the next."""
+    pkis = [generate_pki() for _ in range(40)]
+    for pki in pkis:
+        for der in (pki.auth_cert, pki.sign_cert, pki.auth_ca_cert, pki.sign_ca_cert):
+            assert x509.load_der_x509_certificate(der).serial_number.bit_length() == 159
+    assert len({len(pki.auth_cert) for pki in pkis}) == 1
+    assert len({len(pki.sign_cert) for pki in pkis}) == 1
