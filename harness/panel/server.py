@@ -143,6 +143,10 @@ class PanelServer:
             task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
+        # Status reads and controls run in the loop's executor threads, on the card: wait for
+        # them, so that nothing touches the card once close() has returned (a card database
+        # closed under a running read crashed the process inside SQLite).
+        await asyncio.get_running_loop().shutdown_default_executor()
 
     # --- events ------------------------------------------------------------------------------
 
