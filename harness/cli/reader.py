@@ -8,15 +8,23 @@ from harness.optional import require_pyscard
 from harness.transport import Transport, TransportError
 
 
-def open_reader(name: str) -> Transport:
-    """A PC/SC transport to reader *name* (a physical card as far as the harness knows)."""
+def _need_pyscard(what: str) -> None:
+    """``UsageError`` with the one line saying *what* needs pyscard, when it is missing.
+
+    Each caller then imports ``harness.hil.pcsc`` in the function, not at the top: it needs
+    pyscard, which every other command (and the help) does without.
+    """
     try:
-        # Optional dependency: harness.hil.pcsc needs pyscard, which every other command
-        # (and the help) does without.
-        require_pyscard("--reader")
-        from harness.hil.pcsc import PcscTransport
+        require_pyscard(what)
     except ImportError as exc:  # PyscardMissingError: the one line
         raise UsageError(str(exc)) from None
+
+
+def open_reader(name: str) -> Transport:
+    """A PC/SC transport to reader *name* (a physical card as far as the harness knows)."""
+    _need_pyscard("--reader")
+    from harness.hil.pcsc import PcscTransport
+
     try:
         return PcscTransport(name)
     except TransportError as exc:
@@ -26,11 +34,9 @@ def open_reader(name: str) -> Transport:
 def open_tap_reader(name: str) -> tuple[Transport, PresenceWatch, list[str]]:
     """For ``myna-hil tap``: reader *name* held exclusively and not connected yet (it may be
     empty), a watch on its card presence, and every reader pcscd lists."""
-    try:
-        require_pyscard("tap")
-        from harness.hil.pcsc import PcscTransport, ReaderPresence, list_readers
-    except ImportError as exc:  # PyscardMissingError: the one line
-        raise UsageError(str(exc)) from None
+    _need_pyscard("tap")
+    from harness.hil.pcsc import PcscTransport, ReaderPresence, list_readers
+
     try:
         transport = PcscTransport(name, exclusive=True, connect=False)
     except TransportError as exc:
@@ -44,11 +50,9 @@ def open_tap_reader(name: str) -> tuple[Transport, PresenceWatch, list[str]]:
 
 def watch_reader(name: str) -> PresenceWatch:
     """A watch on the card presence of reader *name* (exact name or unique substring)."""
-    try:
-        require_pyscard("tap")
-        from harness.hil.pcsc import ReaderPresence
-    except ImportError as exc:  # PyscardMissingError: the one line
-        raise UsageError(str(exc)) from None
+    _need_pyscard("tap")
+    from harness.hil.pcsc import ReaderPresence
+
     try:
         return ReaderPresence(name)
     except TransportError as exc:
