@@ -12,6 +12,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography import x509
+
 from emulator.grammar import CommandApdu
 from emulator.pins import SPECS
 from emulator.protocol import HOME, Pin
@@ -120,6 +122,24 @@ class ReaderApp:
         text = "locked" if shown == 0 else f"{shown} {'try' if shown == 1 else 'tries'} left"
         return self.show(Outcome(shown > 0, text, shown))
 
+    def card_signature(
+        self, typed: str, document: bytes
+    ) -> tuple[x509.Certificate, bytes] | Outcome:
+        """The signing password *typed*, then the signing certificate and the card's signature
+        over *document*; or the outcome shown when the card refused or the signature does not
+        verify."""
+        jpki = JpkiSession(self.transport)
+        try:
+            jpki.select_ef(HOME[Pin.SIGN].ef)  # no signing password at all: a face-auth card
+            self._verify(lambda v: jpki.verify("sign", v), typed)
+            cert = jpki.certificate("sign")
+            signature = jpki.sign_message("sign", document)
+        except (ApduError, CardRemovedError) as exc:
+            return self.failure(exc, lambda: jpki.pin_status("sign"))
+        if not verify_signature(cert, document, signature):
+            return self.show(Outcome(False, "signature does not verify"))
+        return cert, signature
+
     def failure(self, exc: Exception, status: Callable[[], PinStatus] | None = None) -> Outcome:
         if isinstance(exc, CardRemovedError):
             self.transport.reset()  # the phone finds the card again
@@ -171,16 +191,9 @@ class ETaxSigner(ReaderApp):
     NAME = "signer-app"
 
     def sign(self, typed: str, document: bytes) -> Outcome:
-        jpki = JpkiSession(self.transport)
-        try:
-            jpki.select_ef(HOME[Pin.SIGN].ef)  # no signing password at all: a face-auth card
-            self._verify(lambda v: jpki.verify("sign", v), typed)
-            cert = jpki.certificate("sign")
-            signature = jpki.sign_message("sign", document)
-        except (ApduError, CardRemovedError) as exc:
-            return self.failure(exc, lambda: jpki.pin_status("sign"))
-        if not verify_signature(cert, document, signature):
-            return self.show(Outcome(False, "signature does not verify"))
+        signed = self.card_signature(typed, document)
+        if isinstance(signed, Outcome):
+            return signed
         return self.show(Outcome(True, SHOWN_SIGNED))
 
 

@@ -16,16 +16,12 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from emulator.protocol import HOME, Pin
 from harness.actors.apps import SHOWN_LOCKED, Outcome, ReaderApp
 from harness.clock import Clock
-from harness.errors import ApduError
 from harness.revocation.client import Fetcher, Verdict, check_certificate
 from harness.revocation.client import Outcome as Check
-from harness.sessions import JpkiSession
-from harness.sessions.jpki import verify_signature
 from harness.trace.recorder import note
-from harness.transport import CardRemovedError, Transport
+from harness.transport import Transport
 
 SHOWN_ACCEPTED = "submitted: the signature was accepted"
 SHOWN_SERVICE_DOWN = "the certificate check is unavailable: your card is fine, try again later"
@@ -96,16 +92,10 @@ class SigningService(ReaderApp):
         self.last_verdict: Verdict | None = None
 
     def submit(self, typed: str, document: bytes) -> Outcome:
-        jpki = JpkiSession(self.transport)
-        try:
-            jpki.select_ef(HOME[Pin.SIGN].ef)
-            self._verify(lambda v: jpki.verify("sign", v), typed)
-            cert = jpki.certificate("sign")
-            signature = jpki.sign_message("sign", document)
-        except (ApduError, CardRemovedError) as exc:
-            return self.failure(exc, lambda: jpki.pin_status("sign"))
-        if not verify_signature(cert, document, signature):
-            return self.show(Outcome(False, "signature does not verify"))
+        signed = self.card_signature(typed, document)
+        if isinstance(signed, Outcome):
+            return signed
+        cert, _ = signed
         habits = self.service_habits
         verdict = check_certificate(
             cert,
