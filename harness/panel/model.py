@@ -78,6 +78,8 @@ class SlotPanel:
         self.last_change: dict[str, Message] = {}
         self._tries: dict[str, int] = {}
         self._accounted: set[str] = set()
+        #: PINs whose counter moved with nothing of ours behind it, seen once (merge()).
+        self._unexplained: set[str] = set()
 
     # --- what happened (event-loop thread) ---------------------------------------------------
 
@@ -215,11 +217,19 @@ class SlotPanel:
             name, tries = pin["name"], pin["tries"]
             before = self._tries.get(name)
             if before is not None and before != tries and name not in self._accounted:
+                if name not in self._unexplained:
+                    # The read may have overtaken the event of our own exchange behind the
+                    # change (the slot thread hands events over after the card answered):
+                    # blame another process only if the next read still finds it unexplained.
+                    self._unexplained.add(name)
+                    pin["last"] = self.last_change.get(name)
+                    continue
                 self.last_change[name] = {
                     "text": f"tries {before} -> {tries}",
                     "cause": "another process",
                     "time": _now(),
                 }
+            self._unexplained.discard(name)
             self._tries[name] = tries
             pin["last"] = self.last_change.get(name)
         self._accounted.clear()

@@ -185,6 +185,32 @@ def test_a_wrong_verify_gets_its_cause_and_stays_redacted(tmp_path: Path) -> Non
     assert wrong["hex"] == "00200080 04 <redacted 4 bytes>"
 
 
+def test_a_read_that_overtakes_our_own_exchange_blames_no_other_process() -> None:
+    """The status read can see a counter our own exchange moved before the slot thread's
+    event for that exchange reaches the loop: it must not be put down to another process."""
+    card = Card(fresh_state())
+    card.power_on()
+    slot = SlotPanel(0, VpcdServer(card, "127.0.0.1", 9))
+
+    def last(status: dict[str, Any]) -> Any:
+        return next(p["last"] for p in status["pins"] if p["name"] == "auth")
+
+    slot.merge(slot.read_status())
+    exchanges = [
+        (apdu, card.transmit(apdu)) for apdu in (SELECT_JPKI, SELECT_AUTH_PIN, VERIFY_1111)
+    ]
+    assert last(slot.merge(slot.read_status())) is None  # the read came first
+    for apdu, answer in exchanges:
+        slot.on_event(VpcdEvent("exchange", apdu, answer, 0.001))
+    assert last(slot.merge(slot.read_status()))["cause"] == "wrong value"
+    assert slot.merge(slot.read_status()) is not None
+    assert slot.last_change["auth"]["cause"] == "wrong value"
+
+    card.set_tries("auth", 3)  # nothing of ours behind this one: seen twice, then blamed
+    assert last(slot.merge(slot.read_status()))["cause"] == "wrong value"
+    assert last(slot.merge(slot.read_status()))["cause"] == "another process"
+
+
 def test_a_torn_verify_is_a_power_loss(tmp_path: Path) -> None:
     card = Card(fresh_state())
     slot = SlotPanel(0, VpcdServer(card, "127.0.0.1", 9))
