@@ -22,7 +22,7 @@ from emulator.vpcd import DEFAULT_HOST, reader_name, slot_port
 from harness.cli.errors import UsageError
 from harness.cli.output import STDOUT, check_target
 from harness.cli.reader import open_tap_reader, watch_reader
-from harness.cli.trace import printable
+from harness.cli.trace import finding_json, printable
 from harness.hil.floor import DEFAULT_FLOOR, MAX_FLOOR, REFUSAL_SW, TriesFloor
 from harness.hil.tap import Tap, TapEvent, TapRelay, TapStats, TraceFile, percentile
 from harness.trace.explain import PIN_LABELS, Explanation, explain, format_explanation
@@ -233,21 +233,7 @@ def summary_json(stats: TapStats, expl: Explanation, trace: Path | None) -> dict
             "p99": percentile(stats.overhead_us, 99),
         },
         "decrements": expl.decrements,
-        "findings": [
-            {
-                "index": f.index,
-                "app": f.app,
-                "pin": f.pin,
-                "sw": f.sw,
-                "tries_left": f.tries_left,
-                "cause": f.cause.name.lower(),
-                "cause_text": f.cause.value,
-                "detail": f.detail,
-                "decrement": f.decrement,
-                "remedy": f.remedy,
-            }
-            for f in expl.findings
-        ],
+        "findings": [finding_json(f) for f in expl.findings],
         "warnings": list(expl.warnings),
         "trace": None if trace is None else str(trace),
     }

@@ -16,7 +16,7 @@ from harness.controls import CardControls, ReplayControls
 from harness.revocation.log import ServiceEvent, ServiceLogError, parse_service_log
 from harness.scenarios.runner import Unit, UnknownScenarioError, all_units, run_unit, select_units
 from harness.trace import golden
-from harness.trace.explain import Explanation, explain, format_explanation
+from harness.trace.explain import Explanation, Finding, explain, format_explanation
 from harness.trace.recorder import TraceFormatError, read_trace
 from harness.trace.records import Cmd, Lost, Meta, Note, Reset, Rsp, TraceRecord
 from harness.trace.replay import ReplayDivergence, ReplayTransport
@@ -106,21 +106,23 @@ def explanation_json(expl: Explanation) -> dict[str, Any]:
         "apdus": expl.apdus,
         "decrements": dict(expl.decrements),
         "warnings": list(expl.warnings),
-        "findings": [
-            {
-                "index": f.index,
-                "app": f.app,
-                "pin": f.pin,
-                "sw": f.sw,
-                "tries_left": f.tries_left,
-                "cause": f.cause.name.lower(),
-                "cause_text": str(f.cause),
-                "decrement": f.decrement,
-                "detail": f.detail,
-                "remedy": f.remedy,
-            }
-            for f in expl.findings
-        ],
+        "findings": [finding_json(f) for f in expl.findings],
+    }
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    """One decrement of ``trace explain`` as data (``--json`` of ``trace explain`` and ``tap``)."""
+    return {
+        "index": f.index,
+        "app": f.app,
+        "pin": f.pin,
+        "sw": f.sw,
+        "tries_left": f.tries_left,
+        "cause": f.cause.name.lower(),
+        "cause_text": str(f.cause),
+        "decrement": f.decrement,
+        "detail": f.detail,
+        "remedy": f.remedy,
     }
 
 
