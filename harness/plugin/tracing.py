@@ -157,14 +157,14 @@ class RecordedCard:
         self._log = log
 
     def transmit(self, apdu: bytes) -> bytes:
-        i = self._log.command(apdu).i
         start = time.perf_counter()
         try:
             rsp = self._card.transmit(apdu)
         except CardPoweredOff as exc:
-            self._log.lost(i, apdu, str(exc), time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self._log.lost(self._log.command(apdu).i, apdu, str(exc), seconds)
             raise
-        self._log.answer(i, apdu, rsp, time.perf_counter() - start)
+        self._log.exchange(apdu, rsp, time.perf_counter() - start)
         return rsp
 
     def power_on(self) -> bytes:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from emulator.grammar import sw_name
-from emulator.redact import is_secret, redact_command
+from emulator.redact import SECRET_INS, is_secret, redact_command
 from harness.clock import Clock
 from harness.trace.decode import Tracker, name_of, parse
 from harness.trace.fingerprint import DESCRIPTION, Fingerprinter
@@ -45,6 +45,18 @@ from harness.transport import TRAFFIC, CardRemovedError, Transport
 logger = logging.getLogger(__name__)
 
 _R = TypeVar("_R", bound=TraceRecord)
+
+#: What a command record says of the command itself: ``name``, ``hex`` (redacted), ``fp``,
+#: ``fpv``.
+_Described = tuple[str, str, "str | None", "dict[str, str] | None"]
+
+#: One exchange whose records :class:`TraceLog` has not built yet: ``i``, the command's
+#: ``seq``, command, answer, seconds it took, ``perf_counter`` and ``time_ns`` at the answer,
+#: the scenario clock then (``None``: no clock), and for a command that may carry a PIN its
+#: description made at once (the command is then its 4-byte header only).
+_Exchange = tuple[
+    int, int, bytes, bytes, float, float, int, "dt.datetime | None", "_Described | None"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +87,11 @@ class TraceLog:
     ) -> None:
         self.redact = redact
         self.clock = clock
-        self.records: list[TraceRecord] = []
+        self._records: list[TraceRecord] = []
+        #: What came after the last of :attr:`_records`, oldest first: exchanges recorded
+        #: by :meth:`exchange` whose records are not built yet, and the records made since
+        #: the first of them.
+        self._pending: list[_Exchange | TraceRecord] = []
         #: When the next records happened, for a log made elsewhere (``trace import``):
         #: ``None`` stamps them now.
         self.when: Stamp | None = None
@@ -106,54 +122,136 @@ class TraceLog:
             )
         )
 
+    @property
+    def records(self) -> list[TraceRecord]:
+        """Every record so far, in order (building those :meth:`exchange` deferred)."""
+        if self._pending:
+            self._build_pending()
+        return self._records
+
+    def exchange(self, apdu: bytes, rsp: bytes, seconds: float) -> int:
+        """Record the command *apdu* and its answer *rsp*, which took *seconds*; the
+        command's index ``i``.
+
+        The same two records as :meth:`command` then :meth:`answer` (the command stamped
+        *seconds* before the answer), built when :attr:`records` is next read: a run that
+        never looks at its trace pays a tuple per exchange. A command that may carry a PIN
+        is redacted and fingerprinted at once, so that no secret waits in memory.
+        """
+        if self.when is not None:  # a log made elsewhere has its own stamps
+            i = self.command(apdu).i
+            self.answer(i, apdu, rsp, seconds)
+            return i
+        i = self.apdus
+        self.apdus += 1
+        seq = self._seq
+        self._seq += 2
+        now = time.perf_counter()
+        clock = None if self.clock is None else self.clock.now()
+        described = None
+        if len(apdu) >= 4 and apdu[1] in SECRET_INS:
+            described, apdu = self._describe(apdu), apdu[:4]
+        self._pending.append((i, seq, apdu, rsp, seconds, now, time.time_ns(), clock, described))
+        return i
+
     def command(self, apdu: bytes) -> Cmd:
         """Record a command about to be sent; its record (``i`` is its index)."""
         i = self.apdus
         self.apdus += 1
-        target = self._tracker.target(apdu)
+        if self._pending:
+            self._build_pending()
+        return self._append(self._command_record(i, apdu, self._stamp()))
+
+    def _describe(self, apdu: bytes) -> _Described:
+        """The command's name, its hex as recorded (redacted) and its fingerprints."""
         fp: str | None = None
         fpv: dict[str, str] | None = None
         cmd = parse(apdu)
         if cmd is not None and is_secret(cmd):
             fp = self._fingerprints.fp(cmd.data)
             fpv = self._fingerprints.variants(cmd.data) or None
-        return self._append(
-            Cmd(
-                i=i,
-                name=name_of(apdu, cmd),
-                hex=redact_command(apdu) if self.redact else apdu.hex().upper(),
-                app=target.app or None,
-                ef=target.ef,
-                pin=target.pin or None,
-                fp=fp,
-                fpv=fpv,
-                **self._stamp(),
-            )
+        text = redact_command(apdu) if self.redact else apdu.hex().upper()
+        return name_of(apdu, cmd), text, fp, fpv
+
+    def _command_record(
+        self, i: int, apdu: bytes, stamp: dict[str, Any], described: _Described | None = None
+    ) -> Cmd:
+        """The record of command *i*, addressed by the selection so far (the tracker must
+        have seen every command before it); *described*: made already."""
+        target = self._tracker.target(apdu)
+        name, text, fp, fpv = described or self._describe(apdu)
+        return Cmd(
+            i=i,
+            name=name,
+            hex=text,
+            app=target.app or None,
+            ef=target.ef,
+            pin=target.pin or None,
+            fp=fp,
+            fpv=fpv,
+            **stamp,
         )
 
     def answer(self, i: int, apdu: bytes, rsp: bytes, seconds: float | None) -> Rsp:
         """Record the answer *rsp* to command *i* (*apdu*), *seconds* after it was sent
         (``None``: not known)."""
+        if self._pending:
+            self._build_pending()
+        return self._append(self._answer_record(i, apdu, rsp, seconds, self._stamp()))
+
+    def _answer_record(
+        self, i: int, apdu: bytes, rsp: bytes, seconds: float | None, stamp: dict[str, Any]
+    ) -> Rsp:
         sw = rsp[-2] << 8 | rsp[-1] if len(rsp) >= 2 else 0
         self._tracker.update(apdu, sw)
-        return self._append(
-            Rsp(
-                i=i,
-                hex=rsp.hex().upper(),
-                sw=sw,
-                sw_name=_sw_text(sw),
-                latency_ms=_ms(seconds),
-                **self._stamp(),
-            )
+        return Rsp(
+            i=i,
+            hex=rsp.hex().upper(),
+            sw=sw,
+            sw_name=_sw_text(sw),
+            latency_ms=_ms(seconds),
+            **stamp,
         )
+
+    def _build_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for item in pending:
+            if isinstance(item, tuple):
+                self._build(item)
+            else:
+                self._records.append(item)
+
+    def _build(self, exchange: _Exchange) -> None:
+        """Append the two records of one exchange (see :meth:`exchange`)."""
+        i, seq, apdu, rsp, seconds, now, wall_ns, clock, described = exchange
+        clock_text = None if clock is None else self._clock_text_of(clock)
+        t = now - self._t0
+        sent = {
+            "seq": seq,
+            "time": self._wall_text(wall_ns - int(seconds * 1e9)),
+            "t": round(t - seconds, 6),
+            "clock": clock_text,
+        }
+        answered = {
+            "seq": seq + 1,
+            "time": self._wall_text(wall_ns),
+            "t": round(t, 6),
+            "clock": clock_text,
+        }
+        self._records.append(self._command_record(i, apdu, sent, described))
+        self._records.append(self._answer_record(i, apdu, rsp, seconds, answered))
 
     def lost(self, i: int, apdu: bytes, error: str, seconds: float | None) -> Lost:
         """Record that command *i* (*apdu*) got no answer: the card lost power / went away."""
+        if self._pending:
+            self._build_pending()
         self._tracker.update(apdu, None)
         return self._append(Lost(i=i, error=error, latency_ms=_ms(seconds), **self._stamp()))
 
     def reset(self, atr: bytes) -> Reset:
         """Record a reset or power-on (the selection is gone)."""
+        if self._pending:
+            self._build_pending()
         self._tracker.reset()
         return self._append(Reset(atr=atr, **self._stamp()))
 
@@ -172,11 +270,14 @@ class TraceLog:
     def trim(self, keep: int) -> None:
         """Drop the oldest records but the meta record, keeping the last *keep* (``seq``
         goes on counting)."""
-        if len(self.records) > keep + 1:
-            del self.records[1 : len(self.records) - keep]
+        records = self.records
+        if len(records) > keep + 1:
+            del records[1 : len(records) - keep]
 
     def _append(self, rec: _R) -> _R:
-        self.records.append(rec)
+        """Append *rec* after everything so far (notes and controls wait behind deferred
+        exchanges; whatever reads or moves the selection builds those first)."""
+        (self._pending or self._records).append(rec)
         self._seq += 1
         return rec
 
@@ -184,23 +285,25 @@ class TraceLog:
         """``seq``, ``time``, ``t`` and ``clock`` of the record about to be appended."""
         if self.when is not None:
             return {"seq": self._seq, "time": self.when.time, "t": self.when.t, "clock": None}
-        clock = None
-        if self.clock is not None:
-            now = self.clock.now()
-            if now is not self._clock_at:
-                self._clock_at, self._clock_text = now, now.isoformat()
-            clock = self._clock_text
         return {
             "seq": self._seq,
-            "time": self._wall_time(),
+            "time": self._wall_text(time.time_ns()),
             "t": round(time.perf_counter() - self._t0, 6),
-            "clock": clock,
+            "clock": None if self.clock is None else self._clock_text_of(self.clock.now()),
         }
 
-    def _wall_time(self) -> str:
-        """Now, UTC, ISO 8601 to the microsecond: what ``datetime.now(UTC).isoformat()``
-        says, without building a datetime for every record."""
-        second, ns = divmod(time.time_ns(), 1_000_000_000)
+    def _clock_text_of(self, now: dt.datetime) -> str | None:
+        """*now* on the scenario clock as ISO 8601 (the clock stands still between its
+        steps: the text is made once per step)."""
+        if now is not self._clock_at:
+            self._clock_at, self._clock_text = now, now.isoformat()
+        return self._clock_text
+
+    def _wall_text(self, wall_ns: int) -> str:
+        """*wall_ns* (``time.time_ns()``), UTC, ISO 8601 to the microsecond: what
+        ``datetime.now(UTC).isoformat()`` says, without building a datetime for every
+        record."""
+        second, ns = divmod(wall_ns, 1_000_000_000)
         if second != self._second:
             moment = dt.datetime.fromtimestamp(second, dt.UTC)
             self._second, self._second_text = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
@@ -228,7 +331,10 @@ class RecordingTransport(Transport):
         self.redact = redact or inner.physical  # traces from a physical card: always redacted
         self.clock = clock
         self.log = TraceLog(inner.name, inner.atr, redact=self.redact, clock=clock, meta=meta)
-        self.records = self.log.records
+
+    @property
+    def records(self) -> list[TraceRecord]:
+        return self.log.records
 
     @property
     def apdus(self) -> int:
@@ -241,7 +347,6 @@ class RecordingTransport(Transport):
         return self.inner.atr
 
     def transmit(self, apdu: bytes) -> bytes:
-        i = self.log.command(apdu).i
         traffic = logger.isEnabledFor(TRAFFIC)
         if traffic:
             logger.log(TRAFFIC, "> %s", redact_command(apdu))  # logs are redacted, always
@@ -249,9 +354,10 @@ class RecordingTransport(Transport):
         try:
             rsp = self.inner.transmit(apdu)
         except CardRemovedError as exc:
-            self.log.lost(i, apdu, str(exc), time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self.log.lost(self.log.command(apdu).i, apdu, str(exc), seconds)
             raise
-        self.log.answer(i, apdu, rsp, time.perf_counter() - start)
+        self.log.exchange(apdu, rsp, time.perf_counter() - start)
         if traffic:
             logger.log(TRAFFIC, "< %s", rsp.hex().upper())
         return rsp
