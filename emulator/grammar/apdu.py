@@ -202,30 +202,29 @@ class CommandApdu(NamedTuple):
 
     def to_bytes(self) -> bytes:
         """Fast-path build; agrees with :data:`COMMAND_APDU` (property-tested)."""
+        cla, ins, p1, p2, data, le, ext = self
         self._validate()
-        out = bytearray(self.header)
-        ext = self.extended
-        if self.data:
-            lc = len(self.data)
-            out += b"\x00" + lc.to_bytes(2, "big") if ext else bytes((lc,))
-            out += self.data
-        if self.le is not None:
-            if ext:
-                out += (b"" if self.data else b"\x00") + (self.le & 0xFFFF).to_bytes(2, "big")
-            else:
-                out.append(self.le & 0xFF)
-        return bytes(out)
+        out = bytes((cla, ins, p1, p2))
+        if data:
+            out += (b"\x00" + len(data).to_bytes(2, "big") if ext else bytes((len(data),))) + data
+        if le is None:
+            return out
+        if ext:
+            return out + (b"" if data else b"\x00") + (le & 0xFFFF).to_bytes(2, "big")
+        return out + bytes((le & 0xFF,))
 
     def _validate(self) -> None:
-        for name in ("cla", "ins", "p1", "p2"):
-            if not 0 <= getattr(self, name) <= 0xFF:
-                raise ApduFormatError(f"{name} out of range")
-        max_lc, max_le = (0xFFFF, 0x10000) if self.extended else (0xFF, 0x100)
-        if len(self.data) > max_lc:
-            raise ApduFormatError(f"{len(self.data)} data bytes need an extended APDU")
-        if self.le is not None and not 1 <= self.le <= max_le:
-            raise ApduFormatError(f"Le={self.le} out of range")
-        if self.extended and not self.data and self.le is None:
+        cla, ins, p1, p2, data, le, ext = self
+        if not (0 <= cla <= 0xFF and 0 <= ins <= 0xFF and 0 <= p1 <= 0xFF and 0 <= p2 <= 0xFF):
+            fields = {"cla": cla, "ins": ins, "p1": p1, "p2": p2}
+            name = next(n for n, v in fields.items() if not 0 <= v <= 0xFF)
+            raise ApduFormatError(f"{name} out of range")
+        max_lc, max_le = (0xFFFF, 0x10000) if ext else (0xFF, 0x100)
+        if len(data) > max_lc:
+            raise ApduFormatError(f"{len(data)} data bytes need an extended APDU")
+        if le is not None and not 1 <= le <= max_le:
+            raise ApduFormatError(f"Le={le} out of range")
+        if ext and not data and le is None:
             raise ApduFormatError("a case-1 APDU has no extended form")
 
     def __repr__(self) -> str:

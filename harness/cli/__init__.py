@@ -7,27 +7,58 @@ command.
 Exit status: 0 success; 1 a scenario failed (or a trace diverged / differs from golden);
 2 bad usage or input (or output that cannot be written), with a one-line message on stderr
 and no traceback (``-v`` logs details).
+
+Each command lives in its own module, named in :data:`COMMANDS` and imported only when that
+command runs (or the help lists them all), the way pip loads its commands: ``myna-hil run
+--all`` does not pay for the tap, the CI kit or the log importers.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import ModuleType
 
 from emulator import TRAFFIC
 from harness import __version__
-from harness.cli import ci, listing, run, soak, status, tap, trace
 from harness.cli.errors import UsageError, error
 from harness.cli.output import STDOUT, tolerate_encoding
 
-__all__ = ["build_parser", "dispatch", "main"]
+__all__ = ["COMMANDS", "build_parser", "command_module", "dispatch", "main"]
+
+#: Command -> its module (which has ``add_parser(sub)``) and the function that runs it, in
+#: the order the help lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "list": ("harness.cli.listing", "cmd_list"),
+    "run": ("harness.cli.run", "cmd_run"),
+    "status": ("harness.cli.status", "cmd_status"),
+    "trace": ("harness.cli.trace", "dispatch"),
+    "soak": ("harness.cli.soak", "cmd_soak"),
+    "ci": ("harness.cli.ci", "cmd_ci"),
+    "tap": ("harness.cli.tap", "cmd_tap"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_module(name: str) -> ModuleType:
+    """The module of command *name* (imported now if it was not yet)."""
+    return importlib.import_module(COMMANDS[name][0])
+
+
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command *argv* names, when it names one: its first word that is not an option
+    (the program's own options take no value)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with *only*, just that command (the others' modules are
+    not imported)."""
     p = argparse.ArgumentParser(
         prog="myna-hil",
         description="PIN lock/reset scenarios against a virtual or physical My Number Card.",
@@ -41,13 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="log to stderr (-vv: APDU hex, secrets redacted)",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    listing.add_parser(sub)
-    run.add_parser(sub)
-    status.add_parser(sub)
-    trace.add_parser(sub)
-    soak.add_parser(sub)
-    ci.add_parser(sub)
-    tap.add_parser(sub)
+    for name in COMMANDS if only is None else (only,):
+        command_module(name).add_parser(sub)
     _verbose_after_commands(p)
     return p
 
@@ -74,7 +100,7 @@ def machine_to_stdout(args: argparse.Namespace) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_named(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its message
@@ -119,21 +145,10 @@ def _quiet_logging() -> None:
 
 
 def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.command == "list":
-        return listing.cmd_list(args)
-    if args.command == "run":
-        return run.cmd_run(args)
-    if args.command == "status":
-        return status.cmd_status(args)
-    if args.command == "soak":
-        return soak.cmd_soak(args)
-    if args.command == "tap":
-        return tap.cmd_tap(args)
-    if args.command == "trace":
-        if args.trace_command is None:
-            raise UsageError("trace needs an action: show, explain, replay, golden or import")
-        return trace.dispatch(args)
-    if args.command == "ci":
-        return ci.cmd_ci(args)
-    parser.print_usage(sys.stderr)
-    return 2
+    if args.command not in COMMANDS:
+        parser.print_usage(sys.stderr)
+        return 2
+    run: Callable[[argparse.Namespace], int] = getattr(
+        command_module(args.command), COMMANDS[args.command][1]
+    )
+    return run(args)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harness.cli.errors import UsageError
-from harness.hil.tap import PresenceWatch
 from harness.optional import require_pyscard
 from harness.transport import Transport, TransportError
+
+if TYPE_CHECKING:  # a type only: run and status need not import the tap
+    from harness.hil.tap import PresenceWatch
 
 
 def _need_pyscard(what: str) -> None:

@@ -72,6 +72,8 @@ def add_parser(sub: Any) -> None:
 
 def dispatch(args: argparse.Namespace) -> int:
     action = args.trace_command
+    if action is None:
+        raise UsageError("trace needs an action: show, explain, replay, golden or import")
     if action == "golden":
         return cmd_golden(args.update, args.dir or golden.GOLDEN_DIR)
     if action == "import":

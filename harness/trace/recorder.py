@@ -149,7 +149,7 @@ class TraceLog:
         now = time.perf_counter()
         clock = None if self.clock is None else self.clock.now()
         described = None
-        if len(apdu) >= 4 and apdu[1] in SECRET_INS:
+        if len(apdu) > 5 and apdu[1] in SECRET_INS:  # a data field: maybe a PIN
             described, apdu = self._describe(apdu), apdu[:4]
         self._pending.append((i, seq, apdu, rsp, seconds, now, time.time_ns(), clock, described))
         return i

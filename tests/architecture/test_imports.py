@@ -157,6 +157,8 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 #: work without what the import needs: pyscard (``smartcard``), which may be missing. Everything
 #: else is imported at the top of its module; a cycle is broken by moving the shared piece
 #: down (or, for annotations, ``if TYPE_CHECKING:``), never by hiding an import in a function.
+#: (The CLI loads each command's module by name from its table, ``harness.cli.COMMANDS``:
+#: tests/architecture/test_cli_commands.py keeps that table honest.)
 OPTIONAL_DEPENDENCY = "smartcard"
 LAZY_IMPORTS = {
     # --reader only: list, run, status, trace and the help need no PC/SC.
