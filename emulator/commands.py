@@ -101,15 +101,25 @@ def _check_usable(card: Card, ef: PinEf) -> None:
 
 def select(card: Card, apdu: CommandApdu) -> bytes:
     """SELECT by DF name (P1 04) or by FID (P1 00 / 02). No FCI is returned [model]."""
-    if apdu.p2 not in (0x00, 0x0C):
+    p1, p2, data = apdu.p1, apdu.p2, apdu.data
+    if p2 not in (0x00, 0x0C):
         return status(SW.INCORRECT_P1P2)
-    if apdu.p1 == 0x04:
-        app = card.applications.get(apdu.data)
+    session = card.session
+    if p1 == 0x02 or (p1 == 0x00 and (data or apdu.le)):
+        if len(data) != 2:
+            return status(SW.WRONG_LENGTH)
+        app = session.app
+        ef = app.files.get(data[0] << 8 | data[1]) if app is not None else None
+        if ef is None:
+            return status(SW.FILE_NOT_FOUND)  # includes 3F00 [card]
+        session.ef = ef
+        return OK
+    if p1 == 0x04:
+        app = card.applications.get(data)
         if app is None:
             return status(SW.FILE_NOT_FOUND)
         # Selecting an application clears its security state [client]. Whether re-selecting
         # the *same* application does is not public: a quirk keeps the verified PINs [model].
-        session = card.session
         same = session.app is not None and session.app.aid == app.aid
         session.app = app
         session.ef = None
@@ -118,22 +128,10 @@ def select(card: Card, apdu: CommandApdu) -> bytes:
         session.issuer_authenticated = False
         session.challenge = None
         return OK
-    if apdu.p1 in (0x00, 0x02):
-        if apdu.p1 == 0x00 and not apdu.data and not apdu.le:
-            # 00 A4 00 00 (select the MF): 6A86 right after reset, 9000 without any change
-            # inside an application [card].
-            if card.session.app is None:
-                return status(SW.INCORRECT_P1P2)
-            return OK
-        if len(apdu.data) != 2:
-            return status(SW.WRONG_LENGTH)
-        app = card.session.app
-        fid = apdu.data[0] << 8 | apdu.data[1]
-        ef = app.files.get(fid) if app is not None else None
-        if ef is None:
-            return status(SW.FILE_NOT_FOUND)  # includes 3F00 [card]
-        card.session.ef = ef
-        return OK
+    if p1 == 0x00:
+        # 00 A4 00 00 (select the MF): 6A86 right after reset, 9000 without any change
+        # inside an application [card].
+        return status(SW.INCORRECT_P1P2) if session.app is None else OK
     return status(SW.INCORRECT_P1P2)
 
 
