@@ -48,6 +48,12 @@ COLUMNS = (
     "startup_ms",
     "ratio_to_startup",
     "ratio_to_target",
+    "min_ratio_to_target",
+    "filed_ms",
+    "filed_ratio_to_target",
+    "filed_min_ratio_to_target",
+    "service_ms",
+    "reference_ms",
 )
 
 
