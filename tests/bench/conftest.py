@@ -18,6 +18,7 @@ import pytest
 COLUMNS = (
     "ratio_to_echo",
     "ratio_to_plain_echo",
+    "echo_aa_ratio",
     "ratio_to_minimal",
     "ratio_to_openssl",
     "kib_per_card",
