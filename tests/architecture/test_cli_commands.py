@@ -27,7 +27,8 @@ def test_each_command_module_defines_its_command(name: str) -> None:
 
 def _required(name: str) -> list[str]:
     """Arguments *name* cannot parse without."""
-    return {"trace": ["show", "x.jsonl"], "ci": ["pcscd", "status"], "tap": ["--reader", "R"]}.get(name, [])
+    required = {"trace": ["show", "x.jsonl"], "ci": ["pcscd", "status"], "tap": ["--reader", "R"]}
+    return required.get(name, [])
 
 
 def test_the_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
