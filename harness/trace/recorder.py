@@ -27,6 +27,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ class TraceLog:
         #: by :meth:`exchange` whose records are not built yet, and the records made since
         #: the first of them.
         self._pending: list[_Exchange | TraceRecord] = []
+        #: :meth:`exchange` against the building of its records: a card an app drives from
+        #: several threads may be recorded while the test reads the trace.
+        self._pending_lock = threading.Lock()
         #: When the next records happened, for a log made elsewhere (``trace import``):
         #: ``None`` stamps them now.
         self.when: Stamp | None = None
@@ -142,16 +146,18 @@ class TraceLog:
             i = self.command(apdu).i
             self.answer(i, apdu, rsp, seconds)
             return i
-        i = self.apdus
-        self.apdus += 1
-        seq = self._seq
-        self._seq += 2
         now = time.perf_counter()
         clock = None if self.clock is None else self.clock.now()
         described = None
         if len(apdu) > 5 and apdu[1] in SECRET_INS:  # a data field: maybe a PIN
             described, apdu = self._describe(apdu), apdu[:4]
-        self._pending.append((i, seq, apdu, rsp, seconds, now, time.time_ns(), clock, described))
+        with self._pending_lock:
+            i = self.apdus
+            self.apdus += 1
+            seq = self._seq
+            self._seq += 2
+            wall_ns = time.time_ns()
+            self._pending.append((i, seq, apdu, rsp, seconds, now, wall_ns, clock, described))
         return i
 
     def command(self, apdu: bytes) -> Cmd:
@@ -214,12 +220,13 @@ class TraceLog:
         )
 
     def _build_pending(self) -> None:
-        pending, self._pending = self._pending, []
-        for item in pending:
-            if isinstance(item, tuple):
-                self._build(item)
-            else:
-                self._records.append(item)
+        with self._pending_lock:  # one builder at a time, in order
+            pending, self._pending = self._pending, []
+            for item in pending:
+                if isinstance(item, tuple):
+                    self._build(item)
+                else:
+                    self._records.append(item)
 
     def _build(self, exchange: _Exchange) -> None:
         """Append the two records of one exchange (see :meth:`exchange`)."""

@@ -4,6 +4,8 @@ same order, and no secret waiting in memory for its redaction."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
+import threading
 from typing import Any
 
 from emulator.pins import DEFAULT_PINS
@@ -113,3 +115,41 @@ def test_a_recording_transport_builds_on_reading() -> None:
     assert rec.apdus == 3 and len(rec.log._pending) == 3
     assert [type(r).__name__ for r in rec.records] == ["Meta"] + ["Cmd", "Rsp"] * 3
     assert not rec.log._pending
+
+
+def test_threads_recording_while_another_reads_lose_nothing() -> None:
+    """An app's threads record while the test reads the trace: every exchange lands once,
+    in ``seq`` order."""
+    log = TraceLog("test", bytes.fromhex("3B00"))
+    apdu, rsp = bytes.fromhex("00A4020C02000A"), bytes.fromhex("9000")
+    per_thread, writers = 2000, 3
+    done = threading.Event()
+    seen: list[int] = []
+
+    def write() -> None:
+        for _ in range(per_thread):
+            log.exchange(apdu, rsp, 0.0)
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(len(log.records))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: a race shows at once
+    try:
+        reader = threading.Thread(target=read)
+        reader.start()
+        threads = [threading.Thread(target=write) for _ in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        done.set()
+        reader.join()
+    finally:
+        sys.setswitchinterval(interval)
+    records = log.records
+    assert len(records) == 1 + 2 * per_thread * writers
+    assert [r.seq for r in records] == list(range(len(records)))
+    assert sorted(r.i for r in records if isinstance(r, Cmd)) == list(range(per_thread * writers))
+    assert seen == sorted(seen)  # a reader never saw the trace shrink
