@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -157,15 +156,7 @@ class RecordedCard:
         self._log = log
 
     def transmit(self, apdu: bytes) -> bytes:
-        start = time.perf_counter()
-        try:
-            rsp = self._card.transmit(apdu)
-        except CardPoweredOff as exc:
-            seconds = time.perf_counter() - start
-            self._log.lost(self._log.command(apdu).i, apdu, str(exc), seconds)
-            raise
-        self._log.exchange(apdu, rsp, time.perf_counter() - start)
-        return rsp
+        return self._log.recorded(self._card.transmit, apdu, CardPoweredOff)
 
     def power_on(self) -> bytes:
         atr = self._card.power_on()

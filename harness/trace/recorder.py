@@ -29,7 +29,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -159,6 +159,19 @@ class TraceLog:
             wall_ns = time.time_ns()
             self._pending.append((i, seq, apdu, rsp, seconds, now, wall_ns, clock, described))
         return i
+
+    def recorded(self, send: Callable[[bytes], bytes], apdu: bytes, lost: type[Exception]) -> bytes:
+        """``send(apdu)``, recorded: the exchange (:meth:`exchange`), or when *send* raises
+        *lost* (the card lost power or went away) the command and its loss, then the
+        error again."""
+        start = time.perf_counter()
+        try:
+            rsp = send(apdu)
+        except lost as exc:
+            self.lost(self.command(apdu).i, apdu, str(exc), time.perf_counter() - start)
+            raise
+        self.exchange(apdu, rsp, time.perf_counter() - start)
+        return rsp
 
     def command(self, apdu: bytes) -> Cmd:
         """Record a command about to be sent; its record (``i`` is its index)."""
@@ -357,14 +370,7 @@ class RecordingTransport(Transport):
         traffic = logger.isEnabledFor(TRAFFIC)
         if traffic:
             logger.log(TRAFFIC, "> %s", redact_command(apdu))  # logs are redacted, always
-        start = time.perf_counter()
-        try:
-            rsp = self.inner.transmit(apdu)
-        except CardRemovedError as exc:
-            seconds = time.perf_counter() - start
-            self.log.lost(self.log.command(apdu).i, apdu, str(exc), seconds)
-            raise
-        self.log.exchange(apdu, rsp, time.perf_counter() - start)
+        rsp = self.log.recorded(self.inner.transmit, apdu, CardRemovedError)
         if traffic:
             logger.log(TRAFFIC, "< %s", rsp.hex().upper())
         return rsp
