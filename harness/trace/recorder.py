@@ -75,6 +75,10 @@ class TraceLog:
     from a vpcd server's observer. This is the one place that builds records: redaction,
     fingerprints and stamps happen here. The fingerprint key lives only in this object (see
     :mod:`harness.trace.fingerprint`).
+
+    Threads: :meth:`exchange` (and :meth:`recorded`) may be called from several threads
+    while another reads :attr:`records`; the other recording methods from one thread at a
+    time (the one that drives the card, or the vpcd server's).
     """
 
     def __init__(
