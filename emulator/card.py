@@ -18,7 +18,7 @@ from emulator.files import Application, Ef, Handler
 from emulator.grammar import SW, ApduFormatError, CommandApdu
 from emulator.personalise import apply_profile, new_state
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, FACE_AUTH, PROFILES, STANDARD
-from emulator.redact import redact_command
+from emulator.redact import SECRET_INS, redact_command
 from emulator.state import CardState, PinChange, PinRecord, Quirks
 from emulator.store import DEFAULT_WAIT, MemoryStore, SqliteStore, Store, StoreError
 
@@ -29,7 +29,31 @@ _SW_UNKNOWN = SW.NO_PRECISE_DIAGNOSIS.to_bytes(2, "big")
 _SW_MEMORY_FAILURE = SW.MEMORY_FAILURE.to_bytes(2, "big")
 _SW_INS_NOT_SUPPORTED = SW.INS_NOT_SUPPORTED.to_bytes(2, "big")
 
-_parse = CommandApdu.from_bytes
+#: Commands parsed already, by their bytes (see :func:`_parse`), and how many it keeps.
+_PARSED: dict[bytes, CommandApdu] = {}
+_PARSED_MAX = 512
+#: Longer commands (signature inputs, certificates written) are rarely repeated.
+_PARSED_LONGEST = 32
+
+
+def _parse(raw: bytes) -> CommandApdu:
+    """``CommandApdu.from_bytes``, remembered for the short commands clients repeat (status
+    queries, SELECTs, READ BINARYs): the same bytes are the same immutable command. Never a
+    command whose data may be a PIN (:data:`~emulator.redact.SECRET_INS` with a data field):
+    no secret is kept after its command is answered."""
+    apdu = _PARSED.get(raw) if type(raw) is bytes else None
+    if apdu is None:
+        apdu = CommandApdu.from_bytes(raw)
+        if (
+            type(raw) is bytes
+            and len(raw) <= _PARSED_LONGEST
+            and not (len(raw) > 5 and raw[1] in SECRET_INS)
+        ):
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[raw] = apdu
+    return apdu
+
 
 #: Interindustry (CLA 0x) commands, by INS.
 _ISO_COMMANDS: dict[int, Handler] = {

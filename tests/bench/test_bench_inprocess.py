@@ -164,8 +164,14 @@ def test_bench_non_mutating(
     assert answers_right(benchmark(transport.transmit, apdu))
     _report(benchmark, echo_median, "ratio_to_echo")
     floor = minimal_transport()
+    # Each call gets a new bytes object, as from a reader or a session: the card remembers
+    # the commands it parsed by their bytes, and an object seen before has its hash cached.
+    held = bytearray(apdu)
     benchmark.extra_info["ratio_to_minimal"] = round(
-        _interleaved_ratio(lambda: transport.transmit(apdu), lambda: floor.transmit(apdu)), 3
+        _interleaved_ratio(
+            lambda: transport.transmit(bytes(held)), lambda: floor.transmit(bytes(held))
+        ),
+        3,
     )
 
 
