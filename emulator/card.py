@@ -18,7 +18,7 @@ from emulator.files import Application, Ef, Handler
 from emulator.grammar import SW, ApduFormatError, CommandApdu
 from emulator.personalise import apply_profile, new_state
 from emulator.profiles import ATRS, DEFAULT_ATR_FORM, FACE_AUTH, PROFILES, STANDARD
-from emulator.redact import SECRET_INS, redact_command
+from emulator.redact import has_secret_data, redact_command
 from emulator.state import CardState, PinChange, PinRecord, Quirks
 from emulator.store import DEFAULT_WAIT, MemoryStore, SqliteStore, Store, StoreError
 
@@ -39,16 +39,14 @@ _PARSED_LONGEST = 32
 def _parse(raw: bytes) -> CommandApdu:
     """``CommandApdu.from_bytes``, remembered for the short commands clients repeat (status
     queries, SELECTs, READ BINARYs): the same bytes are the same immutable command. Never a
-    command whose data may be a PIN (:data:`~emulator.redact.SECRET_INS` with a data field):
+    command whose data may be a PIN (:func:`~emulator.redact.has_secret_data`):
     no secret is kept after its command is answered."""
-    apdu = _PARSED.get(raw) if type(raw) is bytes else None
+    if type(raw) is not bytes:  # a bytearray is not hashable
+        return CommandApdu.from_bytes(raw)
+    apdu = _PARSED.get(raw)
     if apdu is None:
         apdu = CommandApdu.from_bytes(raw)
-        if (
-            type(raw) is bytes
-            and len(raw) <= _PARSED_LONGEST
-            and not (len(raw) > 5 and raw[1] in SECRET_INS)
-        ):
+        if len(raw) <= _PARSED_LONGEST and not has_secret_data(raw):
             if len(_PARSED) >= _PARSED_MAX:
                 _PARSED.clear()
             _PARSED[raw] = apdu

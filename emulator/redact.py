@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from emulator.grammar.apdu import ApduFormatError, CommandApdu
 
-__all__ = ["SECRET_INS", "is_secret", "is_secret_command", "redact_command"]
+__all__ = ["SECRET_INS", "has_secret_data", "is_secret", "is_secret_command", "redact_command"]
 
 #: Instructions whose data field is (or may be) a PIN or password, whatever the class byte:
 #: VERIFY (20, and 21 with BER-TLV data), CHANGE REFERENCE DATA (24, 25), RESET RETRY COUNTER
@@ -31,6 +31,13 @@ def is_secret_command(raw: bytes) -> bool:
     secret-bearing INS counts as secret too.
     """
     return len(raw) >= 4 and raw[1] in SECRET_INS
+
+
+def has_secret_data(raw: bytes) -> bool:
+    """True when *raw* has a secret-bearing INS and a data field, by its length alone (a
+    command of more than 5 bytes has one): what must not be kept once the command is
+    answered. An empty VERIFY (a status query) or a case-2 command has none."""
+    return len(raw) > 5 and raw[1] in SECRET_INS
 
 
 def redact_command(raw: bytes) -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from emulator.grammar import sw_name
-from emulator.redact import SECRET_INS, is_secret, redact_command
+from emulator.redact import has_secret_data, is_secret, redact_command
 from harness.clock import Clock
 from harness.trace.decode import Tracker, name_of, parse
 from harness.trace.fingerprint import DESCRIPTION, Fingerprinter
@@ -133,8 +133,7 @@ class TraceLog:
     @property
     def records(self) -> list[TraceRecord]:
         """Every record so far, in order (building those :meth:`exchange` deferred)."""
-        if self._pending:
-            self._build_pending()
+        self._build_pending()
         return self._records
 
     def exchange(self, apdu: bytes, rsp: bytes, seconds: float) -> int:
@@ -153,7 +152,7 @@ class TraceLog:
         now = time.perf_counter()
         clock = None if self.clock is None else self.clock.now()
         described = None
-        if len(apdu) > 5 and apdu[1] in SECRET_INS:  # a data field: maybe a PIN
+        if has_secret_data(apdu):
             described, apdu = self._describe(apdu), apdu[:4]
         with self._pending_lock:
             i = self.apdus
@@ -181,8 +180,7 @@ class TraceLog:
         """Record a command about to be sent; its record (``i`` is its index)."""
         i = self.apdus
         self.apdus += 1
-        if self._pending:
-            self._build_pending()
+        self._build_pending()
         return self._append(self._command_record(i, apdu, self._stamp()))
 
     def _describe(self, apdu: bytes) -> _Described:
@@ -218,8 +216,7 @@ class TraceLog:
     def answer(self, i: int, apdu: bytes, rsp: bytes, seconds: float | None) -> Rsp:
         """Record the answer *rsp* to command *i* (*apdu*), *seconds* after it was sent
         (``None``: not known)."""
-        if self._pending:
-            self._build_pending()
+        self._build_pending()
         return self._append(self._answer_record(i, apdu, rsp, seconds, self._stamp()))
 
     def _answer_record(
@@ -237,6 +234,10 @@ class TraceLog:
         )
 
     def _build_pending(self) -> None:
+        """Build the deferred exchanges' records, if any (before anything reads the records
+        or moves the selection)."""
+        if not self._pending:
+            return
         with self._pending_lock:  # one builder at a time, in order
             pending, self._pending = self._pending, []
             for item in pending:
@@ -267,15 +268,13 @@ class TraceLog:
 
     def lost(self, i: int, apdu: bytes, error: str, seconds: float | None) -> Lost:
         """Record that command *i* (*apdu*) got no answer: the card lost power / went away."""
-        if self._pending:
-            self._build_pending()
+        self._build_pending()
         self._tracker.update(apdu, None)
         return self._append(Lost(i=i, error=error, latency_ms=_ms(seconds), **self._stamp()))
 
     def reset(self, atr: bytes) -> Reset:
         """Record a reset or power-on (the selection is gone)."""
-        if self._pending:
-            self._build_pending()
+        self._build_pending()
         self._tracker.reset()
         return self._append(Reset(atr=atr, **self._stamp()))
 

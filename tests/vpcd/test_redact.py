@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.redact import is_secret_command, redact_command
+from emulator.redact import has_secret_data, is_secret_command, redact_command
 
 
 @pytest.mark.parametrize(
@@ -40,6 +40,23 @@ def test_redact_command(apdu: str, expected: str) -> None:
 @pytest.mark.parametrize("ins", [0x20, 0x21, 0x24, 0x2C, 0x32])
 def test_iso_pin_commands_are_secret_in_any_class(cla: int, ins: int) -> None:
     assert is_secret_command(bytes([cla, ins, 0, 0x80, 1, 0x31]))
+
+
+@pytest.mark.parametrize(
+    ("apdu", "secret"),
+    [
+        ("0020008004 31323334", True),  # VERIFY with a PIN
+        ("8032008004 31323334", True),  # JICSAP CHANGE KEY
+        ("00200080", False),  # empty VERIFY: a status query
+        ("0020008004", False),  # case 2: Le, no data
+        ("00A4040C0AD392F000260100000001", False),  # SELECT: not a secret INS
+    ],
+)
+def test_secret_data_needs_a_secret_ins_and_a_data_field(apdu: str, secret: bool) -> None:
+    raw = bytes.fromhex(apdu.replace(" ", ""))
+    assert has_secret_data(raw) is secret
+    if secret:
+        assert is_secret_command(raw)  # what has secret data is a secret command
 
 
 _HEADERS = st.sampled_from(
