@@ -196,9 +196,14 @@ def _click(driver: Any, css: str) -> None:
 
 
 def _text(driver: Any, css: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)
+    # Found and read in one script: the page re-renders on every push, so an element
+    # found by one WebDriver call may be stale by the next.
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", css
+    )
+    if text is None:
+        raise LookupError(f"no element matches {css}")
+    return str(text)
 
 
 def test_the_page_steers_the_served_card(browser: Any, served: Served) -> None:
