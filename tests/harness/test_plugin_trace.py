@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.trace import Cmd, Control, read_trace
+from tests.support.secrets import leaked_forms
 
 pytest_plugins = ["pytester"]
 
@@ -84,14 +85,14 @@ def test_a_failed_test_reports_its_trace_and_findings_in_terminal_and_junit(
             "2 decrement(s) in * APDUs: JPKI auth PIN 2",
         ]
     )
-    assert SECRET not in out and SECRET.encode().hex() not in out.lower()
+    assert leaked_forms(out, SECRET) == []
     case = next(c for c in ET.parse(xml).iter("testcase") if c.get("name") == "test_login")
     failure = case.find("failure")
     assert failure is not None and failure.text is not None
     assert "myna-hil trace" in failure.text
     assert "automatic retry by the app" in failure.text
     assert re.search(r"VERIFY.*jpki/auth.*63C2", failure.text)
-    assert SECRET not in xml.read_text()
+    assert leaked_forms(xml.read_text(), SECRET) == []
     passed = next(c for c in ET.parse(xml).iter("testcase") if c.get("name") == "test_passes")
     assert "myna-hil trace" not in ET.tostring(passed, encoding="unicode")
 
@@ -116,7 +117,7 @@ def test_without_a_card():
     assert len(files) == 4  # the card-less test has no trace; the two parameters two files
     for f in files:
         assert re.fullmatch(r"[A-Za-z0-9._-]+\.jsonl", f.name), f.name
-        assert SECRET not in f.read_text()
+        assert leaked_forms(f.read_text(), SECRET) == []
     login = next(f for f in files if "test_login" in f.name)
     records = read_trace(login)
     verifies = [r for r in records if isinstance(r, Cmd) and r.pin == "auth" and r.fp]
@@ -184,7 +185,7 @@ def test_phantom_decrements_fail_the_test_naming_pin_and_command(
             "application's PIN: this is the JPKI auth PIN's value*",
         ]
     )
-    assert SECRET not in result.stdout.str()
+    assert leaked_forms(result.stdout.str(), SECRET) == []
 
 
 VPCD = """
