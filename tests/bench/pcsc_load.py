@@ -1,16 +1,19 @@
 """The APDU mixes of the PC/SC benchmarks, and one load-generating client process.
 
-``python -m tests.bench.pcsc_load READER MIX`` connects to READER through pyscard -> pcscd,
-warms up, prints ``ready ATR``, then for every ``START SECONDS`` line on stdin
-(``time.monotonic()`` values: the same clock in every process on Linux) sends MIX round robin
-from START for SECONDS and prints ``APDUS ELAPSED``, until stdin ends. The scale benchmark runs
-one per slot, all in the same windows.
+``python -m tests.bench.pcsc_load MIX READER [READER ...]`` connects to each READER through
+pyscard -> pcscd, warms up, prints ``ready ATR [ATR ...]``, then for every
+``START SECONDS [WHICH]`` line on stdin (``time.monotonic()`` values: the same clock in every
+process on Linux) sends MIX round robin to reader number WHICH (default 0) from START for
+SECONDS and prints ``APDUS ELAPSED``, until stdin ends. The scale benchmark runs one per
+slot, all in the same windows; with two readers each, the clients switch between two cards
+window by window.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from contextlib import ExitStack
 
 from harness.hil.pcsc import PcscTransport
 
@@ -30,17 +33,19 @@ MIXES = {"read": READ_MIX, "status": STATUS_MIX}
 
 
 def main(argv: list[str]) -> int:
-    reader, mix_name = argv
+    mix_name, *readers = argv
     mix = MIXES[mix_name]
-    with PcscTransport(reader, wait=60) as transport:
-        transmit = transport.transmit
-        for apdu in [SELECT_JPKI, *READ_MIX, *mix]:
-            transmit(apdu)
-        print("ready", transport.atr.hex().upper(), flush=True)
+    with ExitStack() as stack:
+        transports = [stack.enter_context(PcscTransport(r, wait=60)) for r in readers]
+        for transport in transports:
+            for apdu in [SELECT_JPKI, *READ_MIX, *mix]:
+                transport.transmit(apdu)
+        print("ready", *(t.atr.hex().upper() for t in transports), flush=True)
         for line in sys.stdin:
-            start, seconds = (float(v) for v in line.split())
-            time.sleep(max(0.0, start - time.monotonic()))
-            end = start + seconds
+            start, seconds, *which = line.split()
+            transmit = transports[int(which[0]) if which else 0].transmit
+            time.sleep(max(0.0, float(start) - time.monotonic()))
+            end = float(start) + float(seconds)
             count = 0
             began = time.monotonic()
             while time.monotonic() < end:
