@@ -2,8 +2,9 @@
 
 A 4-digit PIN occurs by chance inside any long run of digits or hex digits -- a time
 stamp's microseconds, a ``perf_counter`` value, a fingerprint, a certificate, a random My
-Number -- about once in 10,000 windows. A test that looked for ``1234`` anywhere in a trace
-failed about once in a few hundred runs with nothing leaked. A leaked value stands on its
+Number -- about once in 10,000 windows, so a test that looks for ``1234`` anywhere in a
+trace can fail with nothing leaked (by estimate, up to once in a few hundred runs per
+test). A leaked value stands on its
 own (``pin=1234``, ``"1234"``) or is ASCII hex (``31323334``, eight hex digits: one chance
 in 4·10⁹ per window). So:
 

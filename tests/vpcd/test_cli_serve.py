@@ -82,9 +82,7 @@ def test_serves_until_signalled_then_exits_0(vpcd: FakeVpcd, sig: signal.Signals
         assert proc.wait(timeout=10) == 0
         vpcd.assert_closed_by_card()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _reap(proc)
     assert proc.stderr is not None
     log = proc.stderr.read()
     assert "card inserted into vpcd" in log
@@ -114,9 +112,7 @@ def test_memory_card_in_two_slots(layout: list[str]) -> None:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _reap(proc)
         first.close()
         second.close()
 
@@ -143,10 +139,15 @@ def _start_two(*args: str) -> tuple[subprocess.Popen[str], FakeVpcd, FakeVpcd]:
     return proc, first, second
 
 
-def _end(proc: subprocess.Popen[str], *fakes: FakeVpcd) -> str:
+def _reap(proc: subprocess.Popen[str]) -> None:
+    """Kill *proc* if a failed step left it running."""
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def _end(proc: subprocess.Popen[str], *fakes: FakeVpcd) -> str:
+    _reap(proc)
     for fake in fakes:
         fake.close()
     assert proc.stderr is not None
@@ -303,9 +304,7 @@ def test_echo_sized_answers_the_bytes_le_asks_for(vpcd: FakeVpcd) -> None:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _reap(proc)
 
 
 def test_echo_sized_and_state_files_do_not_mix() -> None:
